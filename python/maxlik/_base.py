@@ -1,0 +1,112 @@
+"""Estimator plumbing shared by maxlik's models: the scikit-learn contract
+(get_params / set_params / clone / repr / tags) without importing scikit-learn
+at run time."""
+from __future__ import annotations
+
+import copy
+import inspect
+
+import numpy as np
+
+__all__ = ["BaseEstimator", "NotFittedError", "ConvergenceWarning", "check_is_fitted"]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when an estimator is used before ``fit`` (as in scikit-learn)."""
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative fit stopped at max_iter before reaching its tolerance."""
+
+
+def check_is_fitted(estimator, attribute: str) -> None:
+    if not hasattr(estimator, attribute):
+        raise NotFittedError(
+            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
+            "appropriate arguments before using this estimator."
+        )
+
+
+class BaseEstimator:
+    """get_params / set_params / repr following scikit-learn's conventions.
+
+    Subclasses list their hyper-parameters as keyword arguments of
+    ``__init__``, which only stores them.
+    """
+
+    _estimator_type: str | None = None
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        init = cls.__init__
+        if init is object.__init__:
+            return []
+        sig = inspect.signature(init)
+        return sorted(p.name for p in sig.parameters.values()
+                      if p.name != "self" and p.kind != p.VAR_KEYWORD)
+
+    def get_params(self, deep: bool = True) -> dict:
+        out = {}
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                for k, v in value.get_params().items():
+                    out[f"{name}__{k}"] = v
+            out[name] = value
+        return out
+
+    def set_params(self, **params):
+        if not params:
+            return self
+        valid = self.get_params(deep=True)
+        nested = {}
+        for key, value in params.items():
+            name, delim, sub = key.partition("__")
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for estimator {type(self).__name__}. "
+                    f"Valid parameters are: {sorted(self._get_param_names())!r}."
+                )
+            if delim:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
+        return self
+
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__)
+        parts = []
+        for name in self._get_param_names():
+            default = sig.parameters[name].default
+            value = getattr(self, name, None)
+            same = False
+            try:
+                same = value is default or (not isinstance(value, np.ndarray) and value == default)
+            except Exception:
+                same = False
+            if not same:
+                parts.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def __getstate__(self):
+        return copy.copy(self.__dict__)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def __sklearn_tags__(self):
+        # Only scikit-learn calls this, so importing it here is safe.
+        from sklearn.utils import Tags, TargetTags, InputTags, ClassifierTags, RegressorTags, TransformerTags
+
+        kind = self._estimator_type
+        tags = Tags(
+            estimator_type=kind,
+            target_tags=TargetTags(required=kind in ("classifier", "regressor")),
+            transformer_tags=TransformerTags() if hasattr(self, "transform") else None,
+            classifier_tags=ClassifierTags() if kind == "classifier" else None,
+            regressor_tags=RegressorTags() if kind == "regressor" else None,
+            input_tags=InputTags(),
+        )
+        return tags

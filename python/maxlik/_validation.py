@@ -1,0 +1,274 @@
+"""The one input-validation layer of maxlik.
+
+Every public function and estimator converts and checks its inputs here, so
+that every message has the same shape: it names the argument, says what was
+expected and what came.
+
+dtype policy (``as_float_array``):
+  bool / integer  -> float64
+  float16         -> float32
+  float32/float64 -> kept
+  longdouble      -> float64 (the kernels are float32/float64 only)
+  object, complex, str, datetime, ... -> TypeError
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+from typing import Iterable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "as_float_array",
+    "result_float_dtype",
+    "check_finite",
+    "check_axis",
+    "check_int",
+    "check_float",
+    "check_option",
+    "check_bool",
+    "check_sample_weight",
+    "check_random_state",
+    "check_same_dtype",
+]
+
+
+def _describe(x) -> str:
+    if isinstance(x, np.ndarray):
+        return f"array of dtype {x.dtype} and shape {x.shape}"
+    return f"{type(x).__name__} {x!r}" if np.isscalar(x) else type(x).__name__
+
+
+def result_float_dtype(dtype) -> np.dtype:
+    """The float dtype maxlik computes in for an input of `dtype` (see module doc)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "biu":
+        return np.dtype(np.float64)
+    if dtype.kind == "f":
+        if dtype.itemsize <= 2:
+            return np.dtype(np.float32)
+        if dtype.itemsize == 4:
+            return np.dtype(np.float32)
+        return np.dtype(np.float64)
+    raise TypeError(f"unsupported dtype {dtype}")
+
+
+def as_float_array(
+    x,
+    name: str,
+    *,
+    ndim: int | Sequence[int] | None = None,
+    dtype=None,
+    finite: bool = False,
+    order: str | None = "C",
+    min_rows: int = 0,
+    copy: bool = False,
+) -> np.ndarray:
+    """Convert `x` to a float32/float64 numpy array, or raise naming `name`.
+
+    Parameters
+    ----------
+    x : array_like
+    name : str
+        The argument's name, used in error messages.
+    ndim : int or sequence of int, optional
+        Allowed numbers of dimensions.
+    dtype : {None, np.float32, np.float64}
+        Force this dtype; by default the dtype policy of this module applies.
+    finite : bool
+        If True, NaN / inf raise ValueError naming the first bad row.
+    order : {"C", None}
+        "C" returns a C-contiguous array (copying when needed); None keeps
+        the memory layout.
+    min_rows : int
+        Minimum size of the first axis.
+    copy : bool
+        Always return a fresh array.
+    """
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{name} must be a numeric array, got {_describe(x)}")
+    if hasattr(x, "__array_namespace__") and not isinstance(x, np.ndarray):
+        # dask / torch / cupy arrays: only numpy is handled here.
+        mod = type(x).__module__.split(".")[0]
+        if mod == "dask":
+            raise TypeError(
+                f"{name} is a dask array; this function needs a numpy array "
+                "(call .compute() first, or use an estimator's dask support)"
+            )
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists, bad objects
+        raise TypeError(f"{name} must be a numeric array, got {_describe(x)}: {exc}") from None
+    kind = arr.dtype.kind
+    if kind not in "biuf":
+        what = {"c": "complex", "O": "object", "U": "string", "S": "bytes", "M": "datetime",
+                "m": "timedelta", "V": "structured"}.get(kind, str(arr.dtype))
+        raise TypeError(
+            f"{name} must have a real numeric dtype (bool, int or float); got {what} dtype "
+            f"{arr.dtype}"
+        )
+    target = np.dtype(dtype) if dtype is not None else result_float_dtype(arr.dtype)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            exp = " or ".join(f"{d}-D" for d in allowed)
+            raise ValueError(f"{name} must be {exp}; got a {arr.ndim}-D array of shape {arr.shape}")
+    if min_rows and (arr.ndim == 0 or arr.shape[0] < min_rows):
+        got = arr.shape[0] if arr.ndim else 0
+        raise ValueError(f"{name} needs at least {min_rows} row(s); got {got} (shape {arr.shape})")
+    source = arr
+    if order == "C":
+        arr = np.ascontiguousarray(arr, dtype=target)
+    else:
+        arr = arr.astype(target, copy=False)
+    if copy and np.may_share_memory(arr, source):
+        arr = arr.copy()
+    if finite:
+        check_finite(arr, name)
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """Raise ValueError naming `name` and the first row holding NaN or inf."""
+    if arr.size == 0:
+        return
+    # np.isfinite(arr.sum()) is one cheap pass; only on failure find the row.
+    with np.errstate(all="ignore"):
+        total = arr.sum(dtype=np.float64)
+    if np.isfinite(total):
+        return
+    bad = ~np.isfinite(arr)
+    if not bad.any():
+        return  # the sum overflowed but every element is finite
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must be finite; got {arr[()]}")
+    rows = bad.reshape(arr.shape[0], -1).any(axis=1)
+    i = int(np.argmax(rows))
+    what = "NaN" if np.isnan(arr[i]).any() else "infinity"
+    raise ValueError(
+        f"{name} contains {what} (first at row {i}); remove or impute such rows first"
+    )
+
+
+def check_axis(axis, ndim: int, name: str = "axis") -> tuple[int, ...]:
+    """Normalise `axis` (None, int or tuple of int) to a sorted tuple of axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    items = axis if isinstance(axis, tuple) else (axis,)
+    if isinstance(axis, list):
+        raise TypeError(f"{name} must be None, an int or a tuple of ints; got a list {axis!r}")
+    out = []
+    for ax in items:
+        if isinstance(ax, (bool, np.bool_)):
+            raise TypeError(f"{name} must be None, an int or a tuple of ints; got {ax!r}")
+        try:
+            ax = operator.index(ax)
+        except TypeError:
+            raise TypeError(
+                f"{name} must be None, an int or a tuple of ints; got {_describe(ax)}"
+            ) from None
+        if not -ndim <= ax < ndim:
+            raise ValueError(
+                f"{name}={ax} is out of range for an array with {ndim} dimension(s)"
+            )
+        out.append(ax % ndim if ndim else ax)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} contains a repeated axis: {axis!r}")
+    return tuple(sorted(out))
+
+
+def check_int(value, name: str, *, min: int | None = None, max: int | None = None) -> int:
+    """An integer argument (bools rejected) within [min, max]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {_describe(value)}")
+    value = int(value)
+    if min is not None and value < min:
+        raise ValueError(f"{name} must be >= {min}; got {value}")
+    if max is not None and value > max:
+        raise ValueError(f"{name} must be <= {max}; got {value}")
+    return value
+
+
+def check_float(
+    value,
+    name: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    min_inclusive: bool = True,
+    max_inclusive: bool = True,
+) -> float:
+    """A real scalar argument (finite) within the given bounds."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {_describe(value)}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {value}")
+    if min is not None and (value < min or (not min_inclusive and value == min)):
+        op = ">=" if min_inclusive else ">"
+        raise ValueError(f"{name} must be {op} {min}; got {value}")
+    if max is not None and (value > max or (not max_inclusive and value == max)):
+        op = "<=" if max_inclusive else "<"
+        raise ValueError(f"{name} must be {op} {max}; got {value}")
+    return value
+
+
+def check_option(value, name: str, options: Iterable[str]):
+    """One of a fixed set of string options."""
+    options = tuple(options)
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
+    return value
+
+
+def check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {_describe(value)}")
+    return bool(value)
+
+
+def check_sample_weight(sample_weight, n_samples: int, dtype=np.float64,
+                        name: str = "sample_weight") -> np.ndarray:
+    """Per-row non-negative finite weights; None gives ones.
+
+    Raises ValueError for a wrong length, negative / non-finite weights, or
+    weights that sum to zero.
+    """
+    if sample_weight is None:
+        return np.ones(n_samples, dtype=dtype)
+    if np.isscalar(sample_weight) and not isinstance(sample_weight, (str, bytes)):
+        w = np.full(n_samples, float(sample_weight), dtype=dtype)
+    else:
+        w = as_float_array(sample_weight, name, ndim=1, dtype=dtype)
+    if w.shape[0] != n_samples:
+        raise ValueError(f"{name} must have shape ({n_samples},) to match X; got shape {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"{name} must be finite")
+    if np.any(w < 0):
+        i = int(np.argmax(w < 0))
+        raise ValueError(f"{name} must be non-negative; got {w[i]} at index {i}")
+    if n_samples and not np.any(w > 0):
+        raise ValueError(f"{name} must have at least one positive weight")
+    return w
+
+
+def check_random_state(seed) -> np.random.RandomState:
+    """None / int / RandomState / Generator -> a RandomState (scikit-learn convention)."""
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if isinstance(seed, (numbers.Integral, np.integer)) and not isinstance(seed, bool):
+        return np.random.RandomState(int(seed))
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    if isinstance(seed, np.random.Generator):
+        return np.random.RandomState(seed.integers(0, 2**31 - 1))
+    raise TypeError(
+        f"random_state must be None, an int, a numpy RandomState or Generator; got {_describe(seed)}"
+    )
+
+
+def check_same_dtype(*arrays: np.ndarray) -> np.dtype:
+    """The common float dtype (float64 if any is float64), for kernels that need one."""
+    dt = np.result_type(*[a.dtype for a in arrays])
+    return np.dtype(np.float64) if dt != np.float32 else np.dtype(np.float32)

@@ -1,0 +1,4 @@
+"""divergences"""
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,4 @@
+"""linear_model"""
+from __future__ import annotations
+
+__all__: list[str] = []

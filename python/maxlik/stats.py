@@ -1,0 +1,4 @@
+"""stats"""
+from __future__ import annotations
+
+__all__: list[str] = []
