@@ -1,0 +1,4 @@
+"""Result objects (frozen dataclasses)."""
+from __future__ import annotations
+
+__all__: list[str] = []
