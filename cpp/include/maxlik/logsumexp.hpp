@@ -48,6 +48,8 @@ inline void merge(Acc& x, const Acc& y) {
   } else if (y.m < x.m) {
     x.S += (y.W + y.S) * simd::exp1<double>(y.m - x.m);
   } else {  // equal maxima (also both -inf / +inf), or a NaN (S is NaN then)
+    if (x.m == std::numeric_limits<double>::infinity() && ((x.W > 0 && y.W < 0) || (x.W < 0 && y.W > 0)))
+      x.W = std::numeric_limits<double>::quiet_NaN();  // +inf - inf
     x.W += y.W;
     x.S += y.S;
     if (y.m != y.m) x.m = y.m;
@@ -138,6 +140,18 @@ inline Acc chunk_state(const T* x, const T* b, std::ptrdiff_t bsi, std::size_t n
   a.m = static_cast<double>(m);
   a.S = static_cast<double>(simd::hsum<T>(s0 + s1));
   a.W = static_cast<double>(simd::hsum<T>(w0 + w1));
+  if (b && m == std::numeric_limits<T>::infinity()) {
+    // +inf terms with weights of both signs: inf - inf is NaN (rare path)
+    bool pos = false, neg = false;
+    for (std::size_t k = 0; k < n; ++k) {
+      const T bk = b[static_cast<std::ptrdiff_t>(k) * bsi];
+      if (x[k] == m) {
+        pos |= bk > 0;
+        neg |= bk < 0;
+      }
+    }
+    if (pos && neg) a.W = std::numeric_limits<double>::quiet_NaN();
+  }
   return a;
 }
 
