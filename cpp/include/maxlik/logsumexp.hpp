@@ -60,8 +60,52 @@ inline constexpr std::size_t kChunk = 1024;       // elements per chunk (8 KB in
 inline constexpr std::size_t kChunksPerRange = 64;  // chunks merged per range (fixed)
 
 // ---- one contiguous chunk --------------------------------------------------------
+// Unweighted: the hot path. Padding lanes hold -inf: they add e^{-inf} = 0 to
+// S and never equal a finite max (for an all -inf chunk W is irrelevant).
+template <class T>
+MAXLIK_INLINE Acc chunk_state_unweighted(const T* x, std::size_t n) {
+  using V = simd::vec<T>;
+  constexpr int Ln = simd::lanes<T>;
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  const V vninf = simd::set1<T>(ninf);
+  const V zero{};
+  const V one = simd::set1<T>(T(1));
+  const std::size_t nv = n / Ln * Ln;
+  const int tail = static_cast<int>(n - nv);
+  V vm0 = vninf, vm1 = vninf;
+  std::size_t i = 0;
+  for (; i + 2 * Ln <= nv; i += 2 * Ln) {
+    vm0 = simd::max<T>(vm0, simd::load<T>(x + i));
+    vm1 = simd::max<T>(vm1, simd::load<T>(x + i + Ln));
+  }
+  if (i < nv) vm0 = simd::max<T>(vm0, simd::load<T>(x + i));
+  const V xt = tail ? simd::load_partial<T>(x + nv, tail, ninf) : vninf;
+  vm1 = simd::max<T>(vm1, xt);
+  const T m = simd::hmax<T>(simd::max<T>(vm0, vm1));
+  const V vm = simd::set1<T>(m);
+  V s0 = zero, s1 = zero, w0 = zero, w1 = zero;
+  auto step = [&](V xv, V& s, V& w) {
+    const auto eq = xv == vm;
+    const V e = simd::exp_nonpositive<T>(xv - vm);
+    s += eq ? zero : e;
+    w += eq ? one : zero;
+  };
+  for (i = 0; i + 2 * Ln <= nv; i += 2 * Ln) {
+    step(simd::load<T>(x + i), s0, w0);
+    step(simd::load<T>(x + i + Ln), s1, w1);
+  }
+  if (i < nv) step(simd::load<T>(x + i), s0, w0);
+  if (tail) step(xt, s1, w1);
+  Acc a;
+  a.m = static_cast<double>(m);
+  a.S = static_cast<double>(simd::hsum<T>(s0 + s1));
+  a.W = static_cast<double>(simd::hsum<T>(w0 + w1));
+  return a;
+}
+
 template <class T>
 inline Acc chunk_state(const T* x, const T* b, std::ptrdiff_t bsi, std::size_t n) {
+  if (!b) return chunk_state_unweighted<T>(x, n);
   using V = simd::vec<T>;
   constexpr int Ln = simd::lanes<T>;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
@@ -340,6 +384,19 @@ void column_block(const T* base, std::ptrdiff_t si, const T* b, std::ptrdiff_t b
       blk.m = static_cast<double>(vmax[c / Ln][c % Ln]);
       blk.S = static_cast<double>(vs[c / Ln][c % Ln]);
       blk.W = static_cast<double>(vw[c / Ln][c % Ln]);
+      if (b && blk.m == std::numeric_limits<double>::infinity()) {
+        // +inf terms with weights of both signs: inf - inf is NaN (rare path)
+        bool pos = false, neg = false;
+        for (std::size_t r = rb; r < re; ++r) {
+          const std::ptrdiff_t ri = static_cast<std::ptrdiff_t>(r);
+          const T bb = b[ri * bsi + static_cast<std::ptrdiff_t>(c)];
+          if (bb != T(0) && base[ri * si + static_cast<std::ptrdiff_t>(c)] == -ninf) {
+            pos |= bb > 0;
+            neg |= bb < 0;
+          }
+        }
+        if (pos && neg) blk.W = std::numeric_limits<double>::quiet_NaN();
+      }
       if (rb == r0) st[c] = blk;
       else merge(st[c], blk);
     }
@@ -407,7 +464,8 @@ void logsumexp(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdiff_t 
       Acc st[kRowBlock];
       for (std::size_t k = r0; k < r1; ++k) {
         const T* bp = b ? b + static_cast<std::ptrdiff_t>(k / a.no) * bsb + static_cast<std::ptrdiff_t>(k % a.no) * bso : nullptr;
-        st[k - r0] = chunk_state<T>(a.p + a.off(k), bp, bsi, a.L);
+        st[k - r0] = b ? chunk_state<T>(a.p + a.off(k), bp, bsi, a.L)
+                       : chunk_state_unweighted<T>(a.p + a.off(k), a.L);
       }
       if (b) {
         for (std::size_t k = r0; k < r1; ++k) finalize<T>(st[k - r0], out + k, sign ? sign + k : nullptr, return_sign);
