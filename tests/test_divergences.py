@@ -145,3 +145,289 @@ def test_kl_std_normal_infinite_logvar_gradients():
                                                   return_grad=True)
     assert kl[0] == np.inf
     assert g_lv[0, 0] == np.inf and g_lv[0, 1] == -0.5
+
+
+# --------------------------------------------------------------------------- #
+# discrete: entropy, cross_entropy, kl_divergence
+# --------------------------------------------------------------------------- #
+from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+
+def test_coin_kl_in_bits():
+    fair, biased = [0.5, 0.5], [0.25, 0.75]
+    assert maxlik.kl_divergence(fair, biased, base=2) == pytest.approx(0.2075187496394219, abs=1e-15)
+    assert maxlik.kl_divergence(biased, fair, base=2) == pytest.approx(0.18872187554086717, abs=1e-15)
+    assert round(float(maxlik.kl_divergence(fair, biased, base=2)), 4) == 0.2075
+    assert round(float(maxlik.kl_divergence(biased, fair, base=2)), 4) == 0.1887
+    assert maxlik.entropy(fair, base=2) == 1.0
+
+
+def _dirichlet_rows(rng, n, d, zeros=False, dtype=np.float64):
+    p = rng.dirichlet(np.full(d, 0.7), size=n)
+    if zeros:
+        p[rng.random((n, d)) < 0.2] = 0.0
+        p[p.sum(1) == 0, 0] = 1.0
+        p /= p.sum(1, keepdims=True)
+    return p.astype(dtype)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 5, 8, 17, 64])
+def test_discrete_against_scipy(rng, d):
+    stats = pytest.importorskip("scipy.stats")
+    special = pytest.importorskip("scipy.special")
+    p = _dirichlet_rows(rng, 1300, d, zeros=True)
+    q = _dirichlet_rows(rng, 1300, d)
+    np.testing.assert_allclose(maxlik.entropy(p), stats.entropy(p, axis=1), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(maxlik.kl_divergence(p, q), special.rel_entr(p, q).sum(1),
+                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(maxlik.kl_divergence(p, q, base=2), stats.entropy(p, q, base=2, axis=1),
+                               rtol=1e-12, atol=1e-14)
+    ce_ref = -np.sum(np.where(p > 0, p * np.log(q), 0.0), axis=1)
+    np.testing.assert_allclose(maxlik.cross_entropy(p, q), ce_ref, rtol=1e-13, atol=1e-15)
+
+
+def test_discrete_float32(rng):
+    stats = pytest.importorskip("scipy.stats")
+    p = _dirichlet_rows(rng, 700, 10, zeros=True, dtype=np.float32)
+    q = _dirichlet_rows(rng, 700, 10, dtype=np.float32)
+    h = maxlik.entropy(p)
+    kl = maxlik.kl_divergence(p, q)
+    assert h.dtype == np.float32 and kl.dtype == np.float32
+    p64, q64 = p.astype(np.float64), q.astype(np.float64)
+    np.testing.assert_allclose(h, stats.entropy(p64 / p64.sum(1, keepdims=True), axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(kl, stats.entropy(p64, q64, axis=1), rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 12).flatmap(
+        lambda d: st.tuples(
+            hnp.arrays(np.float64, (3, d), elements=st.floats(0, 1e3)),
+            hnp.arrays(np.float64, (3, d), elements=st.floats(1e-6, 1e3)),
+        )
+    )
+)
+def test_ce_equals_h_plus_kl(pq):
+    p, q = pq
+    p = p.copy()
+    p[:, 0] += 1.0  # non-zero rows
+    p /= p.sum(1, keepdims=True)
+    q = q / q.sum(1, keepdims=True)
+    h = maxlik.entropy(p, normalize=True)
+    ce = maxlik.cross_entropy(p, q, normalize=True)
+    kl = maxlik.kl_divergence(p, q, normalize=True)
+    np.testing.assert_allclose(ce, h + kl, rtol=1e-12, atol=1e-12)
+    assert np.all(kl >= -1e-12)
+    # base scaling is consistent
+    np.testing.assert_allclose(maxlik.cross_entropy(p, q, base=2, normalize=True),
+                               ce / np.log(2), rtol=1e-14)
+
+
+def test_empirical_cross_entropy_is_negative_mean_log_likelihood(rng):
+    K = 6
+    q = rng.dirichlet(np.ones(K))
+    labels = rng.integers(0, K, size=5000)
+    p_hat = np.bincount(labels, minlength=K) / labels.size
+    nll = -np.mean(np.log(q[labels]))
+    assert maxlik.cross_entropy(p_hat, q) == pytest.approx(nll, rel=1e-13)
+    # ... and the MLE of q minimises it: CE(p̂, p̂) = H(p̂) <= CE(p̂, q)
+    assert maxlik.cross_entropy(p_hat, p_hat) == pytest.approx(maxlik.entropy(p_hat), rel=1e-14)
+    assert maxlik.entropy(p_hat) < maxlik.cross_entropy(p_hat, q)
+
+
+def test_zero_conventions():
+    assert maxlik.entropy([1.0, 0.0]) == 0.0
+    assert not np.signbit(maxlik.entropy([1.0, 0.0]))
+    assert maxlik.kl_divergence([0.0, 1.0], [0.0, 1.0]) == 0.0  # 0 log(0/0) = 0
+    assert maxlik.kl_divergence([0.0, 1.0], [0.5, 0.5]) == pytest.approx(np.log(2))
+    assert maxlik.kl_divergence([0.5, 0.5], [1.0, 0.0]) == np.inf  # q = 0 < p
+    assert maxlik.cross_entropy([0.5, 0.5], [1.0, 0.0]) == np.inf
+    assert maxlik.cross_entropy([1.0, 0.0], [1.0, 0.0]) == 0.0
+    # subnormal q: p/q overflows but the KL is finite
+    tiny = 5e-324
+    kl = maxlik.kl_divergence([1.0, 0.0], [1.0 - tiny, tiny])
+    assert kl == 0.0
+    kl = maxlik.kl_divergence([1e-300, 1 - 1e-300], [tiny, 1.0 - tiny])
+    assert np.isfinite(kl)
+    assert kl == pytest.approx(1e-300 * (np.log(1e-300) - np.log(tiny)), rel=1e-12)
+
+
+def test_axis_and_broadcasting(rng):
+    stats = pytest.importorskip("scipy.stats")
+    p = rng.dirichlet(np.ones(4), size=(3, 5)).transpose(0, 2, 1)  # distributions on axis 1
+    q = rng.dirichlet(np.ones(4))
+    out = maxlik.kl_divergence(p, q[:, None], axis=1)
+    assert out.shape == (3, 5)
+    np.testing.assert_allclose(out, stats.entropy(p, q[:, None] * np.ones_like(p), axis=1), rtol=1e-12)
+    # one q row against many p rows: no copy path, same numbers
+    P = rng.dirichlet(np.ones(7), size=2000)
+    Q = rng.dirichlet(np.ones(7))
+    np.testing.assert_allclose(maxlik.kl_divergence(P, Q), maxlik.kl_divergence(P, np.tile(Q, (2000, 1))),
+                               rtol=0, atol=0)
+    assert np.ndim(maxlik.entropy(Q)) == 0
+    with pytest.raises(ValueError, match="broadcast"):
+        maxlik.kl_divergence(np.full((3, 4), 0.25), np.full((2, 4), 0.25))
+    with pytest.raises(ValueError, match="axis"):
+        maxlik.entropy([0.5, 0.5], axis=1)
+    with pytest.raises(TypeError, match="axis"):
+        maxlik.entropy([0.5, 0.5], axis=None)
+
+
+def test_no_silent_normalisation():
+    with pytest.raises(ValueError, match=r"p must sum to 1.*normalize=True"):
+        maxlik.entropy([1.0, 2.0, 1.0])
+    with pytest.raises(ValueError, match=r"q must sum to 1"):
+        maxlik.kl_divergence([0.5, 0.5], [0.5, 0.6])
+    with pytest.raises(ValueError, match=r"distribution 1"):
+        maxlik.entropy([[0.5, 0.5], [0.5, 0.4]])
+    # normalize=True divides by the sum, like scipy.stats.entropy
+    stats = pytest.importorskip("scipy.stats")
+    counts = np.array([[3.0, 1.0, 0.0, 6.0], [1e6, 1.0, 2.0, 3.0]])
+    ref_q = np.array([1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_allclose(maxlik.entropy(counts, normalize=True), stats.entropy(counts, axis=1), rtol=1e-13)
+    np.testing.assert_allclose(maxlik.kl_divergence(counts, ref_q, normalize=True),
+                               stats.entropy(counts, ref_q[None], axis=1), rtol=1e-12)
+    # rounding-sized deviations are accepted and corrected exactly
+    p = np.array([0.1, 0.2, 0.7 + 1e-9])
+    assert maxlik.entropy(p, normalize=True) == pytest.approx(stats.entropy(p), rel=1e-14)
+    with pytest.raises(ValueError, match="positive finite sum"):
+        maxlik.entropy([[0.0, 0.0]], normalize=True)
+
+
+def test_bad_probabilities():
+    with pytest.raises(ValueError, match=r"p must hold probabilities.*-0.1"):
+        maxlik.entropy([1.1, -0.1])
+    with pytest.raises(ValueError, match=r"q must hold probabilities.*nan"):
+        maxlik.kl_divergence([0.5, 0.5], [np.nan, 0.5])
+    with pytest.raises(ValueError, match=r"p must hold probabilities"):
+        maxlik.cross_entropy([np.nan, 1.0], [0.5, 0.5], normalize=True)
+    with pytest.raises(ValueError, match="p must sum to 1"):
+        maxlik.entropy([np.inf, 0.0])
+    with pytest.raises(TypeError, match="p"):
+        maxlik.entropy(["a", "b"])
+    with pytest.raises(ValueError, match="base"):
+        maxlik.entropy([0.5, 0.5], base=1)
+    with pytest.raises(ValueError, match="p must have at least 1 dimension"):
+        maxlik.entropy(1.0)
+
+
+def test_discrete_threads_bit_identical(rng, threads):
+    p = _dirichlet_rows(rng, 4000, 9, zeros=True)
+    q = _dirichlet_rows(rng, 4000, 9)
+    threads(1)
+    a = (maxlik.entropy(p), maxlik.kl_divergence(p, q), maxlik.cross_entropy(p, q))
+    threads(2)
+    b = (maxlik.entropy(p), maxlik.kl_divergence(p, q), maxlik.cross_entropy(p, q))
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+# --------------------------------------------------------------------------- #
+# gaussian_kl
+# --------------------------------------------------------------------------- #
+def _random_spd(rng, d, scale=1.0):
+    a = rng.normal(size=(d, d))
+    return scale * (a @ a.T / d + 0.5 * np.eye(d))
+
+
+def _kl_full_ref(m0, S0, m1, S1):
+    d = len(m0)
+    S1i = np.linalg.inv(S1)
+    dm = m1 - m0
+    return 0.5 * (np.trace(S1i @ S0) + dm @ S1i @ dm - d
+                  + np.linalg.slogdet(S1)[1] - np.linalg.slogdet(S0)[1])
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 16])
+def test_gaussian_kl_full_matches_formula_and_torch(rng, d):
+    m0, m1 = rng.normal(size=d), rng.normal(size=d)
+    S0, S1 = _random_spd(rng, d), _random_spd(rng, d, 2.0)
+    kl = maxlik.gaussian_kl(m0, S0, m1, S1)
+    assert kl == pytest.approx(_kl_full_ref(m0, S0, m1, S1), rel=1e-10)
+    assert maxlik.gaussian_kl(m0, S0, m0, S0) == pytest.approx(0.0, abs=1e-13)
+    torch = pytest.importorskip("torch")
+    td = torch.distributions
+    P = td.MultivariateNormal(torch.from_numpy(m0), covariance_matrix=torch.from_numpy(S0))
+    Q = td.MultivariateNormal(torch.from_numpy(m1), covariance_matrix=torch.from_numpy(S1))
+    assert kl == pytest.approx(float(td.kl_divergence(P, Q)), rel=1e-10)
+
+
+def test_gaussian_kl_diag_spherical_univariate_consistent(rng):
+    d = 6
+    m0, m1 = rng.normal(size=d), rng.normal(size=d)
+    v0, v1 = rng.uniform(0.2, 3, size=d), rng.uniform(0.2, 3, size=d)
+    full = maxlik.gaussian_kl(m0, np.diag(v0), m1, np.diag(v1))
+    diag = maxlik.gaussian_kl(m0, v0, m1, v1, covariance_type="diag")
+    uni = maxlik.gaussian_kl(m0, v0, m1, v1, covariance_type="univariate")
+    assert uni.shape == (d,)
+    assert diag == pytest.approx(full, rel=1e-12)
+    assert uni.sum() == pytest.approx(diag, rel=1e-12)
+    sph = maxlik.gaussian_kl(m0, 1.3, m1, 0.4, covariance_type="spherical")
+    assert sph == pytest.approx(maxlik.gaussian_kl(m0, 1.3 * np.eye(d), m1, 0.4 * np.eye(d)), rel=1e-12)
+    # against torch Normal
+    torch = pytest.importorskip("torch")
+    td = torch.distributions
+    ref = td.kl_divergence(td.Normal(torch.from_numpy(m0), torch.from_numpy(np.sqrt(v0))),
+                           td.Normal(torch.from_numpy(m1), torch.from_numpy(np.sqrt(v1)))).numpy()
+    np.testing.assert_allclose(uni, ref, rtol=1e-12)
+
+
+def test_gaussian_kl_batched_and_to_standard_normal(rng):
+    mu = rng.normal(size=(10, 4))
+    lv = rng.normal(size=(10, 4))
+    kl = maxlik.gaussian_kl(mu, np.exp(lv), 0.0 * mu[0], np.ones(4), covariance_type="diag")
+    np.testing.assert_allclose(kl, maxlik.kl_to_standard_normal(mu, lv), rtol=1e-13)
+    covs = np.stack([_random_spd(rng, 3) for _ in range(5)])
+    means = rng.normal(size=(5, 3))
+    kl = maxlik.gaussian_kl(means, covs, np.zeros(3), np.eye(3))
+    assert kl.shape == (5,)
+    for i in range(5):
+        assert kl[i] == pytest.approx(_kl_full_ref(means[i], covs[i], np.zeros(3), np.eye(3)), rel=1e-11)
+
+
+def test_gaussian_kl_close_distributions_keep_relative_accuracy():
+    # KL between N(0, 1) and N(0, 1 + h) is h²/4 - h³/6 + ...: the naive formula loses it.
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    for h in [1e-4, 1e-7]:
+        r = mpmath.mpf(1) / (1 + mpmath.mpf(h))
+        ref = float((r - 1 - mpmath.log(r)) / 2)
+        got = maxlik.gaussian_kl(0.0, 1.0, 0.0, 1.0 + h, covariance_type="univariate")
+        assert got == pytest.approx(ref, rel=1e-8)
+        got = maxlik.gaussian_kl([0.0], [[1.0]], [0.0], [[1.0 + h]])
+        assert got == pytest.approx(ref, rel=1e-8)
+
+
+def test_gaussian_kl_monte_carlo(rng):
+    stats = pytest.importorskip("scipy.stats")
+    r = np.random.default_rng(3)
+    m0, m1 = np.array([0.0, 1.0, -1.0]), np.array([0.5, 0.0, -1.0])
+    S0, S1 = _random_spd(r, 3), _random_spd(r, 3, 1.5)
+    z = r.multivariate_normal(m0, S0, size=200_000)
+    lr = stats.multivariate_normal(m0, S0).logpdf(z) - stats.multivariate_normal(m1, S1).logpdf(z)
+    kl = maxlik.gaussian_kl(m0, S0, m1, S1)
+    assert abs(lr.mean() - kl) < 5 * lr.std() / np.sqrt(lr.size)
+
+
+def test_gaussian_kl_bad_input(rng):
+    S = _random_spd(rng, 3)
+    m = np.zeros(3)
+    with pytest.raises(ValueError, match="cov_q must be symmetric"):
+        bad = S.copy()
+        bad[0, 1] += 0.5
+        maxlik.gaussian_kl(m, S, m, bad)
+    with pytest.raises(ValueError, match="cov_p must be positive definite"):
+        maxlik.gaussian_kl(m, np.diag([1.0, -1.0, 1.0]), m, S)
+    with pytest.raises(ValueError, match="mean_q has D=2"):
+        maxlik.gaussian_kl(m, S, np.zeros(2), S)
+    with pytest.raises(ValueError, match="cov_p is 2x2"):
+        maxlik.gaussian_kl(m, np.eye(2), m, S)
+    with pytest.raises(ValueError, match="cov_q must hold positive variances"):
+        maxlik.gaussian_kl(m, np.ones(3), m, np.array([1.0, 0.0, 1.0]), covariance_type="diag")
+    with pytest.raises(ValueError, match="cov_p must hold"):
+        maxlik.gaussian_kl(m, np.ones(2), m, np.ones(3), covariance_type="diag")
+    with pytest.raises(ValueError, match="mean_p"):
+        maxlik.gaussian_kl([np.nan, 0, 0], S, m, S)
+    with pytest.raises(ValueError, match="covariance_type"):
+        maxlik.gaussian_kl(m, S, m, S, covariance_type="tied")

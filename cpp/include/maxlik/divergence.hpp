@@ -205,7 +205,7 @@ BadCount discrete_rows(Kind kind, const T* p, std::ptrdiff_t p_stride, const T* 
            two ? simd::load_partial<T>(qr + j, rem, T(0)) : zero);
     }
     const T s = simd::hsum<T>(acc);
-    out[r] = kind == Kind::kl ? s : -s;
+    out[r] = kind == Kind::kl ? s : T(0) - s;  // not -s: H of a point mass is +0, not -0
     sum_p[r] = simd::hsum<T>(sp);
     if (two) sum_q[r] = simd::hsum<T>(sq);
   }
