@@ -18,7 +18,18 @@ namespace {
 // Pointer to an optional array argument of dtype T with exactly `size`
 // elements (None -> nullptr). The caller keeps `keep` alive while it is used.
 template <class T>
-T* opt_ptr(const py::object& o, std::size_t size, const char* name, std::vector<carray<T>>& keep) {
+const T* opt_in(const py::object& o, std::size_t size, const char* name, std::vector<carray<T>>& keep);
+
+// Optional output buffer (must be writeable).
+template <class T>
+T* opt_out(const py::object& o, std::size_t size, const char* name, std::vector<carray<T>>& keep) {
+  if (o.is_none()) return nullptr;
+  opt_in<T>(o, size, name, keep);
+  return keep.back().mutable_data();  // throws if the array is read-only
+}
+
+template <class T>
+const T* opt_in(const py::object& o, std::size_t size, const char* name, std::vector<carray<T>>& keep) {
   if (o.is_none()) return nullptr;
   require(py::isinstance<carray<T>>(o), std::string(name) + ": expected a C-contiguous array of the logits' dtype");
   carray<T> a = o.cast<carray<T>>();
@@ -26,7 +37,7 @@ T* opt_ptr(const py::object& o, std::size_t size, const char* name, std::vector<
           std::string(name) + ": expected " + std::to_string(size) + " elements, got " +
               std::to_string(a.size()));
   keep.push_back(a);
-  return a.mutable_data();
+  return a.data();
 }
 
 template <class T>
@@ -39,9 +50,9 @@ py::tuple ce_index(carray<T> logits, carray<std::int64_t> target, py::object cla
   require(target.ndim() == 1 && static_cast<std::size_t>(target.shape(0)) == N,
           "target must have shape (N,) matching logits");
   std::vector<carray<T>> keep;
-  const T* cw = opt_ptr<T>(class_w, C, "weight", keep);
-  const T* rw = opt_ptr<T>(row_w, N, "sample_weight", keep);
-  T* g = opt_ptr<T>(grad, N * C, "grad_out", keep);
+  const T* cw = opt_in<T>(class_w, C, "weight", keep);
+  const T* rw = opt_in<T>(row_w, N, "sample_weight", keep);
+  T* g = opt_out<T>(grad, N * C, "grad_out", keep);
   py::array_t<T> rows = want_rows ? py::array_t<T>(N) : py::array_t<T>(0);
   T* rl = want_rows ? rows.mutable_data() : nullptr;
   std::vector<double> bs(maxlik::n_blocks(N));
@@ -68,8 +79,8 @@ py::tuple ce_prob(carray<T> logits, carray<T> target, py::object class_w, double
               static_cast<std::size_t>(target.shape(1)) == C,
           "target must have the shape of logits");
   std::vector<carray<T>> keep;
-  const T* cw = opt_ptr<T>(class_w, C, "weight", keep);
-  T* g = opt_ptr<T>(grad, N * C, "grad_out", keep);
+  const T* cw = opt_in<T>(class_w, C, "weight", keep);
+  T* g = opt_out<T>(grad, N * C, "grad_out", keep);
   py::array_t<T> rows = want_rows ? py::array_t<T>(N) : py::array_t<T>(0);
   T* rl = want_rows ? rows.mutable_data() : nullptr;
   std::vector<double> bs(maxlik::n_blocks(N));
@@ -104,9 +115,9 @@ py::tuple bce(carray<T> x, carray<T> t, py::object weight, py::object pos_weight
   const std::size_t n = x.size();
   require(static_cast<std::size_t>(t.size()) == n, "target must have the shape of logits");
   std::vector<carray<T>> keep;
-  const T* w = opt_ptr<T>(weight, n, "weight", keep);
-  const T* pw = opt_ptr<T>(pos_weight, n, "pos_weight", keep);
-  T* g = opt_ptr<T>(grad, n, "grad_out", keep);
+  const T* w = opt_in<T>(weight, n, "weight", keep);
+  const T* pw = opt_in<T>(pos_weight, n, "pos_weight", keep);
+  T* g = opt_out<T>(grad, n, "grad_out", keep);
   py::array_t<T> el = want_elems ? py::array_t<T>(n) : py::array_t<T>(0);
   T* ep = want_elems ? el.mutable_data() : nullptr;
   std::vector<double> bs(maxlik::n_blocks(n, L::kElemBlock));
@@ -129,8 +140,8 @@ py::tuple gnll(carray<T> mu, carray<T> t, carray<T> var, std::size_t R, std::siz
           "mean and target must have R*K elements");
   require(static_cast<std::size_t>(var.size()) == (var_per_row ? R : n), "var has the wrong size");
   std::vector<carray<T>> keep;
-  T* gm = opt_ptr<T>(grad_mu, n, "grad_mean", keep);
-  T* gv = opt_ptr<T>(grad_var, var_per_row ? R : n, "grad_var", keep);
+  T* gm = opt_out<T>(grad_mu, n, "grad_mean", keep);
+  T* gv = opt_out<T>(grad_var, var_per_row ? R : n, "grad_var", keep);
   py::array_t<T> el = want_elems ? py::array_t<T>(n) : py::array_t<T>(0);
   T* ep = want_elems ? el.mutable_data() : nullptr;
   std::vector<double> bs(L::gaussian_nll_blocks(R, K, var_per_row));
@@ -150,7 +161,7 @@ py::tuple mse(carray<T> x, carray<T> t, double scale, bool want_elems, py::objec
   const std::size_t n = x.size();
   require(static_cast<std::size_t>(t.size()) == n, "target must have the shape of input");
   std::vector<carray<T>> keep;
-  T* g = opt_ptr<T>(grad, n, "grad_out", keep);
+  T* g = opt_out<T>(grad, n, "grad_out", keep);
   py::array_t<T> el = want_elems ? py::array_t<T>(n) : py::array_t<T>(0);
   T* ep = want_elems ? el.mutable_data() : nullptr;
   std::vector<double> bs(maxlik::n_blocks(n, L::kElemBlock));
