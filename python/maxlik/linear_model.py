@@ -126,7 +126,7 @@ class LinearRegression(BaseEstimator):
     >>> round(float(reg.coef_[0]), 6), round(float(reg.intercept_), 6)
     (1.98, 1.03)
     >>> round(float(reg.noise_variance_), 6)
-    0.0055
+    0.0045
     """
 
     _estimator_type = "regressor"
