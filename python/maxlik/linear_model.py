@@ -35,17 +35,29 @@ def _check_X(X, estimator, *, reset):
             f"{type(estimator).__name__} does not accept sparse input; convert X with "
             "X.toarray() first"
         )
-    X = as_float_array(X, "X", dtype=np.float64)
+    if X is None:
+        raise ValueError(f"X must be an array of shape (n_samples, n_features); got None")
+    arr = np.asarray(X)
+    if arr.dtype.kind == "c":
+        # scikit-learn's convention (ValueError) rather than the TypeError of as_float_array
+        raise ValueError(f"Complex data not supported: X has dtype {arr.dtype}")
+    if arr.dtype.kind == "O":
+        arr = arr.astype(np.float64)  # numbers stored as objects; anything else raises TypeError
+    X = as_float_array(arr, "X", dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(
             f"Expected 2D array, got {X.ndim}D array instead: X must have shape "
-            "(n_samples, n_features); reshape with X.reshape(-1, 1) for a single feature "
-            "or X.reshape(1, -1) for a single sample."
+            "(n_samples, n_features). Reshape your data with X.reshape(-1, 1) for a single "
+            "feature or X.reshape(1, -1) for a single sample."
         )
     if X.shape[0] < 1:
-        raise ValueError(f"X needs at least 1 sample; got shape {X.shape}")
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
+        )
     if X.shape[1] < 1:
-        raise ValueError(f"X needs at least 1 feature; got shape {X.shape}")
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
+        )
     from ._validation import check_finite
 
     check_finite(X, "X")
@@ -59,7 +71,9 @@ def _check_X(X, estimator, *, reset):
     return X
 
 
-def _column_y(y, n_samples, *, allow_2d):
+def _column_y(y, n_samples, *, allow_2d, name):
+    if y is None:
+        raise ValueError(f"{name} requires y to be passed, but the target y is None")
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1 and not allow_2d:
         warnings.warn(
@@ -77,6 +91,15 @@ def _column_y(y, n_samples, *, allow_2d):
             f"X and y have inconsistent numbers of samples: X has {n_samples}, y has {y.shape[0]}"
         )
     return y
+
+
+def _sample_weight(sample_weight, n):
+    """check_sample_weight, with scikit-learn's wording for all-zero weights."""
+    if sample_weight is not None and not np.isscalar(sample_weight):
+        w = np.asarray(sample_weight)
+        if w.dtype.kind in "biuf" and w.shape == (n,) and n and np.all(w == 0):
+            raise ValueError("sample_weight: every weight is zero; at least one must be positive")
+    return check_sample_weight(sample_weight, n)
 
 
 def _weighted_mean(a, w):
@@ -147,9 +170,11 @@ class LinearRegression(BaseEstimator):
         ddof = check_float(self.ddof, "ddof")
         X = _check_X(X, self, reset=True)
         n, D = X.shape
-        y = _column_y(y, n, allow_2d=True)
+        y = _column_y(y, n, allow_2d=True, name=type(self).__name__)
+        if y.dtype.kind == "O":
+            y = y.astype(np.float64)  # numbers stored as objects
         y = as_float_array(y, "y", dtype=np.float64, finite=True)
-        w = check_sample_weight(sample_weight, n)
+        w = _sample_weight(sample_weight, n)
         Y = y.reshape(n, -1)
         if fit_intercept:
             x_mean = _weighted_mean(X, w)
@@ -344,14 +369,14 @@ class LogisticRegression(BaseEstimator):
         C, fit_intercept, max_iter, tol = self._check_params()
         X = _check_X(X, self, reset=True)
         n, D = X.shape
-        y = _column_y(y, n, allow_2d=False)
+        y = _column_y(y, n, allow_2d=False, name=type(self).__name__)
         classes, codes = _encode_labels(y)
         if classes.shape[0] < 2:
             raise ValueError(
                 f"LogisticRegression needs samples of at least 2 classes in y; got only one "
                 f"class: {classes[0]!r}"
             )
-        s = check_sample_weight(sample_weight, n)
+        s = _sample_weight(sample_weight, n)
         S = float(s.sum())
         l2 = 0.0 if math.isinf(C) else 1.0 / (C * S)
         sw = np.ascontiguousarray(s / S)
