@@ -17,6 +17,7 @@ from ._base import BaseEstimator, ConvergenceWarning, check_is_fitted
 from ._validation import (
     as_float_array,
     check_bool,
+    check_dense,
     check_float,
     check_int,
     check_random_state,
@@ -255,12 +256,30 @@ class KMeans(BaseEstimator):
             n_init = 1
         return n_clusters, max_iter, tol, verbose, init, n_init
 
+    @staticmethod
+    def _as_2d(X, dtype=None):
+        X = as_float_array(X, "X", dtype=dtype, finite=True)
+        if X.ndim == 1:
+            raise ValueError(
+                f"X must be 2-D (n_samples, n_features); got a 1-D array of shape {X.shape}. "
+                "Reshape your data with X.reshape(-1, 1) if it has a single feature or "
+                "X.reshape(1, -1) if it is a single sample.")
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (n_samples, n_features); got a {X.ndim}-D array "
+                             f"of shape {X.shape}")
+        return X
+
     def _validate_X(self, X, reset):
+        check_dense(X, "X")
         names = _feature_names(X)
         if reset:
-            X = as_float_array(X, "X", ndim=2, finite=True, min_rows=1)
+            X = self._as_2d(X)
+            if X.shape[0] < 1:
+                raise ValueError(f"X has 0 sample(s) (shape={X.shape}) while a minimum of 1 "
+                                 "is required.")
             if X.shape[1] < 1:
-                raise ValueError(f"X must have at least one feature; got shape {X.shape}")
+                raise ValueError(f"X has 0 feature(s) (shape={X.shape}) while a minimum of 1 "
+                                 "is required.")
             self.n_features_in_ = X.shape[1]
             if names is not None:
                 self.feature_names_in_ = names
@@ -278,8 +297,7 @@ class KMeans(BaseEstimator):
         elif names is not None and (len(names) != len(fitted) or np.any(names != fitted)):
             raise ValueError("The feature names should match those that were passed during fit; "
                              f"got {list(names)}, expected {list(fitted)}")
-        centers = self.cluster_centers_
-        X = as_float_array(X, "X", ndim=2, dtype=centers.dtype, finite=True)
+        X = self._as_2d(X, dtype=self.cluster_centers_.dtype)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
                              f"expecting {self.n_features_in_} features as input")
