@@ -93,7 +93,7 @@ py::tuple em_stats_impl(carray<T> X, py::object sample_weight, int type, carray<
 }  // namespace
 
 void register_mixture(py::module_& m) {
-  for (int dummy = 0; dummy < 1; ++dummy) {
+
     m.def("em_statistics", &em_stats_impl<double>, py::arg("X"), py::arg("sample_weight"),
           py::arg("cov_type"), py::arg("shift"), py::arg("means"), py::arg("prec"),
           py::arg("log_weights"), py::arg("center"), py::arg("resp"), py::arg("labels"),
@@ -102,5 +102,4 @@ void register_mixture(py::module_& m) {
           py::arg("cov_type"), py::arg("shift"), py::arg("means"), py::arg("prec"),
           py::arg("log_weights"), py::arg("center"), py::arg("resp"), py::arg("labels"),
           py::arg("n_components"));
-  }
 }

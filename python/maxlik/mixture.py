@@ -390,6 +390,7 @@ def _kmeans_labels(X, K, w, rs):
         km = KMeans(n_clusters=K, n_init=1, random_state=rs)
         return np.asarray(km.fit(X, sample_weight=w).labels_, dtype=np.int64)
     # Fallback (only until maxlik.KMeans exists): Lloyd from k-means++ seeds.
+    w = np.ones(X.shape[0]) if w is None else np.asarray(w, dtype=np.float64)
     C = X[_kmeans_plusplus(X, K, w, rs)].astype(np.float64)
     labels = np.zeros(X.shape[0], dtype=np.int64)
     for _ in range(100):
@@ -515,14 +516,25 @@ class GaussianMixture(BaseEstimator):
         if hasattr(X, "toarray") and hasattr(X, "nnz"):
             raise TypeError("X is a sparse matrix; GaussianMixture needs a dense array "
                             "(call X.toarray())")
+        if getattr(X, "dtype", None) == object:
+            # scikit-learn accepts object arrays of numbers (check_dtype_object);
+            # float() raises the TypeError for anything else.
+            X = np.asarray(X).astype(np.float64)
+        if not isinstance(X, np.ndarray) and hasattr(X, "__array__"):
+            X = np.asarray(X)
+        if np.ndim(X) == 1:
+            raise ValueError(f"X must be 2-D; got a 1-D array of shape {np.shape(X)}. Reshape "
+                             "your data with X.reshape(-1, 1) if it has a single feature or "
+                             "X.reshape(1, -1) if it is a single sample.")
         X = as_float_array(X, "X", ndim=2, finite=True)
+        if X.ndim == 2 and X.shape[1] == 0:
+            raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a "
+                             "minimum of 1 is required.")
         if reset:
             self.n_features_in_ = X.shape[1]
         elif X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
                              f"expecting {self.n_features_in_} features as input.")
-        if X.shape[1] == 0:
-            raise ValueError(f"X needs at least 1 feature; got shape {X.shape}")
         return X
 
     def _check_initial(self, K, D, ctype, dtype):
@@ -650,6 +662,12 @@ class GaussianMixture(BaseEstimator):
                              f"(X shape {X.shape})")
         w = None
         if sample_weight is not None:
+            if not np.isscalar(sample_weight):
+                sample_weight = np.asarray(sample_weight)
+                if sample_weight.dtype.kind in "biuf" and sample_weight.size and not np.any(
+                        sample_weight):
+                    raise ValueError("sample_weight: all weights are zero; at least one row "
+                                     "needs a positive weight")
             w = check_sample_weight(sample_weight, N, dtype=X.dtype)
             n_pos = int(np.count_nonzero(w))
         else:
