@@ -19,6 +19,8 @@
 #include <limits>
 #include <type_traits>
 
+#define MAXLIK_INLINE inline __attribute__((always_inline))
+
 namespace maxlik {
 namespace simd {
 
@@ -42,28 +44,28 @@ template <class T> using ivec = typename vec_traits<T>::vi;  // same-width integ
 template <class T> inline constexpr int lanes = kVecBytes / static_cast<int>(sizeof(T));
 
 // ---- load / store / broadcast -------------------------------------------------
-template <class T> inline vec<T> load(const T* p) {
+template <class T> MAXLIK_INLINE vec<T> load(const T* p) {
   vec<T> v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
-template <class T> inline void store(T* p, vec<T> v) { std::memcpy(p, &v, sizeof(v)); }
-template <class T> inline vec<T> set1(T x) {
+template <class T> MAXLIK_INLINE void store(T* p, vec<T> v) { std::memcpy(p, &v, sizeof(v)); }
+template <class T> MAXLIK_INLINE vec<T> set1(T x) {
   vec<T> v;
   for (int i = 0; i < lanes<T>; ++i) v[i] = x;
   return v;
 }
 // Partial load: lanes >= n are filled with `fill`.
-template <class T> inline vec<T> load_partial(const T* p, int n, T fill) {
+template <class T> MAXLIK_INLINE vec<T> load_partial(const T* p, int n, T fill) {
   vec<T> v = set1<T>(fill);
   for (int i = 0; i < n; ++i) v[i] = p[i];
   return v;
 }
-template <class T> inline void store_partial(T* p, vec<T> v, int n) {
+template <class T> MAXLIK_INLINE void store_partial(T* p, vec<T> v, int n) {
   for (int i = 0; i < n; ++i) p[i] = v[i];
 }
 // Strided gather (scalar loop; the compiler may use vgather).
-template <class T> inline vec<T> load_strided(const T* p, std::ptrdiff_t stride) {
+template <class T> MAXLIK_INLINE vec<T> load_strided(const T* p, std::ptrdiff_t stride) {
   vec<T> v;
   for (int i = 0; i < lanes<T>; ++i) v[i] = p[i * stride];
   return v;
@@ -71,17 +73,17 @@ template <class T> inline vec<T> load_strided(const T* p, std::ptrdiff_t stride)
 
 // ---- lane-wise helpers ----------------------------------------------------------
 // Masks are integer vectors with all bits set (-1) in true lanes, 0 otherwise.
-template <class T> inline vec<T> select(ivec<T> mask, vec<T> a, vec<T> b) {
+template <class T> MAXLIK_INLINE vec<T> select(ivec<T> mask, vec<T> a, vec<T> b) {
   return mask ? a : b;
 }
-template <class T> inline ivec<T> as_int(vec<T> v) { return reinterpret_cast<ivec<T>&>(v); }
-template <class T> inline vec<T> as_float(ivec<T> v) { return reinterpret_cast<vec<T>&>(v); }
+template <class T> MAXLIK_INLINE ivec<T> as_int(vec<T> v) { return reinterpret_cast<ivec<T>&>(v); }
+template <class T> MAXLIK_INLINE vec<T> as_float(ivec<T> v) { return reinterpret_cast<vec<T>&>(v); }
 // max/min that ignore NaN in `b` (NaNs are propagated separately by exp/sum).
-template <class T> inline vec<T> max(vec<T> a, vec<T> b) { return a > b ? a : b; }
-template <class T> inline vec<T> min(vec<T> a, vec<T> b) { return a < b ? a : b; }
-template <class T> inline vec<T> abs(vec<T> a) { return a < vec<T>{} ? -a : a; }
+template <class T> MAXLIK_INLINE vec<T> max(vec<T> a, vec<T> b) { return a > b ? a : b; }
+template <class T> MAXLIK_INLINE vec<T> min(vec<T> a, vec<T> b) { return a < b ? a : b; }
+template <class T> MAXLIK_INLINE vec<T> abs(vec<T> a) { return a < vec<T>{} ? -a : a; }
 
-template <class T> inline T hsum(vec<T> v) {
+template <class T> MAXLIK_INLINE T hsum(vec<T> v) {
   // Pairwise tree: fixed order, so results are reproducible.
   constexpr int L = lanes<T>;
   T buf[L];
@@ -90,12 +92,12 @@ template <class T> inline T hsum(vec<T> v) {
     for (int i = 0; i < w; ++i) buf[i] += buf[i + w];
   return buf[0];
 }
-template <class T> inline T hmax(vec<T> v) {
+template <class T> MAXLIK_INLINE T hmax(vec<T> v) {
   T m = v[0];
   for (int i = 1; i < lanes<T>; ++i) m = v[i] > m ? v[i] : m;
   return m;
 }
-template <class T> inline bool any(ivec<T> mask) {
+template <class T> MAXLIK_INLINE bool any(ivec<T> mask) {
   for (int i = 0; i < lanes<T>; ++i)
     if (mask[i]) return true;
   return false;
@@ -129,7 +131,7 @@ template <> struct exp_consts<float> {
   static constexpr int bias = 127;
 };
 
-inline vf64 exp_poly(vf64 r) {
+MAXLIK_INLINE vf64 exp_poly(vf64 r) {
   // Taylor coefficients 1/n!, n = 0..13, Horner.
   vf64 p = set1<double>(1.0 / 6227020800.0);
   p = p * r + 1.0 / 479001600.0;
@@ -147,7 +149,7 @@ inline vf64 exp_poly(vf64 r) {
   p = p * r + 1.0;
   return p;
 }
-inline vf32 exp_poly(vf32 r) {
+MAXLIK_INLINE vf32 exp_poly(vf32 r) {
   vf32 p = set1<float>(1.0f / 5040.0f);
   p = p * r + 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;
@@ -160,7 +162,7 @@ inline vf32 exp_poly(vf32 r) {
 }
 }  // namespace detail
 
-template <class T> inline vec<T> exp(vec<T> x) {
+template <class T> MAXLIK_INLINE vec<T> exp(vec<T> x) {
   using C = detail::exp_consts<T>;
   using VI = ivec<T>;
   // Clamp; NaN compares false and passes through unchanged, then propagates.
@@ -183,11 +185,30 @@ template <class T> inline vec<T> exp(vec<T> x) {
   return y;
 }
 
+// e^x for x <= 0 (or NaN), flushing results below the smallest normal number
+// to zero. For sums of e^{x - max}: a term below 2^-1022 relative to the max
+// cannot change a sum that already holds 1. Cheaper than exp(): one scaling
+// step and no overflow handling.
+template <class T> MAXLIK_INLINE vec<T> exp_nonpositive(vec<T> x) {
+  using C = detail::exp_consts<T>;
+  using VI = ivec<T>;
+  constexpr T lo = sizeof(T) == 8 ? T(-708.39) : T(-87.33);
+  const vec<T> xc = x < lo ? set1<T>(lo) : x;
+  const vec<T> t = xc * C::log2e + C::magic;
+  const vec<T> k = t - C::magic;
+  vec<T> r = xc - k * C::ln2_hi;
+  r = r - k * C::ln2_lo;
+  const vec<T> p = detail::exp_poly(r);
+  const VI ki = as_int<T>(t) - as_int<T>(set1<T>(C::magic));
+  const vec<T> y = p * as_float<T>((ki + C::bias) << C::mant);
+  return x < lo ? vec<T>{} : y;
+}
+
 // ---- log ------------------------------------------------------------------------
 // x = 2^e f with f in [sqrt(1/2), sqrt(2)); log f = 2 atanh(s), s = (f-1)/(f+1),
 // |s| <= 0.1716, series in s^2 (odd terms to s^23 in double, s^9 in float).
 namespace detail {
-inline vf64 log_series(vf64 s2) {
+MAXLIK_INLINE vf64 log_series(vf64 s2) {
   vf64 p = set1<double>(2.0 / 23);
   p = p * s2 + 2.0 / 21;
   p = p * s2 + 2.0 / 19;
@@ -201,7 +222,7 @@ inline vf64 log_series(vf64 s2) {
   p = p * s2 + 2.0 / 3;
   return p;
 }
-inline vf32 log_series(vf32 s2) {
+MAXLIK_INLINE vf32 log_series(vf32 s2) {
   vf32 p = set1<float>(2.0f / 11);
   p = p * s2 + 2.0f / 9;
   p = p * s2 + 2.0f / 7;
@@ -211,7 +232,7 @@ inline vf32 log_series(vf32 s2) {
 }
 }  // namespace detail
 
-template <class T> inline vec<T> log(vec<T> x) {
+template <class T> MAXLIK_INLINE vec<T> log(vec<T> x) {
   using C = detail::exp_consts<T>;
   using VI = ivec<T>;
   constexpr T inf = std::numeric_limits<T>::infinity();
@@ -245,7 +266,7 @@ template <class T> inline vec<T> log(vec<T> x) {
   return y;
 }
 
-template <class T> inline vec<T> log1p(vec<T> x) {
+template <class T> MAXLIK_INLINE vec<T> log1p(vec<T> x) {
   // log1p(x) = log(u) + (x - (u - 1)) / u with u = fl(1 + x): the second term
   // restores the bits of x lost when forming u.
   const vec<T> u = x + T(1);
@@ -259,9 +280,9 @@ template <class T> inline vec<T> log1p(vec<T> x) {
 
 // Scalar convenience wrappers (one lane) so that scalar tails use the very same
 // arithmetic as the vector bodies.
-template <class T> inline T exp1(T x) { return exp<T>(set1<T>(x))[0]; }
-template <class T> inline T log1(T x) { return log<T>(set1<T>(x))[0]; }
-template <class T> inline T log1p1(T x) { return log1p<T>(set1<T>(x))[0]; }
+template <class T> MAXLIK_INLINE T exp1(T x) { return exp<T>(set1<T>(x))[0]; }
+template <class T> MAXLIK_INLINE T log1(T x) { return log<T>(set1<T>(x))[0]; }
+template <class T> MAXLIK_INLINE T log1p1(T x) { return log1p<T>(set1<T>(x))[0]; }
 
 }  // namespace simd
 }  // namespace maxlik
