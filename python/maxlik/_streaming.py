@@ -641,6 +641,11 @@ def partial_fit_kmeans(km, X, sample_weight=None):
     km._centers64 = new
     km._counts = counts
     km.cluster_centers_ = new.astype(X.dtype)
+    # labels_ and inertia_ of the batch under the updated centres (as scikit-learn)
+    shift = np.ascontiguousarray(new.mean(axis=0), dtype=X.dtype)
+    _, _, inertia = _core.kmeans_lloyd_step(X, shift, np.ascontiguousarray(new - shift,
+                                                                           dtype=X.dtype),
+                                            None if sample_weight is None else w, labels, False)
     km.labels_ = labels
     km.inertia_ = float(inertia)
     km.n_steps_ += 1

@@ -18,6 +18,9 @@ input graph is re-executed every iteration unless it is in memory: call
 expensive. Results equal the in-memory fit from the same initialisation up
 to floating-point summation order (about 1e-13 relative in float64), and the
 tree order is fixed by the chunks, so a fit is reproducible run to run.
+For LogisticRegression this holds when L-BFGS stops on the gradient test
+(``tol``); a stop on the relative-reduction test can end a few iterations
+apart, at points about 1e-8 apart (both within the optimiser's tolerance).
 
 Faults: Dask recomputes the blocks a dead worker held from their graph, so a
 fit survives a lost worker with the same result; if a task keeps killing
