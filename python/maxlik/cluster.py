@@ -532,6 +532,8 @@ class KMeans(BaseEstimator):
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """Fit and return the distances of X to the fitted centres."""
+        if _streaming.is_streamed(X):
+            return self.fit(X, sample_weight=sample_weight).transform(X)
         self.fit(X, sample_weight=sample_weight)
         return self._transform(as_float_array(X, "X", ndim=2, dtype=self.cluster_centers_.dtype))
 
