@@ -6,7 +6,7 @@ is one iteration plus the fixed per-fit overhead (validation, and for dask
 building and sending one graph).
 
     python -m pytest benchmarks/bench_scale.py --benchmark-only    # pytest-benchmark groups
-    python benchmarks/bench_scale.py                              # ratio table (median of 5)
+    python benchmarks/bench_scale.py                              # ratio table (median of 3)
 
 The memmap is read warm (its file is in the page cache after the first
 round). The LocalCluster has 2 worker processes x 1 thread; the data are
@@ -104,26 +104,39 @@ def test_iteration(benchmark, setup, model, source):
     benchmark.pedantic(lambda: _fit(make(setup.centres), X), rounds=3, warmup_rounds=1)
 
 
-def main():
+def _median_time(make, centres, X, max_iter, reps):
+    ts, n_iter = [], None
+    for _ in range(reps):
+        est = make(centres)
+        est.max_iter = max_iter
+        t = time.perf_counter()
+        _fit(est, X)
+        ts.append(time.perf_counter() - t)
+        n_iter = est.n_iter_
+    return statistics.median(ts), n_iter
+
+
+def main(reps=3):
+    """Median over `reps` fits of 1 and of 3 iterations; per iteration = (t3 - t1) / 2."""
     s = Setup()
     try:
         rows = []
         for model, make in (("gmm", _gmm), ("kmeans", _kmeans)):
-            times = {}
+            res = {}
             for source, X in (("memory", s.X), ("memmap", s.mm), ("cluster", s.dask())):
                 _fit(make(s.centres), X)  # warm-up (page cache, worker imports)
-                ts = []
-                for _ in range(5):
-                    t = time.perf_counter()
-                    _fit(make(s.centres), X)
-                    ts.append(time.perf_counter() - t)
-                times[source] = statistics.median(ts)
-            rows.append((model, times))
-        print(f"N={N} D={D} K={K} float64, median of 5, seconds per iteration")
-        for model, t in rows:
-            print(f"{model:7s} memory {t['memory']:.3f}  memmap {t['memmap']:.3f} "
-                  f"({t['memmap'] / t['memory']:.2f}x)  2-worker cluster {t['cluster']:.3f} "
-                  f"({t['cluster'] / t['memory']:.2f}x)")
+                t1, _ = _median_time(make, s.centres, X, 1, reps)
+                t3, n3 = _median_time(make, s.centres, X, 3, reps)
+                assert n3 == 3, (model, source, n3)
+                res[source] = (t1, (t3 - t1) / 2)
+            rows.append((model, res))
+        print(f"N={N} D={D} K={K} float64, median of {reps}; seconds")
+        print("model   source   fit(max_iter=1)  ratio   per-iteration  ratio")
+        for model, res in rows:
+            for source in ("memory", "memmap", "cluster"):
+                t1, it = res[source]
+                print(f"{model:7s} {source:8s} {t1:10.3f} {t1 / res['memory'][0]:9.2f}x "
+                      f"{it:12.3f} {it / res['memory'][1]:8.2f}x")
     finally:
         s.close()
 

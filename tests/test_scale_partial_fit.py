@@ -138,3 +138,26 @@ def test_minibatch_kmeans_matches_sklearn():
     np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, rtol=0, atol=1e-10)
     np.testing.assert_array_equal(ours.labels_, ref.labels_)
     assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-10)
+
+
+def test_partial_fit_after_fit_continues_from_the_fit():
+    rng = np.random.default_rng(11)
+    X = _draw(rng, 2000)
+    gm = GaussianMixture(3, random_state=0).fit(X)
+    means = gm.means_.copy()
+    gm.partial_fit(_draw(rng, 500))
+    assert gm.n_iter_ == 1  # a fresh stepwise run ...
+    np.testing.assert_allclose(gm.means_, means, atol=0.2)  # ... from the fitted parameters
+    gm.partial_fit(_draw(rng, 500))
+    assert gm.n_iter_ == 2
+    gm.fit(X)  # fit() makes the running statistics stale
+    gm.partial_fit(_draw(rng, 500))
+    assert gm.n_iter_ == 1
+
+    km = KMeans(3, random_state=0).fit(X)
+    centres = km.cluster_centers_.copy()
+    km.partial_fit(_draw(rng, 500))
+    assert km.n_steps_ == 1
+    np.testing.assert_allclose(km.cluster_centers_, centres, atol=0.3)
+    km.partial_fit(_draw(rng, 500))
+    assert km.n_steps_ == 2

@@ -120,6 +120,8 @@ class BlockSource:
         self._mmap = None
         if mm is not None and mm.mode != "c" and hasattr(mmap, "MADV_DONTNEED"):
             self._mmap = getattr(mm, "_mmap", None)
+        # X is checked for NaN / inf during the first complete pass only
+        self._validated = False
         self.weighted = sample_weight is not None
         self.sample_weight = None
         if sample_weight is not None:
@@ -140,11 +142,12 @@ class BlockSource:
     def blocks(self, weights=True):
         """Yield (r0, X_block, w_block) with validated float blocks; pages released after."""
         X, bs = self.X, self.block_size
+        finite = not self._validated
         try:
             for r0 in range(0, self.n_samples, bs):
                 r1 = min(self.n_samples, r0 + bs)
                 try:
-                    xb = as_float_array(X[r0:r1], "X", ndim=2, finite=True)
+                    xb = as_float_array(X[r0:r1], "X", ndim=2, finite=finite)
                 except ValueError as exc:
                     raise ValueError(f"{exc} (in the block of rows {r0}:{r1})") from None
                 wb = None
@@ -156,6 +159,7 @@ class BlockSource:
                 yield r0, xb, wb
                 del xb
                 self._release()
+            self._validated = True
         finally:
             self._release()
 
@@ -202,16 +206,19 @@ class BlockSource:
             J += j
         return S, W, J
 
-    def labels(self, shift, centers):
-        """Nearest-centre labels of every row (int32, O(N): the estimator's ``labels_``)."""
+    def labels_inertia(self, shift, centers):
+        """Nearest-centre labels of every row (int32, O(N): the estimator's ``labels_``)
+        and the weighted inertia, in one pass."""
         from . import _core
 
         out = np.empty(self.n_samples, dtype=np.int32)
-        for r0, xb, _ in self.blocks(weights=False):
+        J = 0.0
+        for r0, xb, wb in self.blocks():
             xb = np.ascontiguousarray(xb, dtype=centers.dtype)
+            wb = None if wb is None else np.ascontiguousarray(wb, dtype=centers.dtype)
             lab = out[r0:r0 + xb.shape[0]]
-            _core.kmeans_lloyd_step(xb, shift, centers, None, lab, False)
-        return out
+            J += _core.kmeans_lloyd_step(xb, shift, centers, wb, lab, False)[2]
+        return out, J
 
     def farthest(self, shift, centers, m):
         """The `m` rows farthest from their nearest centre: (dist, rows - shift, labels, w)."""
@@ -411,11 +418,16 @@ def fit_kmeans(km, X, sample_weight=None):
             centers = np.ascontiguousarray(init - shift, dtype=dtype)
         else:
             centers = km._init_centroids(sample[0], shift, init, n_clusters, sample[1], rs)
-        centers, inertia, n_iter = _lloyd(source, shift, centers, max_iter, tol_abs, verbose)
+        centers, n_iter = _lloyd(source, shift, centers, max_iter, tol_abs, verbose)
+        if n_init == 1:
+            best = (centers, None, n_iter)
+            break
+        _, _, inertia = source.lloyd(shift, centers, False)
         if best is None or inertia < best[1]:
             best = (centers, inertia, n_iter)
-    centers, inertia, n_iter = best
-    labels = source.labels(shift, centers)
+    centers, _, n_iter = best
+    # labels_ and the inertia of the final centres in one pass
+    labels, inertia = source.labels_inertia(shift, centers)
     km.cluster_centers_ = (centers + shift).astype(dtype)
     km.labels_ = labels
     km.inertia_ = float(inertia)
@@ -430,7 +442,7 @@ def fit_kmeans(km, X, sample_weight=None):
 
 
 def _lloyd(source, shift, centers, max_iter, tol, verbose):
-    """Returns (centres in shifted coordinates, inertia of the final centres, n_iter)."""
+    """Returns (final centres in shifted coordinates, n_iter)."""
     i = 0
     for i in range(max_iter):
         S, W, inertia = source.lloyd(shift, centers, True)
@@ -445,8 +457,7 @@ def _lloyd(source, shift, centers, max_iter, tol, verbose):
             break
         if shift_sq <= tol:
             break
-    _, _, inertia = source.lloyd(shift, centers, False)
-    return centers, float(inertia), i + 1
+    return centers, i + 1
 
 
 def _relocate_and_divide(source, shift, centers_old, S, W):
@@ -563,13 +574,21 @@ def partial_fit_gaussian_mixture(gm, X, sample_weight=None):
         raise ValueError(f"learning_decay must be in (0.5, 1]; got {decay}")
     offset = check_float(getattr(gm, "learning_offset", 1.0), "learning_offset", min=0.0)
     state = getattr(gm, "_stepwise_state", None)
-    first = state is None or not hasattr(gm, "means_")
-    X = gm._check_X(X, reset=first)
+    fitted = hasattr(gm, "means_")
+    if state is not None and (not fitted or state[3] is not gm.means_):
+        state = None  # fit() (or set_params/clone) ran since: the running statistics are stale
+    first = state is None
+    X = gm._check_X(X, reset=not fitted)
     N, D = X.shape
     w = None
     if sample_weight is not None:
         w = check_sample_weight(sample_weight, N, dtype=X.dtype)
-    if first:
+    if first and fitted:
+        # after fit(): continue from the fitted parameters, new running statistics
+        params = gm.parameters()
+        ref = np.average(X, axis=0, weights=w).astype(np.float64) if N else np.zeros(D)
+        running, t = None, 0
+    elif first:
         if N < K:
             raise ValueError(f"the first batch of partial_fit needs n_samples >= n_components; "
                              f"got n_samples = {N}, n_components = {K}")
@@ -579,7 +598,7 @@ def partial_fit_gaussian_mixture(gm, X, sample_weight=None):
         ref = np.average(X, axis=0, weights=w).astype(np.float64)
         running, t = None, 0
     else:
-        running, t, ref = state
+        running, t, ref, _ = state
         params = gm.parameters()
     if N == 0:
         return gm
@@ -590,7 +609,7 @@ def partial_fit_gaussian_mixture(gm, X, sample_weight=None):
     running = _scaled_blend(running, _recentre(batch, ref), rho)
     params = mixture_update(running, float(gm.reg_covar))
     gm._set_parameters(params)
-    gm._stepwise_state = (running, t + 1, ref)
+    gm._stepwise_state = (running, t + 1, ref, gm.means_)
     gm.n_iter_ = t + 1
     gm.lower_bound_ = batch.mean_log_likelihood
     gm.converged_ = False
@@ -609,11 +628,19 @@ def partial_fit_kmeans(km, X, sample_weight=None):
     from . import _core
 
     n_clusters, _, _, _, init, _ = km._check_params()
-    first = not hasattr(km, "_counts") or not hasattr(km, "cluster_centers_")
-    X = km._validate_X(X, reset=True) if first else km._validate_X(X, reset=False)
+    fitted = hasattr(km, "cluster_centers_")
+    state = getattr(km, "_minibatch_state", None)
+    if state is not None and (not fitted or state[2] is not km.cluster_centers_):
+        state = None  # fit() ran since: start again from its centres
+    X = km._validate_X(X, reset=not fitted)
     n, d = X.shape
     w = check_sample_weight(sample_weight, n, dtype=X.dtype)
-    if first:
+    if state is None and fitted:
+        # after fit(): continue from the fitted centres with zero counts
+        centers = np.asarray(km.cluster_centers_, dtype=np.float64)
+        counts = np.zeros(n_clusters)
+        km.n_steps_ = 0
+    elif state is None:
         if n < n_clusters:
             raise ValueError(f"the first batch of partial_fit needs n_samples >= n_clusters; "
                              f"got n_samples = {n}, n_clusters = {n_clusters}")
@@ -626,8 +653,7 @@ def partial_fit_kmeans(km, X, sample_weight=None):
         counts = np.zeros(n_clusters)
         km.n_steps_ = 0
     else:
-        centers = km._centers64
-        counts = km._counts
+        centers, counts, _ = state
     shift = np.ascontiguousarray(centers.mean(axis=0), dtype=X.dtype)
     c_shift = np.ascontiguousarray(centers - shift, dtype=X.dtype)
     labels = np.empty(n, dtype=np.int32)
@@ -638,9 +664,8 @@ def partial_fit_kmeans(km, X, sample_weight=None):
     new = centers.copy()
     new[hit] = (centers[hit] * counts[hit, None] + sums[hit]) / (counts[hit] + W[hit])[:, None]
     counts = counts + W
-    km._centers64 = new
-    km._counts = counts
     km.cluster_centers_ = new.astype(X.dtype)
+    km._minibatch_state = (new, counts, km.cluster_centers_)
     # labels_ and inertia_ of the batch under the updated centres (as scikit-learn)
     shift = np.ascontiguousarray(new.mean(axis=0), dtype=X.dtype)
     _, _, inertia = _core.kmeans_lloyd_step(X, shift, np.ascontiguousarray(new - shift,

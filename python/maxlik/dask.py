@@ -146,6 +146,8 @@ def _lloyd_block(xb, wb, shift, centers, update):
 def _moments_block(xb):
     """(n, column sums, column sums of squares about the block mean) in float64."""
     n = xb.shape[0]
+    if not np.all(np.isfinite(xb)):
+        raise ValueError("Input X contains NaN or infinity")
     mean = xb.mean(axis=0, dtype=np.float64) if n else np.zeros(xb.shape[1])
     return n, mean, ((xb - mean) ** 2).sum(axis=0, dtype=np.float64)
 
@@ -225,7 +227,11 @@ class DaskSource:
         Xs, ws = dask.compute(Xs, ws)
         return np.ascontiguousarray(Xs), ws
 
-    def labels(self, shift, centers):
+    def labels_inertia(self, shift, centers):
+        """Lazy labels (a dask array) and the inertia (one graph) of `centers`."""
+        return self._labels(shift, centers), self.lloyd(shift, centers, False)[2]
+
+    def _labels(self, shift, centers):
         def lab(xb):
             from . import _core
 
