@@ -152,3 +152,31 @@ def test_block_reader_releases_pages(memmap_of):
     src._release = lambda: calls.append(1)
     n_blocks = sum(1 for _ in src.blocks())
     assert n_blocks == 4 and len(calls) >= n_blocks
+
+
+class _FakeDataset:
+    """Stands in for an h5py.Dataset (h5py is not installed here): shape, dtype, slicing."""
+
+    __module__ = "h5py._hl.dataset"
+
+    def __init__(self, a):
+        self._a = a
+        self.shape = a.shape
+        self.dtype = a.dtype
+        self.reads = 0
+
+    def __getitem__(self, key):
+        self.reads += 1
+        return np.array(self._a[key])
+
+
+def test_hdf5_like_dataset_is_streamed():
+    X = _blobs(5)
+    ds = _FakeDataset(X)
+    assert _streaming.is_out_of_core(ds)
+    init = dict(weights_init=[0.3, 0.3, 0.4], means_init=[[0, 0, 0], [5, 5, 0], [0, 6, 6]],
+                precisions_init=np.ones(3), covariance_type="spherical")
+    a = GaussianMixture(3, **init).fit(X)
+    b = GaussianMixture(3, block_size=600, **init).fit(ds)
+    np.testing.assert_allclose(b.means_, a.means_, rtol=0, atol=1e-10)
+    assert ds.reads >= 3 * b.n_iter_  # read block by block, every iteration
