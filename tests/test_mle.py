@@ -92,13 +92,24 @@ def test_sample_weight_is_frequency_weight(rng):
     assert fit.n_samples == 40 and fit.weight_sum == w.sum()
 
 
-def test_chunked_passes_match_numpy(rng):
-    # more rows than one conversion chunk
+def test_many_blocks_match_numpy_and_are_thread_independent(rng, threads):
+    # more rows than 64 row blocks: several rows per block slot
     X = (rng.normal(size=(70_001, 3)) * [1.0, 5.0, 0.1]).astype(np.float32) + np.float32(50.0)
     fit = maxlik.fit_gaussian(X)
     X64 = X.astype(np.float64)
     np.testing.assert_allclose(fit.mean, X64.mean(axis=0), rtol=1e-13)
     np.testing.assert_allclose(fit.covariance, np.cov(X64, rowvar=False, ddof=0), rtol=1e-10, atol=1e-12)
+    w = rng.random(X.shape[0])
+    threads(1)
+    a = [maxlik.fit_gaussian(X, covariance_type=ct, sample_weight=w) for ct in ("full", "diag")]
+    threads(2)
+    b = [maxlik.fit_gaussian(X, covariance_type=ct, sample_weight=w) for ct in ("full", "diag")]
+    for fa, fb in zip(a, b):
+        np.testing.assert_array_equal(fa.mean, fb.mean)
+        np.testing.assert_array_equal(fa.covariance, fb.covariance)
+        assert fa.log_likelihood == fb.log_likelihood
+    np.testing.assert_allclose(a[0].covariance, np.cov(X64, rowvar=False, aweights=w, ddof=0),
+                               rtol=1e-10, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- #
