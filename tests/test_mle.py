@@ -381,3 +381,19 @@ def test_bernoulli(rng):
         maxlik.fit_bernoulli([])
     with pytest.raises(ValueError, match="alpha"):
         maxlik.fit_bernoulli([0, 1], alpha=np.nan)
+
+
+@pytest.mark.parametrize("ct", ["full", "diag", "spherical"])
+@pytest.mark.parametrize("D", [1, 3])
+def test_log_likelihood_matches_gaussian_logpdf(rng, ct, D):
+    X = rng.normal(size=(120, D)) * 2.0 + 5.0
+    for data in (X, X[:, 0]) if D == 1 else (X,):
+        for ddof in (0, 1, -1):
+            fit = maxlik.fit_gaussian(data, covariance_type=ct, ddof=ddof)
+            lp = fit.logpdf(data)
+            assert lp.shape == (120,)
+            assert fit.log_likelihood == pytest.approx(float(lp.sum()), rel=1e-11)
+            assert fit.log_likelihood == pytest.approx(
+                float(maxlik.gaussian_logpdf(data, np.atleast_1d(fit.mean),
+                                             np.atleast_2d(fit.covariance) if ct == "full"
+                                             else fit.covariance, ct).sum()), rel=1e-11)
