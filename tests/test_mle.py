@@ -397,3 +397,25 @@ def test_log_likelihood_matches_gaussian_logpdf(rng, ct, D):
                 float(maxlik.gaussian_logpdf(data, np.atleast_1d(fit.mean),
                                              np.atleast_2d(fit.covariance) if ct == "full"
                                              else fit.covariance, ct).sum()), rel=1e-11)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    offset=st.sampled_from([0.0, 1e3, 1e6, -3e7, 1e9]),
+    log_spread=st.floats(-2, 3),
+    n=st.integers(2, 300),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_variance_stable_for_float32_offsets(offset, log_spread, n, seed):
+    r = np.random.default_rng(seed)
+    x = (offset + r.normal(scale=10.0**log_spread, size=(n, 2))).astype(np.float32)
+    ref = x.astype(np.longdouble)
+    ref_var = ((ref - ref.mean(axis=0)) ** 2).mean(axis=0)  # two-pass in extended precision
+    fit = maxlik.fit_gaussian(x, covariance_type="diag")
+    distinct = np.array([np.unique(x[:, j]).size > 1 for j in range(2)])
+    assert np.all(fit.covariance[distinct] > 0)
+    assert np.all(fit.covariance >= 0)
+    np.testing.assert_allclose(fit.covariance, ref_var.astype(np.float64), rtol=1e-9, atol=0)
