@@ -419,3 +419,12 @@ def test_variance_stable_for_float32_offsets(offset, log_spread, n, seed):
     assert np.all(fit.covariance[distinct] > 0)
     assert np.all(fit.covariance >= 0)
     np.testing.assert_allclose(fit.covariance, ref_var.astype(np.float64), rtol=1e-9, atol=0)
+
+
+def test_fit_does_not_freeze_user_arrays():
+    counts = np.array([1.0, 2.0, 3.0])
+    maxlik.fit_categorical(counts=counts)
+    counts[0] = 5.0  # still writeable
+    X = np.arange(6.0).reshape(3, 2)
+    maxlik.fit_gaussian(X)
+    X[0, 0] = 1.0

@@ -269,7 +269,7 @@ def fit_categorical(labels=None, *, counts=None, n_categories=None, alpha=0.0, s
     if counts is not None:
         if sample_weight is not None:
             raise ValueError("sample_weight applies to labels; with counts, weight the counts instead")
-        c = as_float_array(counts, "counts", ndim=1, dtype=np.float64)
+        c = as_float_array(counts, "counts", ndim=1, dtype=np.float64, copy=True)  # frozen later
         if np.any(~(c >= 0)) or np.any(~np.isfinite(c)):
             i = int(np.argmax(~((c >= 0) & np.isfinite(c))))
             raise ValueError(f"counts must be non-negative and finite; got {c[i]} at index {i}")
