@@ -100,6 +100,13 @@ def test_kl_std_normal_float32_and_shapes(rng):
     assert g_mu.dtype == g_lv.dtype == np.float32 and g_lv.shape == (3, 5, 16)
     ref = _kl_std_ref(mu.astype(np.float64), lv.astype(np.float64))
     np.testing.assert_allclose(kl, ref, rtol=2e-6)
+    # 2-D contiguous float32 (the fast path) gives the same numbers
+    k2, gm2, gl2 = maxlik.kl_to_standard_normal(mu.reshape(15, 16), lv.reshape(15, 16), return_grad=True)
+    assert k2.dtype == np.float32
+    np.testing.assert_array_equal(k2, kl.reshape(15))
+    np.testing.assert_array_equal(gl2, g_lv.reshape(15, 16))
+    # mixed float32 / float64 computes in float64
+    assert maxlik.kl_to_standard_normal(mu[0], lv[0].astype(np.float64)).dtype == np.float64
     # 1-D input: one distribution -> 0-d result
     k1 = maxlik.kl_to_standard_normal(mu[0, 0], lv[0, 0])
     assert k1.shape == () and k1 == pytest.approx(float(kl[0, 0]), rel=1e-6)

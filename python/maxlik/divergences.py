@@ -92,6 +92,12 @@ def kl_to_standard_normal(mu, logvar, return_grad=False):
     >>> g_lv
     array([[0. , 0.5]])
     """
+    if (type(mu) is np.ndarray and type(logvar) is np.ndarray and mu.ndim == 2
+            and mu.dtype == logvar.dtype and mu.dtype.char in "fd" and mu.shape == logvar.shape
+            and mu.flags.c_contiguous and logvar.flags.c_contiguous
+            and type(return_grad) is bool):
+        # the per-batch call of a training loop: skip the general conversion path
+        return _core.kl_to_standard_normal(mu, logvar, return_grad)
     return_grad = check_bool(return_grad, "return_grad")
     mu_a = as_float_array(mu, "mu", order=None)
     lv_a = as_float_array(logvar, "logvar", order=None)
