@@ -180,3 +180,43 @@ def test_hdf5_like_dataset_is_streamed():
     b = GaussianMixture(3, block_size=600, **init).fit(ds)
     np.testing.assert_allclose(b.means_, a.means_, rtol=0, atol=1e-10)
     assert ds.reads >= 3 * b.n_iter_  # read block by block, every iteration
+
+
+_RSS_SCRIPT = r"""
+import os, resource, sys, warnings
+import numpy as np
+import maxlik
+
+path, n, d = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(0)
+with open(path, "wb") as f:  # write in chunks: never the whole array in this process
+    np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False,
+                                             "shape": (n, d)})
+    for r0 in range(0, n, 65536):
+        m = min(65536, n - r0)
+        (rng.standard_normal((m, d)) + 4.0 * (rng.random((m, 1)) < 0.5)).tofile(f)
+X = np.load(path, mmap_mode="r")
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    maxlik.GaussianMixture(2, covariance_type="diag", max_iter=2, random_state=0,
+                           block_size=32768).fit(X)
+    maxlik.KMeans(2, max_iter=2, random_state=0, block_size=32768).fit(X)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print((peak - base) / 1024.0)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(__import__("mmap"), "MADV_DONTNEED"), reason="needs madvise")
+def test_peak_memory_does_not_grow_with_n(tmp_path):
+    """Fitting a 96 MB memmap raises the peak RSS by far less than the file size."""
+    import subprocess
+    import sys
+
+    n, d = 1_500_000, 8  # 96 MB of float64
+    out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(tmp_path / "x.npy"), str(n),
+                          str(d)], capture_output=True, text=True, check=True)
+    growth_mb = float(out.stdout.strip().splitlines()[-1])
+    # blocks of 2 MB, a 100k-row init subsample (6 MB) and KMeans.labels_ (6 MB int32)
+    assert growth_mb < 40, growth_mb
