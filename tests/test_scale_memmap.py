@@ -220,3 +220,18 @@ def test_peak_memory_does_not_grow_with_n(tmp_path):
     growth_mb = float(out.stdout.strip().splitlines()[-1])
     # blocks of 2 MB, a 100k-row init subsample (6 MB) and KMeans.labels_ (6 MB int32)
     assert growth_mb < 40, growth_mb
+
+
+def test_streamed_fits_do_not_depend_on_thread_count(memmap_of, threads):
+    mm = memmap_of(_blobs(6))
+    fits = []
+    for n in (1, 2):
+        threads(n)
+        gm = GaussianMixture(3, random_state=0, block_size=1000).fit(mm)
+        km = KMeans(3, random_state=0, n_init=2, block_size=1000).fit(mm)
+        fits.append((gm, km))
+    (g1, k1), (g2, k2) = fits
+    np.testing.assert_array_equal(g1.means_, g2.means_)
+    np.testing.assert_array_equal(g1.covariances_, g2.covariances_)
+    np.testing.assert_array_equal(k1.cluster_centers_, k2.cluster_centers_)
+    assert k1.inertia_ == k2.inertia_
