@@ -187,18 +187,22 @@ class BlockSource:
             total = s if total is None else total + s
         return total
 
-    def lloyd(self, shift, centers, update=True):
-        """Summed (S, W, inertia) of one Lloyd pass (see ``_core.kmeans_lloyd_step``)."""
+    def lloyd(self, shift, centers, update=True, labels_out=None):
+        """Summed (S, W, inertia) of one Lloyd pass (see ``_core.kmeans_lloyd_step``);
+        the labels go to `labels_out` (N,) int32 when given."""
         from . import _core
 
         K, D = centers.shape
         S = np.zeros((K, D)) if update else None
         W = np.zeros(K) if update else None
         J = 0.0
-        for _, xb, wb in self.blocks():
+        for r0, xb, wb in self.blocks():
             xb = np.ascontiguousarray(xb, dtype=centers.dtype)
             wb = None if wb is None else np.ascontiguousarray(wb, dtype=centers.dtype)
-            labels = np.empty(xb.shape[0], dtype=np.int32)
+            if labels_out is not None:
+                labels = labels_out[r0:r0 + xb.shape[0]]
+            else:
+                labels = np.empty(xb.shape[0], dtype=np.int32)
             s, w, j = _core.kmeans_lloyd_step(xb, shift, centers, wb, labels, update)
             if update:
                 S += s
@@ -232,15 +236,21 @@ class BlockSource:
         n = 0
         mean = np.zeros(self.n_features)
         m2 = np.zeros(self.n_features)
+        # sub-chunks keep the temporaries small enough to be reused from the heap
+        # (16 MB temporaries would be fresh, page-faulted mappings every time)
+        step = max(1, (1 << 20) // (8 * self.n_features))
         for _, xb, _ in self.blocks(weights=False):
-            nb = xb.shape[0]
-            mb = xb.mean(axis=0, dtype=np.float64)
-            m2b = ((xb - mb) ** 2).sum(axis=0, dtype=np.float64)
-            delta = mb - mean
-            tot = n + nb
-            mean = mean + delta * (nb / tot)
-            m2 = m2 + m2b + delta**2 * (n * nb / tot)
-            n = tot
+            for c0 in range(0, xb.shape[0], step):
+                xc = xb[c0:c0 + step]
+                nb = xc.shape[0]
+                mb = xc.mean(axis=0, dtype=np.float64)
+                d = xc - mb
+                m2b = np.einsum("ij,ij->j", d, d)
+                delta = mb - mean
+                tot = n + nb
+                mean = mean + delta * (nb / tot)
+                m2 = m2 + m2b + delta**2 * (n * nb / tot)
+                n = tot
         return mean, m2 / max(n, 1)
 
     def subsample(self, m, rs):
@@ -418,16 +428,23 @@ def fit_kmeans(km, X, sample_weight=None):
             centers = np.ascontiguousarray(init - shift, dtype=dtype)
         else:
             centers = km._init_centroids(sample[0], shift, init, n_clusters, sample[1], rs)
-        centers, n_iter = _lloyd(source, shift, centers, max_iter, tol_abs, verbose)
+        # out-of-core: the labels of every Lloyd pass go straight into labels_ (the
+        # one O(N) array); on strict convergence they are final, with no extra pass
+        labels_out = np.empty(n, np.int32) if n_init == 1 and not is_dask(X) else None
+        centers, n_iter, last = _lloyd(source, shift, centers, max_iter, tol_abs, verbose,
+                                       labels_out)
         if n_init == 1:
-            best = (centers, None, n_iter)
+            best = (centers, last, n_iter)
             break
         _, _, inertia = source.lloyd(shift, centers, False)
         if best is None or inertia < best[1]:
             best = (centers, inertia, n_iter)
-    centers, _, n_iter = best
-    # labels_ and the inertia of the final centres in one pass
-    labels, inertia = source.labels_inertia(shift, centers)
+    centers, last, n_iter = best
+    if n_init == 1 and last is not None and labels_out is not None:
+        labels, inertia = labels_out, last
+    else:
+        # labels_ and the inertia of the final centres in one pass
+        labels, inertia = source.labels_inertia(shift, centers)
     km.cluster_centers_ = (centers + shift).astype(dtype)
     km.labels_ = labels
     km.inertia_ = float(inertia)
@@ -441,11 +458,16 @@ def fit_kmeans(km, X, sample_weight=None):
     return km
 
 
-def _lloyd(source, shift, centers, max_iter, tol, verbose):
-    """Returns (final centres in shifted coordinates, n_iter)."""
+def _lloyd(source, shift, centers, max_iter, tol, verbose, labels_out=None):
+    """Returns (final centres in shifted coordinates, n_iter, inertia or None).
+
+    The inertia is returned only on strict convergence (the last pass used
+    the final centres, so its labels and inertia are final)."""
     i = 0
     for i in range(max_iter):
-        S, W, inertia = source.lloyd(shift, centers, True)
+        kw = {} if labels_out is None else {"labels_out": labels_out}
+        S, W, inertia = source.lloyd(shift, centers, True, **kw)
+        empty = bool(np.any(W == 0))
         new = _relocate_and_divide(source, shift, centers, S, W)
         if verbose:
             print(f"Iteration {i}, inertia {inertia}.")
@@ -454,10 +476,10 @@ def _lloyd(source, shift, centers, max_iter, tol, verbose):
         if shift_sq == 0.0:
             # Same centres as the previous iteration <=> the same labels:
             # strict convergence (the in-memory fit tests the labels).
-            break
+            return centers, i + 1, (None if empty else float(inertia))
         if shift_sq <= tol:
             break
-    return centers, i + 1
+    return centers, i + 1, None
 
 
 def _relocate_and_divide(source, shift, centers_old, S, W):
