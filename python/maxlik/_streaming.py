@@ -521,7 +521,7 @@ def apply_blockwise(est, method, X, *, n_out=None, block_size=None):
 # ---- incremental fitting -------------------------------------------------------------
 
 def step_size(t: int, decay: float, offset: float) -> float:
-    """Stepwise-EM step ρ_t = (t + offset)^(−decay) for the t-th batch (t = 0, 1, ...)."""
+    """Stepwise-EM step ρ_t = (t + offset)^(−decay) of update t = 1, 2, ... (ρ_0 = 1)."""
     return float((t + offset) ** (-decay))
 
 
@@ -577,16 +577,18 @@ def _scaled_blend(old, new, rho):
 def partial_fit_gaussian_mixture(gm, X, sample_weight=None):
     """One stepwise-EM update (Cappé & Moulines 2009; Liang & Klein 2009) from a batch.
 
-    With s the running sufficient statistics normalised per unit weight,
-    s_b those of the batch under the current parameters, the t-th call
-    (t = 0, 1, ...) does
+    With s the running sufficient statistics normalised per unit weight and
+    s_b those of the batch under the current parameters, call t = 1, 2, ...
+    does
 
         s ← (1 − ρ_t) s + ρ_t s_b,   ρ_t = (t + learning_offset)^(−learning_decay)
 
-    and then the M-step on s. The first call initialises the parameters from
-    the batch (``init_params`` / ``*_init``) and, since ρ_0 = 1 for
-    ``learning_offset=1``, sets s to the batch's statistics. The Robbins–Monro
-    conditions (Σρ = ∞, Σρ² < ∞) need ``0.5 < learning_decay <= 1``.
+    and then the M-step on s. Call t = 0 (the first, or the first after
+    ``fit``) sets s = s_b (ρ_0 = 1); on an unfitted estimator it first
+    initialises the parameters from its batch (``init_params`` / ``*_init``).
+    The Robbins–Monro conditions (Σρ = ∞, Σρ² < ∞) need
+    ``0.5 < learning_decay <= 1``; the defaults are 0.7 and 1.0. Sample
+    weights weight rows within a batch; every batch counts once in the blend.
     """
     from .mixture import mixture_statistics, mixture_update
 

@@ -468,8 +468,17 @@ class KMeans(BaseEstimator):
         """One mini-batch k-means update from the batch `X` (MiniBatchKMeans semantics).
 
         Each centre moves to the weighted mean of all rows ever assigned to
-        it (per-centre counts); the first call initialises from its batch.
-        Sets ``labels_`` and ``inertia_`` of the batch.
+        it (per-centre counts); the first call initialises from its batch (after
+        :meth:`fit`: starts from the fitted centres). Sets ``labels_`` and
+        ``inertia_`` of the batch under the updated centres. Unlike
+        scikit-learn's MiniBatchKMeans, centres with small counts are not
+        randomly reassigned.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_batch, n_features)
+        y : ignored
+        sample_weight : array_like of shape (n_batch,), optional
 
         Returns
         -------

@@ -672,8 +672,16 @@ class GaussianMixture(BaseEstimator):
 
         The running sufficient statistics s are blended with the batch's,
         s ← (1 − ρ_t) s + ρ_t s_batch with ρ_t = (t + learning_offset)^(−learning_decay)
-        for the t-th call (Cappé & Moulines 2009), then the M-step sets the
-        parameters. The first call initialises from its batch.
+        for call t = 1, 2, ... (Cappé & Moulines 2009), then the M-step sets
+        the parameters. Call 0 sets s to its batch's statistics; on an
+        unfitted estimator it first initialises from that batch, after
+        :meth:`fit` it starts from the fitted parameters.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_batch, D)
+        y : ignored
+        sample_weight : array_like of shape (n_batch,), optional
 
         Returns
         -------
