@@ -31,6 +31,7 @@ __all__ = [
     "check_sample_weight",
     "check_random_state",
     "check_same_dtype",
+    "check_dense",
 ]
 
 
@@ -249,7 +250,7 @@ def check_sample_weight(sample_weight, n_samples: int, dtype=np.float64,
         i = int(np.argmax(w < 0))
         raise ValueError(f"{name} must be non-negative; got {w[i]} at index {i}")
     if n_samples and not np.any(w > 0):
-        raise ValueError(f"{name} must have at least one positive weight")
+        raise ValueError(f"{name} must have at least one positive weight; all weights are zero")
     return w
 
 
@@ -272,3 +273,18 @@ def check_same_dtype(*arrays: np.ndarray) -> np.dtype:
     """The common float dtype (float64 if any is float64), for kernels that need one."""
     dt = np.result_type(*[a.dtype for a in arrays])
     return np.dtype(np.float64) if dt != np.float32 else np.dtype(np.float32)
+
+
+# ---- appended by the kmeans/cli helper -------------------------------------------------
+def check_dense(x, name: str) -> None:
+    """Reject scipy.sparse inputs with a message that says what to do.
+
+    Without this, np.asarray(sparse) gives a 0-d object array and a confusing
+    dtype error.
+    """
+    mod = type(x).__module__ or ""
+    if mod.startswith("scipy.sparse") or (hasattr(x, "tocsr") and hasattr(x, "nnz")):
+        raise TypeError(
+            f"{name} is a scipy sparse {type(x).__name__}; sparse input is not supported, "
+            f"pass a dense array ({name}.toarray())"
+        )

@@ -19,6 +19,8 @@
 #include <limits>
 #include <type_traits>
 
+#define MAXLIK_INLINE inline __attribute__((always_inline))
+
 namespace maxlik {
 namespace simd {
 
@@ -42,28 +44,28 @@ template <class T> using ivec = typename vec_traits<T>::vi;  // same-width integ
 template <class T> inline constexpr int lanes = kVecBytes / static_cast<int>(sizeof(T));
 
 // ---- load / store / broadcast -------------------------------------------------
-template <class T> inline vec<T> load(const T* p) {
+template <class T> MAXLIK_INLINE vec<T> load(const T* p) {
   vec<T> v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
-template <class T> inline void store(T* p, vec<T> v) { std::memcpy(p, &v, sizeof(v)); }
-template <class T> inline vec<T> set1(T x) {
+template <class T> MAXLIK_INLINE void store(T* p, vec<T> v) { std::memcpy(p, &v, sizeof(v)); }
+template <class T> MAXLIK_INLINE vec<T> set1(T x) {
   vec<T> v;
   for (int i = 0; i < lanes<T>; ++i) v[i] = x;
   return v;
 }
 // Partial load: lanes >= n are filled with `fill`.
-template <class T> inline vec<T> load_partial(const T* p, int n, T fill) {
+template <class T> MAXLIK_INLINE vec<T> load_partial(const T* p, int n, T fill) {
   vec<T> v = set1<T>(fill);
   for (int i = 0; i < n; ++i) v[i] = p[i];
   return v;
 }
-template <class T> inline void store_partial(T* p, vec<T> v, int n) {
+template <class T> MAXLIK_INLINE void store_partial(T* p, vec<T> v, int n) {
   for (int i = 0; i < n; ++i) p[i] = v[i];
 }
 // Strided gather (scalar loop; the compiler may use vgather).
-template <class T> inline vec<T> load_strided(const T* p, std::ptrdiff_t stride) {
+template <class T> MAXLIK_INLINE vec<T> load_strided(const T* p, std::ptrdiff_t stride) {
   vec<T> v;
   for (int i = 0; i < lanes<T>; ++i) v[i] = p[i * stride];
   return v;
@@ -71,31 +73,54 @@ template <class T> inline vec<T> load_strided(const T* p, std::ptrdiff_t stride)
 
 // ---- lane-wise helpers ----------------------------------------------------------
 // Masks are integer vectors with all bits set (-1) in true lanes, 0 otherwise.
-template <class T> inline vec<T> select(ivec<T> mask, vec<T> a, vec<T> b) {
+template <class T> MAXLIK_INLINE vec<T> select(ivec<T> mask, vec<T> a, vec<T> b) {
   return mask ? a : b;
 }
-template <class T> inline ivec<T> as_int(vec<T> v) { return reinterpret_cast<ivec<T>&>(v); }
-template <class T> inline vec<T> as_float(ivec<T> v) { return reinterpret_cast<vec<T>&>(v); }
+template <class T> MAXLIK_INLINE ivec<T> as_int(vec<T> v) { return reinterpret_cast<ivec<T>&>(v); }
+template <class T> MAXLIK_INLINE vec<T> as_float(ivec<T> v) { return reinterpret_cast<vec<T>&>(v); }
 // max/min that ignore NaN in `b` (NaNs are propagated separately by exp/sum).
-template <class T> inline vec<T> max(vec<T> a, vec<T> b) { return a > b ? a : b; }
-template <class T> inline vec<T> min(vec<T> a, vec<T> b) { return a < b ? a : b; }
-template <class T> inline vec<T> abs(vec<T> a) { return a < vec<T>{} ? -a : a; }
+template <class T> MAXLIK_INLINE vec<T> max(vec<T> a, vec<T> b) { return a > b ? a : b; }
+template <class T> MAXLIK_INLINE vec<T> min(vec<T> a, vec<T> b) { return a < b ? a : b; }
+template <class T> MAXLIK_INLINE vec<T> abs(vec<T> a) { return a < vec<T>{} ? -a : a; }
 
-template <class T> inline T hsum(vec<T> v) {
-  // Pairwise tree: fixed order, so results are reproducible.
-  constexpr int L = lanes<T>;
-  T buf[L];
-  store(buf, v);
-  for (int w = L / 2; w >= 1; w /= 2)
-    for (int i = 0; i < w; ++i) buf[i] += buf[i + w];
-  return buf[0];
+// Horizontal reductions by halving (fixed order: reproducible results).
+template <class T> MAXLIK_INLINE vec<T> swap_halves(vec<T> v, int w) {
+  // lanes i and i^w exchanged, for w = lanes/2, lanes/4, ...
+  vec<T> r;
+  for (int i = 0; i < lanes<T>; ++i) r[i] = v[i ^ w];
+  return r;
 }
-template <class T> inline T hmax(vec<T> v) {
-  T m = v[0];
-  for (int i = 1; i < lanes<T>; ++i) m = v[i] > m ? v[i] : m;
-  return m;
+template <class T> MAXLIK_INLINE T hsum(vec<T> v) {
+  if constexpr (lanes<T> == 4) {
+    v += __builtin_shufflevector(v, v, 2, 3, 0, 1);
+    v += __builtin_shufflevector(v, v, 1, 0, 3, 2);
+    return v[0];
+  } else if constexpr (lanes<T> == 8) {
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
+    v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5);
+    v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6);
+    return v[0];
+  } else {
+    for (int w = lanes<T> / 2; w >= 1; w /= 2) v += swap_halves<T>(v, w);
+    return v[0];
+  }
 }
-template <class T> inline bool any(ivec<T> mask) {
+template <class T> MAXLIK_INLINE T hmax(vec<T> v) {
+  if constexpr (lanes<T> == 4) {
+    v = max<T>(v, __builtin_shufflevector(v, v, 2, 3, 0, 1));
+    v = max<T>(v, __builtin_shufflevector(v, v, 1, 0, 3, 2));
+    return v[0];
+  } else if constexpr (lanes<T> == 8) {
+    v = max<T>(v, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3));
+    v = max<T>(v, __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5));
+    v = max<T>(v, __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6));
+    return v[0];
+  } else {
+    for (int w = lanes<T> / 2; w >= 1; w /= 2) v = max<T>(v, swap_halves<T>(v, w));
+    return v[0];
+  }
+}
+template <class T> MAXLIK_INLINE bool any(ivec<T> mask) {
   for (int i = 0; i < lanes<T>; ++i)
     if (mask[i]) return true;
   return false;
@@ -103,8 +128,8 @@ template <class T> inline bool any(ivec<T> mask) {
 
 // ---- exp ------------------------------------------------------------------------
 // Range reduction x = k ln2 + r, |r| <= ln2/2 (Cody-Waite two-constant ln2),
-// Taylor polynomial for e^r (degree 13 double / 7 float: truncation below
-// 0.05 ulp), then scaling by 2^k done in two halves so that results in the
+// a polynomial for e^r (degree 11 double / 6 float, fit error below 0.05
+// ulp), then scaling by 2^k done in two halves so that results in the
 // subnormal range and k up to 1024 are exact without a branch.
 namespace detail {
 template <class T> struct exp_consts;
@@ -129,38 +154,37 @@ template <> struct exp_consts<float> {
   static constexpr int bias = 127;
 };
 
-inline vf64 exp_poly(vf64 r) {
-  // Taylor coefficients 1/n!, n = 0..13, Horner.
-  vf64 p = set1<double>(1.0 / 6227020800.0);
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
+MAXLIK_INLINE vf64 exp_poly(vf64 r) {
+  // Degree-11 Chebyshev fit of e^r on [-ln2/2, ln2/2] (max rel. error 3.2e-18,
+  // fitted with mpmath.chebyfit); c0 and c1 round to exactly 1, so exp(0) == 1.
+  vf64 p = set1<double>(2.5110037605963777e-08);
+  p = p * r + 2.763263963904103e-07;
+  p = p * r + 2.755724091857897e-06;
+  p = p * r + 2.4801485482328494e-05;
+  p = p * r + 0.00019841269890047113;
+  p = p * r + 0.0013888888952314775;
+  p = p * r + 0.008333333333319601;
+  p = p * r + 0.0416666666664881;
+  p = p * r + 0.1666666666666668;
+  p = p * r + 0.5000000000000019;
   p = p * r + 1.0;
   p = p * r + 1.0;
   return p;
 }
-inline vf32 exp_poly(vf32 r) {
-  vf32 p = set1<float>(1.0f / 5040.0f);
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
+MAXLIK_INLINE vf32 exp_poly(vf32 r) {
+  // Degree-6 Chebyshev fit on [-ln2/2, ln2/2], max rel. error 2e-9.
+  vf32 p = set1<float>(0.0013941108433972674f);
+  p = p * r + 0.008375126398153335f;
+  p = p * r + 0.04166635289677516f;
+  p = p * r + 0.16666415514653277f;
+  p = p * r + 0.5000000047117757f;
+  p = p * r + 1.000000037716214f;
   p = p * r + 1.0f;
   return p;
 }
 }  // namespace detail
 
-template <class T> inline vec<T> exp(vec<T> x) {
+template <class T> MAXLIK_INLINE vec<T> exp(vec<T> x) {
   using C = detail::exp_consts<T>;
   using VI = ivec<T>;
   // Clamp; NaN compares false and passes through unchanged, then propagates.
@@ -183,11 +207,31 @@ template <class T> inline vec<T> exp(vec<T> x) {
   return y;
 }
 
+// e^x for x <= 0 (or NaN), flushing results below the smallest normal number
+// to zero. For sums of e^{x - max}: a term below 2^-1022 relative to the max
+// cannot change a sum that already holds 1. Cheaper than exp(): one scaling
+// step and no overflow handling.
+template <class T> MAXLIK_INLINE vec<T> exp_nonpositive(vec<T> x) {
+  using C = detail::exp_consts<T>;
+  using VI = ivec<T>;
+  constexpr T lo = sizeof(T) == 8 ? T(-708.39) : T(-87.33);
+  // No clamp: lanes below `lo` (incl. -inf) compute garbage and are replaced by 0.
+  const vec<T> xc = x;
+  const vec<T> t = xc * C::log2e + C::magic;
+  const vec<T> k = t - C::magic;
+  vec<T> r = xc - k * C::ln2_hi;
+  r = r - k * C::ln2_lo;
+  const vec<T> p = detail::exp_poly(r);
+  const VI ki = as_int<T>(t) - as_int<T>(set1<T>(C::magic));
+  const vec<T> y = p * as_float<T>((ki + C::bias) << C::mant);
+  return x < lo ? vec<T>{} : y;
+}
+
 // ---- log ------------------------------------------------------------------------
 // x = 2^e f with f in [sqrt(1/2), sqrt(2)); log f = 2 atanh(s), s = (f-1)/(f+1),
-// |s| <= 0.1716, series in s^2 (odd terms to s^23 in double, s^9 in float).
+// |s| <= 0.1716, series in s^2 (odd terms to s^23 in double, s^11 in float).
 namespace detail {
-inline vf64 log_series(vf64 s2) {
+MAXLIK_INLINE vf64 log_series(vf64 s2) {
   vf64 p = set1<double>(2.0 / 23);
   p = p * s2 + 2.0 / 21;
   p = p * s2 + 2.0 / 19;
@@ -201,7 +245,7 @@ inline vf64 log_series(vf64 s2) {
   p = p * s2 + 2.0 / 3;
   return p;
 }
-inline vf32 log_series(vf32 s2) {
+MAXLIK_INLINE vf32 log_series(vf32 s2) {
   vf32 p = set1<float>(2.0f / 11);
   p = p * s2 + 2.0f / 9;
   p = p * s2 + 2.0f / 7;
@@ -211,7 +255,7 @@ inline vf32 log_series(vf32 s2) {
 }
 }  // namespace detail
 
-template <class T> inline vec<T> log(vec<T> x) {
+template <class T> MAXLIK_INLINE vec<T> log(vec<T> x) {
   using C = detail::exp_consts<T>;
   using VI = ivec<T>;
   constexpr T inf = std::numeric_limits<T>::infinity();
@@ -230,14 +274,16 @@ template <class T> inline vec<T> log(vec<T> x) {
   const VI big = f > static_cast<T>(1.4142135623730951);
   f = big ? f * T(0.5) : f;
   e = big ? e + 1 : e;
-  const vec<T> s = (f - T(1)) / (f + T(1));
+  // g = f - 1 is exact (Sterbenz). With s = g/(2+g) and hfsq = g^2/2,
+  // log(1+g) = 2 atanh(s) = g - (hfsq - s (hfsq + R)),  R = sum_{j>=1} 2 s^{2j}/(2j+1):
+  // the leading term g is exact and the rest is a small correction (< 1 ulp).
+  const vec<T> g = f - T(1);
+  const vec<T> s = g / (g + T(2));
   const vec<T> s2 = s * s;
+  const vec<T> hfsq = T(0.5) * g * g;
+  const vec<T> R = s2 * detail::log_series(s2);
   const vec<T> ef = __builtin_convertvector(e, vec<T>);
-  // log x = e ln2 + 2s + s^3 P(s^2), summed small-to-large.
-  vec<T> y = s * (s2 * detail::log_series(s2));
-  y = y + ef * C::ln2_lo;
-  y = y + T(2) * s;
-  y = y + ef * C::ln2_hi;
+  vec<T> y = ef * C::ln2_hi + (g - (hfsq - (s * (hfsq + R) + ef * C::ln2_lo)));
   y = x == zero ? set1<T>(-inf) : y;
   y = x < zero ? set1<T>(std::numeric_limits<T>::quiet_NaN()) : y;
   y = x == inf ? set1<T>(inf) : y;
@@ -245,7 +291,7 @@ template <class T> inline vec<T> log(vec<T> x) {
   return y;
 }
 
-template <class T> inline vec<T> log1p(vec<T> x) {
+template <class T> MAXLIK_INLINE vec<T> log1p(vec<T> x) {
   // log1p(x) = log(u) + (x - (u - 1)) / u with u = fl(1 + x): the second term
   // restores the bits of x lost when forming u.
   const vec<T> u = x + T(1);
@@ -259,9 +305,9 @@ template <class T> inline vec<T> log1p(vec<T> x) {
 
 // Scalar convenience wrappers (one lane) so that scalar tails use the very same
 // arithmetic as the vector bodies.
-template <class T> inline T exp1(T x) { return exp<T>(set1<T>(x))[0]; }
-template <class T> inline T log1(T x) { return log<T>(set1<T>(x))[0]; }
-template <class T> inline T log1p1(T x) { return log1p<T>(set1<T>(x))[0]; }
+template <class T> MAXLIK_INLINE T exp1(T x) { return exp<T>(set1<T>(x))[0]; }
+template <class T> MAXLIK_INLINE T log1(T x) { return log<T>(set1<T>(x))[0]; }
+template <class T> MAXLIK_INLINE T log1p1(T x) { return log1p<T>(set1<T>(x))[0]; }
 
 }  // namespace simd
 }  // namespace maxlik
