@@ -530,3 +530,44 @@ def test_vae_loss_with_landed_kl_to_standard_normal(rng):
     x = rng.normal(size=(5, 4))
     loss = maxlik.vae_loss(x, x, mu, lv, full=False, reduction="none")
     np.testing.assert_allclose(loss, _kl_reference(mu, lv), rtol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_ce_kdim_and_unbatched_layouts_match_torch(torch, rng, reduction):
+    F = torch.nn.functional
+    z = rng.normal(size=(3, 5, 4, 2))  # (N, C, d1, d2)
+    y = rng.integers(0, 5, (3, 4, 2))
+    y[0, 1, 1] = -100
+    w = rng.uniform(0.5, 2, 5)
+    zt = _t(torch, z, grad=True)
+    ref = F.cross_entropy(zt, torch.tensor(y), weight=_t(torch, w), label_smoothing=0.1,
+                          reduction=reduction)
+    ref.sum().backward()
+    loss, g = softmax_cross_entropy(z, y, weight=w, label_smoothing=0.1, reduction=reduction,
+                                    return_grad=True)
+    assert np.shape(loss) == tuple(ref.shape)
+    assert _rel(loss, ref.detach().numpy()) < 1e-10
+    assert g.shape == z.shape and g.flags.c_contiguous
+    np.testing.assert_allclose(g, zt.grad.numpy(), rtol=1e-10, atol=1e-15)
+    # probability targets in the K-dim layout
+    t = rng.dirichlet(np.ones(5), (3, 4, 2)).transpose(0, 3, 1, 2)
+    zt = _t(torch, z, grad=True)
+    ref = F.cross_entropy(zt, _t(torch, t), reduction=reduction)
+    ref.sum().backward()
+    loss, g = softmax_cross_entropy(z, t, reduction=reduction, return_grad=True)
+    assert _rel(loss, ref.detach().numpy()) < 1e-10
+    np.testing.assert_allclose(g, zt.grad.numpy(), rtol=1e-10, atol=1e-15)
+    # unbatched (C,) with a scalar index target
+    z1 = rng.normal(size=5)
+    zt = _t(torch, z1, grad=True)
+    ref = F.cross_entropy(zt, torch.tensor(3), reduction=reduction)
+    ref.sum().backward()
+    buf = np.empty(5)
+    loss, g = softmax_cross_entropy(z1, np.int64(3), reduction=reduction, grad_out=buf)
+    assert g is buf and np.shape(loss) == ()
+    assert _rel(loss, ref.detach().numpy()) < 1e-12
+    np.testing.assert_allclose(g, zt.grad.numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="target"):
+        softmax_cross_entropy(z, y[:, :2])
+    with pytest.raises(ValueError, match="logits"):
+        softmax_cross_entropy(np.float64(1.0), np.int64(0))

@@ -63,13 +63,16 @@ def softmax_cross_entropy(logits, target, *, weight=None, ignore_index=-100,
 
     Parameters
     ----------
-    logits : array_like, shape (N, C)
-        Unnormalised log-probabilities; float32 is kept, other dtypes follow
-        maxlik's dtype policy (integers -> float64).
+    logits : array_like, shape (N, C), (C,) or (N, C, d1, ..., dk)
+        Unnormalised log-probabilities, classes along axis 1 (torch's
+        layouts; the unbatched and K-dimensional ones are moved to (rows, C)
+        by a copy). float32 is kept, other dtypes follow maxlik's dtype
+        policy (integers -> float64).
     target : array_like
-        Either integer class indices of shape (N,) in ``[0, C)`` (or equal to
-        `ignore_index`), or class probabilities of shape (N, C) (a float
-        array; non-negative rows summing to 1).
+        Either integer class indices of shape (N,) (or (), (N, d1, ..., dk))
+        in ``[0, C)`` or equal to `ignore_index`, or class probabilities of
+        the shape of `logits` (a float array; non-negative, summing to 1
+        over the classes).
     weight : array_like, shape (C,), optional
         A weight per class (torch's ``weight``).
     ignore_index : int, default -100
@@ -142,11 +145,13 @@ def softmax_cross_entropy(logits, target, *, weight=None, ignore_index=-100,
     True
     """
     z = as_float_array(logits, "logits")
+    if np.ndim(logits) == 0:  # as_float_array (ascontiguousarray) turns 0-d into 1-d
+        raise ValueError("logits must have a class axis: (C,), (N, C) or (N, C, d1, ...); "
+                         "got a scalar")
     if z.ndim != 2:
-        raise ValueError(
-            f"logits must be 2-D (N, C) with the classes along axis 1; got a {z.ndim}-D "
-            f"array of shape {z.shape}"
-        )
+        return _softmax_ce_nd(z, target, weight=weight, ignore_index=ignore_index,
+                              label_smoothing=label_smoothing, reduction=reduction,
+                              return_grad=return_grad, grad_out=grad_out)
     N, C = z.shape
     if C < 1:
         raise ValueError(f"logits must have at least one class column; got shape {z.shape}")
@@ -196,6 +201,68 @@ def softmax_cross_entropy(logits, target, *, weight=None, ignore_index=-100,
     else:
         loss = _scalar(total, dtype)
     return (loss, g) if return_grad else loss
+
+
+def _softmax_ce_nd(z, target, *, grad_out, return_grad, reduction, **kw):
+    """torch's other layouts: unbatched (C,) and K-dimensional (N, C, d1, ..., dk).
+
+    Moved to the (rows, C) layout of the kernel (a copy), then back.
+    """
+    if z.ndim == 0:
+        raise ValueError("logits must have a class axis: (C,), (N, C) or (N, C, d1, ...); got a 0-d array")
+    t = np.asarray(target)
+    is_prob = t.dtype.kind == "f"
+    if z.ndim == 1:
+        C = z.shape[0]
+        if is_prob:
+            if t.shape != (C,):
+                raise ValueError(f"target must have shape ({C},) for unbatched logits; got {t.shape}")
+            t2 = t[None, :]
+        else:
+            if t.ndim != 0:
+                raise ValueError(
+                    f"target must be one class index for unbatched logits of shape ({C},); got "
+                    f"shape {t.shape}")
+            t2 = t.reshape(1)
+        want = bool(return_grad) or grad_out is not None
+        res = softmax_cross_entropy(z[None, :], t2, reduction=reduction, return_grad=want, **kw)
+        loss, g = (res if want else (res, None))
+        if reduction == "none":
+            loss = loss[0]
+        if g is None:
+            return loss
+        g = g[0]
+    else:
+        N, C = z.shape[:2]
+        spatial = z.shape[2:]
+        z2 = np.moveaxis(z, 1, -1).reshape(-1, C)
+        if is_prob:
+            if t.shape != z.shape:
+                raise ValueError(
+                    f"target holding class probabilities must have the shape of logits {z.shape}; "
+                    f"got {t.shape}")
+            t2 = np.moveaxis(t, 1, -1).reshape(-1, C)
+        else:
+            if t.shape != (N,) + spatial:
+                raise ValueError(
+                    f"target holding class indices must have shape {(N,) + spatial} for logits "
+                    f"of shape {z.shape}; got {t.shape}")
+            t2 = t.reshape(-1)
+        res = softmax_cross_entropy(z2, t2, reduction=reduction, return_grad=return_grad or
+                                    grad_out is not None, **kw)
+        loss, g = (res if (return_grad or grad_out is not None) else (res, None))
+        if reduction == "none":
+            loss = loss.reshape((N,) + spatial)
+        if g is None:
+            return loss
+        g = np.moveaxis(g.reshape((N,) + spatial + (C,)), -1, 1)
+    if grad_out is not None:
+        out = _grad_buffer(grad_out, z.shape, z.dtype)
+        out[...] = g
+        g = out
+    else:
+        g = np.ascontiguousarray(g)
+    return loss, g
 
 
 def _broadcast_full(a, shape, name, dtype):
