@@ -189,7 +189,7 @@ py::tuple linear_ce(carray<double> X, carray<double> W, py::object b, carray<std
   const std::int64_t* yp = y.data();
   for (std::size_t i = 0; i < N; ++i)
     require(yp[i] >= 0 && yp[i] < static_cast<std::int64_t>(K == 1 ? 2 : K), "class codes out of range");
-  const std::size_t nb = maxlik::n_blocks(N, L::kLinearBlock);
+  const std::size_t nb = maxlik::n_blocks(N, L::linear_task_rows(N));
   const std::size_t P = K * (D + 1);
   std::vector<double> slots(nb * P), bs(nb);
   py::array_t<double> gW({K, D});

@@ -527,57 +527,69 @@ inline void grad_tile(const T* Xb, std::size_t R, std::size_t D, const T* G, std
 }
 }  // namespace detail
 
-inline constexpr std::size_t kLinearBlock = 256;
+inline constexpr std::size_t kLinearBlock = 256;  // rows per sub-block (X tile in L2)
+inline constexpr std::size_t kLinearMaxTasks = 64;
+
+// Rows per task: a multiple of kLinearBlock chosen from N alone (never from the
+// thread count), so that at most kLinearMaxTasks gradient slots of K (D + 1)
+// values exist however large N is.
+inline std::size_t linear_task_rows(std::size_t N) {
+  const std::size_t sub = n_blocks(n_blocks(N, kLinearMaxTasks), kLinearBlock);
+  return std::max<std::size_t>(1, sub) * kLinearBlock;
+}
 
 template <class T>
 void linear_ce(const T* X, std::size_t N, std::size_t D, const T* W, const T* b, std::size_t K,
                const std::int64_t* y, const T* sw, T* slots, double* block_sum) {
   const std::size_t P = K * (D + 1);
-  parallel_for_blocks(N, kLinearBlock, [&](std::size_t blk, std::size_t r0, std::size_t r1) {
+  parallel_for_blocks(N, linear_task_rows(N), [&](std::size_t blk, std::size_t t0, std::size_t t1) {
     T* gW = slots + blk * P;  // K rows of D, then K intercept entries
     T* gb = gW + K * D;
     std::fill(gW, gW + P, T(0));
-    const std::size_t R = r1 - r0;
-    std::vector<T> Zbuf(R * K), ebuf(K);
-    T* Z = Zbuf.data();  // logits, then overwritten by dloss/dlogits
-    const T* Xb = X + r0 * D;
-    // Z = X_block W^T + b
-    std::size_t r = 0;
-    for (; r + 2 <= R; r += 2) {
-      std::size_t k = 0;
-      for (; k + 4 <= K; k += 4) detail::logits_tile<T, 2, 4>(Xb, D, r, W, b, k, K, Z + r * K);
-      for (; k < K; ++k) detail::logits_tile<T, 2, 1>(Xb, D, r, W, b, k, K, Z + r * K);
-    }
-    for (; r < R; ++r)
-      for (std::size_t k = 0; k < K; ++k) detail::logits_tile<T, 1, 1>(Xb, D, r, W, b, k, K, Z + r * K);
-    // loss and dloss/dz per row, in place
+    std::vector<T> Zbuf(kLinearBlock * K), ebuf(K);
     double acc = 0;
-    for (r = 0; r < R; ++r) {
-      T* z = Z + r * K;
-      const T wi = sw[r0 + r];
-      const std::int64_t yi = y[r0 + r];
-      if (K == 1) {
-        const T zz = z[0], t = T(yi);
-        const T ea = simd::exp1<T>(-std::fabs(zz));
-        const T sp = std::max(zz, T(0)) + simd::log1p1<T>(ea);  // softplus(z)
-        const T sig = zz >= 0 ? T(1) / (T(1) + ea) : ea / (T(1) + ea);
-        acc += double(wi * (sp - t * zz));
-        z[0] = wi * (sig - t);
-      } else {
-        T* e = ebuf.data();
-        const T m = detail::row_max(z, K);
-        const T s = detail::row_exp_sum(z, K, m, e);
-        acc += double(wi * (std::log(s) + (m - z[yi])));
-        const T c = wi / s;
-        for (std::size_t k = 0; k < K; ++k) z[k] = e[k] * c;
-        z[yi] -= wi;
+    for (std::size_t r0 = t0; r0 < t1; r0 += kLinearBlock) {
+      const std::size_t r1 = std::min(t1, r0 + kLinearBlock);
+      const std::size_t R = r1 - r0;
+      T* Z = Zbuf.data();  // logits, then overwritten by dloss/dlogits
+      const T* Xb = X + r0 * D;
+      // Z = X_block W^T + b
+      std::size_t r = 0;
+      for (; r + 2 <= R; r += 2) {
+        std::size_t k = 0;
+        for (; k + 4 <= K; k += 4) detail::logits_tile<T, 2, 4>(Xb, D, r, W, b, k, K, Z + r * K);
+        for (; k < K; ++k) detail::logits_tile<T, 2, 1>(Xb, D, r, W, b, k, K, Z + r * K);
       }
-      for (std::size_t k = 0; k < K; ++k) gb[k] += z[k];
+      for (; r < R; ++r)
+        for (std::size_t k = 0; k < K; ++k) detail::logits_tile<T, 1, 1>(Xb, D, r, W, b, k, K, Z + r * K);
+      // loss and dloss/dz per row, in place
+      for (r = 0; r < R; ++r) {
+        T* z = Z + r * K;
+        const T wi = sw[r0 + r];
+        const std::int64_t yi = y[r0 + r];
+        if (K == 1) {
+          const T zz = z[0], t = T(yi);
+          const T ea = simd::exp1<T>(-std::fabs(zz));
+          const T sp = std::max(zz, T(0)) + simd::log1p1<T>(ea);  // softplus(z)
+          const T sig = zz >= 0 ? T(1) / (T(1) + ea) : ea / (T(1) + ea);
+          acc += double(wi * (sp - t * zz));
+          z[0] = wi * (sig - t);
+        } else {
+          T* e = ebuf.data();
+          const T m = detail::row_max(z, K);
+          const T s = detail::row_exp_sum(z, K, m, e);
+          acc += double(wi * (std::log(s) + (m - z[yi])));
+          const T c = wi / s;
+          for (std::size_t k = 0; k < K; ++k) z[k] = e[k] * c;
+          z[yi] -= wi;
+        }
+        for (std::size_t k = 0; k < K; ++k) gb[k] += z[k];
+      }
+      // gW += G^T X_block
+      std::size_t k = 0;
+      for (; k + 4 <= K; k += 4) detail::grad_tile<T, 4>(Xb, R, D, Z, K, k, gW);
+      for (; k < K; ++k) detail::grad_tile<T, 1>(Xb, R, D, Z, K, k, gW);
     }
-    // gW += G^T X_block
-    std::size_t k = 0;
-    for (; k + 4 <= K; k += 4) detail::grad_tile<T, 4>(Xb, R, D, Z, K, k, gW);
-    for (; k < K; ++k) detail::grad_tile<T, 1>(Xb, R, D, Z, K, k, gW);
     block_sum[blk] = acc;
   });
 }
