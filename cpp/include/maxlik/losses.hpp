@@ -558,7 +558,12 @@ void linear_ce(const T* X, std::size_t N, std::size_t D, const T* W, const T* b,
       for (; r + 2 <= R; r += 2) {
         std::size_t k = 0;
         for (; k + 4 <= K; k += 4) detail::logits_tile<T, 2, 4>(Xb, D, r, W, b, k, K, Z + r * K);
-        for (; k < K; ++k) detail::logits_tile<T, 2, 1>(Xb, D, r, W, b, k, K, Z + r * K);
+        switch (K - k) {  // remaining classes in one tile
+          case 3: detail::logits_tile<T, 2, 3>(Xb, D, r, W, b, k, K, Z + r * K); break;
+          case 2: detail::logits_tile<T, 2, 2>(Xb, D, r, W, b, k, K, Z + r * K); break;
+          case 1: detail::logits_tile<T, 2, 1>(Xb, D, r, W, b, k, K, Z + r * K); break;
+          default: break;
+        }
       }
       for (; r < R; ++r)
         for (std::size_t k = 0; k < K; ++k) detail::logits_tile<T, 1, 1>(Xb, D, r, W, b, k, K, Z + r * K);
@@ -588,7 +593,12 @@ void linear_ce(const T* X, std::size_t N, std::size_t D, const T* W, const T* b,
       // gW += G^T X_block
       std::size_t k = 0;
       for (; k + 4 <= K; k += 4) detail::grad_tile<T, 4>(Xb, R, D, Z, K, k, gW);
-      for (; k < K; ++k) detail::grad_tile<T, 1>(Xb, R, D, Z, K, k, gW);
+      switch (K - k) {
+        case 3: detail::grad_tile<T, 3>(Xb, R, D, Z, K, k, gW); break;
+        case 2: detail::grad_tile<T, 2>(Xb, R, D, Z, K, k, gW); break;
+        case 1: detail::grad_tile<T, 1>(Xb, R, D, Z, K, k, gW); break;
+        default: break;
+      }
     }
     block_sum[blk] = acc;
   });
