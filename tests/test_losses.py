@@ -571,3 +571,16 @@ def test_ce_kdim_and_unbatched_layouts_match_torch(torch, rng, reduction):
         softmax_cross_entropy(z, y[:, :2])
     with pytest.raises(ValueError, match="logits"):
         softmax_cross_entropy(np.float64(1.0), np.int64(0))
+
+
+def test_ce_one_hot_probabilities_equal_index_targets(rng):
+    z = rng.normal(size=(300, 6)) * 2
+    y = rng.integers(0, 6, 300)
+    w = rng.uniform(0.5, 2, 6)
+    for ls in (0.0, 0.25):
+        a, ga = softmax_cross_entropy(z, y, weight=w, label_smoothing=ls, reduction="sum",
+                                      return_grad=True)
+        b, gb = softmax_cross_entropy(z, np.eye(6)[y], weight=w, label_smoothing=ls,
+                                      reduction="sum", return_grad=True)
+        assert a == pytest.approx(float(b), rel=1e-13)
+        np.testing.assert_allclose(ga, gb, rtol=1e-12, atol=1e-15)

@@ -288,10 +288,11 @@ class LogisticRegression(BaseEstimator):
               + \frac{1}{2\,C\,S}\,\lVert W\rVert_F^2,
 
     i.e. ``C * sum_i s_i CE_i + ||W||^2 / 2`` divided by ``C S``. The
-    intercept is not penalised. The penalty is the negative log-density of
-    a Gaussian prior :math:`W_{kj} \sim N(0, C S)` (up to a constant and the
-    overall scaling), so the fit is the MAP estimate under that prior;
-    ``C=np.inf`` gives plain maximum likelihood.
+    intercept is not penalised (flat prior). Multiplied by S, the objective
+    is the negative log-likelihood ``sum_i s_i CE_i`` plus ``||W||^2 / (2 C)``,
+    the negative log-density (up to a constant) of independent Gaussian priors
+    :math:`W_{kj} \sim N(0, C)`: the fit is the MAP estimate under that prior,
+    and ``C=np.inf`` (a flat prior) gives plain maximum likelihood.
 
     Two classes use the binomial parametrisation (one weight vector and a
     sigmoid), as scikit-learn does; more classes use the full softmax with one
