@@ -493,37 +493,40 @@ inline void logits_tile(const T* X, std::size_t D, std::size_t r, const T* W, co
     }
 }
 
-// gW[k0..k0+KB) += G[:, k]^T X over the rows of one block (R rows), register
-// tile KB classes x 2 vectors of features.
-template <class T, int KB>
-inline void grad_tile(const T* Xb, std::size_t R, std::size_t D, const T* G, std::size_t K,
+// gW[k0..k0+KB) += sum over rows r..r+RB of G[row, k] X[row]: RB rows stay in
+// L1 while each gW vector is loaded and stored once per RB rows.
+template <class T, int RB, int KB>
+inline void grad_tile(const T* Xb, std::size_t r, std::size_t D, const T* G, std::size_t K,
                       std::size_t k0, T* gW) {
   using V = simd::vec<T>;
   constexpr int L = simd::lanes<T>;
+  T g[RB][KB];
+  for (int q = 0; q < RB; ++q)
+    for (int j = 0; j < KB; ++j) g[q][j] = G[(r + q) * K + k0 + j];
   std::size_t d = 0;
-  for (; d + 2 * L <= D; d += 2 * L) {
-    V c[KB][2];
-    for (int j = 0; j < KB; ++j) c[j][0] = c[j][1] = V{};
-    for (std::size_t r = 0; r < R; ++r) {
-      const V x0 = simd::load<T>(Xb + r * D + d), x1 = simd::load<T>(Xb + r * D + d + L);
-      for (int j = 0; j < KB; ++j) {
-        const V g = simd::set1<T>(G[r * K + k0 + j]);
-        c[j][0] += g * x0;
-        c[j][1] += g * x1;
-      }
-    }
+  for (; d + L <= D; d += L) {
+    V x[RB];
+    for (int q = 0; q < RB; ++q) x[q] = simd::load<T>(Xb + (r + q) * D + d);
     for (int j = 0; j < KB; ++j) {
       T* o = gW + (k0 + j) * D + d;
-      simd::store<T>(o, simd::load<T>(o) + c[j][0]);
-      simd::store<T>(o + L, simd::load<T>(o + L) + c[j][1]);
+      V acc = simd::load<T>(o);
+      for (int q = 0; q < RB; ++q) acc += g[q][j] * x[q];
+      simd::store<T>(o, acc);
     }
   }
   for (; d < D; ++d)
     for (int j = 0; j < KB; ++j) {
-      T acc = 0;
-      for (std::size_t r = 0; r < R; ++r) acc += G[r * K + k0 + j] * Xb[r * D + d];
-      gW[(k0 + j) * D + d] += acc;
+      T acc = gW[(k0 + j) * D + d];
+      for (int q = 0; q < RB; ++q) acc += g[q][j] * Xb[(r + q) * D + d];
+      gW[(k0 + j) * D + d] = acc;
     }
+}
+
+template <class T, int RB>
+inline void grad_rows(const T* Xb, std::size_t r, std::size_t D, const T* G, std::size_t K, T* gW) {
+  std::size_t k = 0;
+  for (; k + 2 <= K; k += 2) grad_tile<T, RB, 2>(Xb, r, D, G, K, k, gW);
+  if (k < K) grad_tile<T, RB, 1>(Xb, r, D, G, K, k, gW);
 }
 }  // namespace detail
 
@@ -591,14 +594,8 @@ void linear_ce(const T* X, std::size_t N, std::size_t D, const T* W, const T* b,
         for (std::size_t k = 0; k < K; ++k) gb[k] += z[k];
       }
       // gW += G^T X_block
-      std::size_t k = 0;
-      for (; k + 4 <= K; k += 4) detail::grad_tile<T, 4>(Xb, R, D, Z, K, k, gW);
-      switch (K - k) {
-        case 3: detail::grad_tile<T, 3>(Xb, R, D, Z, K, k, gW); break;
-        case 2: detail::grad_tile<T, 2>(Xb, R, D, Z, K, k, gW); break;
-        case 1: detail::grad_tile<T, 1>(Xb, R, D, Z, K, k, gW); break;
-        default: break;
-      }
+      for (r = 0; r + 4 <= R; r += 4) detail::grad_rows<T, 4>(Xb, r, D, Z, K, gW);
+      for (; r < R; ++r) detail::grad_rows<T, 1>(Xb, r, D, Z, K, gW);
     }
     block_sum[blk] = acc;
   });
