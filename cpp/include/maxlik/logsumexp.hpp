@@ -60,8 +60,61 @@ inline constexpr std::size_t kChunk = 1024;       // elements per chunk (8 KB in
 inline constexpr std::size_t kChunksPerRange = 64;  // chunks merged per range (fixed)
 
 // ---- one contiguous chunk --------------------------------------------------------
+// Unweighted: the hot path. Padding lanes hold -inf: they add e^{-inf} = 0 to
+// S and never equal a finite max (for an all -inf chunk W is irrelevant).
+template <class T>
+MAXLIK_INLINE void chunk_core_unweighted(const T* x, std::size_t n, T& m_out, T& S_out, T& W_out) {
+  using V = simd::vec<T>;
+  constexpr int Ln = simd::lanes<T>;
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  const V vninf = simd::set1<T>(ninf);
+  const V zero{};
+  const V one = simd::set1<T>(T(1));
+  const std::size_t nv = n / Ln * Ln;
+  const int tail = static_cast<int>(n - nv);
+  V vm0 = vninf, vm1 = vninf;
+  std::size_t i = 0;
+  for (; i + 2 * Ln <= nv; i += 2 * Ln) {
+    vm0 = simd::max<T>(vm0, simd::load<T>(x + i));
+    vm1 = simd::max<T>(vm1, simd::load<T>(x + i + Ln));
+  }
+  if (i < nv) vm0 = simd::max<T>(vm0, simd::load<T>(x + i));
+  const V xt = tail ? simd::load_partial<T>(x + nv, tail, ninf) : vninf;
+  vm1 = simd::max<T>(vm1, xt);
+  const T m = simd::hmax<T>(simd::max<T>(vm0, vm1));
+  const V vm = simd::set1<T>(m);
+  V s0 = zero, s1 = zero, w0 = zero, w1 = zero;
+  auto step = [&](V xv, V& s, V& w) {
+    const auto eq = xv == vm;
+    const V e = simd::exp_nonpositive<T>(xv - vm);
+    s += eq ? zero : e;
+    w += eq ? one : zero;
+  };
+  for (i = 0; i + 2 * Ln <= nv; i += 2 * Ln) {
+    step(simd::load<T>(x + i), s0, w0);
+    step(simd::load<T>(x + i + Ln), s1, w1);
+  }
+  if (i < nv) step(simd::load<T>(x + i), s0, w0);
+  if (tail) step(xt, s1, w1);
+  m_out = m;
+  S_out = simd::hsum<T>(s0 + s1);
+  W_out = simd::hsum<T>(w0 + w1);
+}
+
+template <class T>
+MAXLIK_INLINE Acc chunk_state_unweighted(const T* x, std::size_t n) {
+  T m, S, W;
+  chunk_core_unweighted<T>(x, n, m, S, W);
+  Acc a;
+  a.m = static_cast<double>(m);
+  a.S = static_cast<double>(S);
+  a.W = static_cast<double>(W);
+  return a;
+}
+
 template <class T>
 inline Acc chunk_state(const T* x, const T* b, std::ptrdiff_t bsi, std::size_t n) {
+  if (!b) return chunk_state_unweighted<T>(x, n);
   using V = simd::vec<T>;
   constexpr int Ln = simd::lanes<T>;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
@@ -240,6 +293,43 @@ inline void finalize_block(const Acc* acc, std::size_t n, T* out, T* sign, bool 
   for (; i < n; ++i) finalize<T>(acc[i], out + i, sign ? sign + i : nullptr, return_sign);
 }
 
+// Unweighted short rows, finalised in T: W >= 1 is the count at the max and
+// S >= 0, so out = m + log(W) + log1p(S/W) needs no sign logic; rows with a
+// non-finite max or a NaN go through the scalar path.
+template <class T>
+inline void finalize_small(const T* m, const T* S, const T* W, std::size_t n, T* out, T* sign,
+                           bool return_sign) {
+  using V = simd::vec<T>;
+  constexpr int Ln = simd::lanes<T>;
+  const V one = simd::set1<T>(T(1));
+  const V big = simd::set1<T>(std::numeric_limits<T>::max());
+  std::size_t i = 0;
+  auto scalar = [&](std::size_t k) {
+    Acc a;
+    a.m = m[k];
+    a.S = S[k];
+    a.W = W[k];
+    finalize<T>(a, out + k, sign ? sign + k : nullptr, return_sign);
+  };
+  for (; i + Ln <= n; i += Ln) {
+    const V vm = simd::load<T>(m + i), vs = simd::load<T>(S + i), vw = simd::load<T>(W + i);
+    const auto ok = (simd::abs<T>(vm) <= big) & (vs == vs);
+    bool all_ok = true, all_one = true;
+    for (int l = 0; l < Ln; ++l) {
+      all_ok &= ok[l] != 0;
+      all_one &= vw[l] == T(1);
+    }
+    if (!all_ok) {
+      for (int l = 0; l < Ln; ++l) scalar(i + l);
+      continue;
+    }
+    const V o = all_one ? simd::log1p<T>(vs) + vm : (simd::log1p<T>(vs / vw) + simd::log<T>(vw)) + vm;
+    simd::store<T>(out + i, o);
+    if (sign) simd::store<T>(sign + i, one);
+  }
+  for (; i < n; ++i) scalar(i);
+}
+
 // ---- row layout (si == 1) ------------------------------------------------------------
 template <class T>
 struct View {
@@ -248,6 +338,7 @@ struct View {
   std::ptrdiff_t sb, so, si;
   // element offset of output k = (batch, o) in (b, o) order
   std::ptrdiff_t off(std::size_t k) const {
+    if (nb == 1) return static_cast<std::ptrdiff_t>(k) * so;  // no integer division on the hot path
     return static_cast<std::ptrdiff_t>(k / no) * sb + static_cast<std::ptrdiff_t>(k % no) * so;
   }
 };
@@ -340,6 +431,19 @@ void column_block(const T* base, std::ptrdiff_t si, const T* b, std::ptrdiff_t b
       blk.m = static_cast<double>(vmax[c / Ln][c % Ln]);
       blk.S = static_cast<double>(vs[c / Ln][c % Ln]);
       blk.W = static_cast<double>(vw[c / Ln][c % Ln]);
+      if (b && blk.m == std::numeric_limits<double>::infinity()) {
+        // +inf terms with weights of both signs: inf - inf is NaN (rare path)
+        bool pos = false, neg = false;
+        for (std::size_t r = rb; r < re; ++r) {
+          const std::ptrdiff_t ri = static_cast<std::ptrdiff_t>(r);
+          const T bb = b[ri * bsi + static_cast<std::ptrdiff_t>(c)];
+          if (bb != T(0) && base[ri * si + static_cast<std::ptrdiff_t>(c)] == -ninf) {
+            pos |= bb > 0;
+            neg |= bb < 0;
+          }
+        }
+        if (pos && neg) blk.W = std::numeric_limits<double>::quiet_NaN();
+      }
       if (rb == r0) st[c] = blk;
       else merge(st[c], blk);
     }
@@ -404,16 +508,17 @@ void logsumexp(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdiff_t 
   if (a.L > 0 && a.si == 1 && (!b || bsi == 1 || bsi == 0) && n_ranges(a.L) == 1) {
     // Short rows: states live only per block, finalised in place.
     parallel_for_blocks(n_out, kRowBlock, [&](std::size_t, std::size_t r0, std::size_t r1) {
-      Acc st[kRowBlock];
-      for (std::size_t k = r0; k < r1; ++k) {
-        const T* bp = b ? b + static_cast<std::ptrdiff_t>(k / a.no) * bsb + static_cast<std::ptrdiff_t>(k % a.no) * bso : nullptr;
-        st[k - r0] = chunk_state<T>(a.p + a.off(k), bp, bsi, a.L);
-      }
       if (b) {
-        for (std::size_t k = r0; k < r1; ++k) finalize<T>(st[k - r0], out + k, sign ? sign + k : nullptr, return_sign);
-      } else {
-        finalize_block<T>(st, r1 - r0, out + r0, sign ? sign + r0 : nullptr, return_sign);
+        for (std::size_t k = r0; k < r1; ++k) {
+          const T* bp = b + static_cast<std::ptrdiff_t>(k / a.no) * bsb + static_cast<std::ptrdiff_t>(k % a.no) * bso;
+          finalize<T>(chunk_state<T>(a.p + a.off(k), bp, bsi, a.L), out + k, sign ? sign + k : nullptr, return_sign);
+        }
+        return;
       }
+      T ms[kRowBlock], Ss[kRowBlock], Ws[kRowBlock];
+      for (std::size_t k = r0; k < r1; ++k)
+        chunk_core_unweighted<T>(a.p + a.off(k), a.L, ms[k - r0], Ss[k - r0], Ws[k - r0]);
+      finalize_small<T>(ms, Ss, Ws, r1 - r0, out + r0, sign ? sign + r0 : nullptr, return_sign);
     });
     return;
   }

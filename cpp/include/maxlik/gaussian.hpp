@@ -1,0 +1,341 @@
+// Batched Gaussian log-densities.
+//
+//   N rows (samples), D features, K components.
+//
+// Parameters follow scikit-learn's precision-Cholesky convention: for "full"
+// and "tied" an UPPER-triangular U with precision Σ⁻¹ = U Uᵀ, so that
+//
+//   log N(x | μ, Σ) = −½ (D log 2π + ‖(x − μ)ᵀ U‖²) + Σ_j log U_jj ,
+//
+// for "diag" the per-feature 1/σ_j, for "spherical" one 1/σ per component.
+//
+// Kernels work on one block of at most kRowBlock rows held TRANSPOSED
+// (feature-major, XT[i*Bp + r]) so that every inner loop is a SIMD loop over
+// rows: the triangular product is then free of horizontal reductions and of
+// padding waste in D, and the K log-densities of a block land in LP[k*Bp + r]
+// ready for a vectorised log-sum-exp. Rows are padded to Bp, a multiple of the
+// row tile, with zeros; callers ignore padded rows.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "parallel.hpp"
+#include "simd.hpp"
+
+namespace maxlik::gaussian {
+
+enum class CovType : int { full = 0, tied = 1, diag = 2, spherical = 3 };
+
+inline constexpr double kLog2Pi = 1.8378770664093454835606594728112;
+
+// ---- Cholesky -----------------------------------------------------------------
+// Status of a factorisation: 0 ok, 1 not symmetric, 2 not positive definite.
+enum : int { kCholOk = 0, kCholNotSymmetric = 1, kCholNotPD = 2 };
+
+// A (D×D, row-major, symmetric up to `sym_tol` relative to sqrt(a_ii a_jj))
+// -> upper-triangular U with U Uᵀ = A⁻¹ (lower triangle set to 0).
+// A = L Lᵀ (Cholesky–Banachiewicz), then U = (L⁻¹)ᵀ by forward substitution on
+// the identity, which is what scikit-learn's _compute_precision_cholesky does.
+inline int precision_cholesky(const double* A, std::size_t D, double* U, double sym_tol,
+                              std::vector<double>& L) {
+  if (sym_tol >= 0) {
+    for (std::size_t i = 0; i < D; ++i)
+      for (std::size_t j = i + 1; j < D; ++j) {
+        const double a = A[i * D + j], b = A[j * D + i];
+        const double scale = std::sqrt(std::fabs(A[i * D + i] * A[j * D + j]));
+        if (!(std::fabs(a - b) <= sym_tol * scale)) return kCholNotSymmetric;
+      }
+  }
+  L.assign(D * D, 0.0);
+  for (std::size_t i = 0; i < D; ++i) {
+    for (std::size_t j = 0; j <= i; ++j) {
+      double s = A[i * D + j];  // lower triangle of A
+      for (std::size_t k = 0; k < j; ++k) s -= L[i * D + k] * L[j * D + k];
+      if (i == j) {
+        if (!(s > 0) || !std::isfinite(s)) return kCholNotPD;
+        L[i * D + i] = std::sqrt(s);
+      } else {
+        L[i * D + j] = s / L[j * D + j];
+      }
+    }
+  }
+  // Z = L⁻¹ column by column; U = Zᵀ.
+  for (std::size_t i = 0; i < D * D; ++i) U[i] = 0.0;
+  for (std::size_t c = 0; c < D; ++c) {
+    for (std::size_t i = c; i < D; ++i) {
+      double s = (i == c) ? 1.0 : 0.0;
+      for (std::size_t k = c; k < i; ++k) s -= L[i * D + k] * U[c * D + k];
+      U[c * D + i] = s / L[i * D + i];  // U[c][i] = Z[i][c]
+    }
+  }
+  for (std::size_t i = 0; i < D * D; ++i)
+    if (!std::isfinite(U[i])) return kCholNotPD;
+  return kCholOk;
+}
+
+// ---- the model in kernel form -------------------------------------------------
+// Built once per call from double parameters; O(K·D²).
+template <class T> struct Model {
+  CovType type = CovType::full;  // kernel path: full, tied or diag (spherical -> diag)
+  std::size_t K = 0, D = 0;
+  std::vector<T> mean;   // K×D (tied: b_k = (μ_k − c)ᵀU)
+  std::vector<T> prec;   // full: K×D×D upper; tied: D×D upper; diag: K×D
+  std::vector<T> center; // tied: c (D)
+  std::vector<T> cst;    // K: log π_k + log det U_k − D/2 log 2π
+};
+
+// means: K×D; prec: full K×D×D, tied D×D, diag K×D, spherical K (all double);
+// log_weights: K or nullptr; center: D (tied only; nullptr -> 0).
+// The lower triangle of full/tied factors is ignored (treated as 0).
+// D = 1 uses the diag path for every type (the fast path).
+template <class T>
+Model<T> make_model(CovType type, std::size_t K, std::size_t D, const double* means,
+                    const double* prec, const double* log_weights, const double* center) {
+  Model<T> m;
+  m.K = K;
+  m.D = D;
+  m.cst.assign(K, T(0));
+  std::vector<double> logdet(K, 0.0);
+  if (type == CovType::full || type == CovType::tied) {
+    const bool tied = type == CovType::tied;
+    for (std::size_t k = 0; k < K; ++k) {
+      const double* U = prec + (tied ? 0 : k * D * D);
+      for (std::size_t j = 0; j < D; ++j) logdet[k] += std::log(U[j * D + j]);
+    }
+    if (D == 1) {
+      m.type = CovType::diag;
+      m.mean.assign(means, means + K);
+      m.prec.resize(K);
+      for (std::size_t k = 0; k < K; ++k) m.prec[k] = static_cast<T>(prec[tied ? 0 : k]);
+    } else if (!tied) {
+      m.type = CovType::full;
+      m.mean.assign(means, means + K * D);
+      m.prec.assign(K * D * D, T(0));
+      for (std::size_t k = 0; k < K; ++k)
+        for (std::size_t i = 0; i < D; ++i)
+          for (std::size_t j = i; j < D; ++j)
+            m.prec[(k * D + i) * D + j] = static_cast<T>(prec[(k * D + i) * D + j]);
+    } else {
+      m.type = CovType::tied;
+      m.prec.assign(D * D, T(0));
+      for (std::size_t i = 0; i < D; ++i)
+        for (std::size_t j = i; j < D; ++j) m.prec[i * D + j] = static_cast<T>(prec[i * D + j]);
+      m.center.assign(D, T(0));
+      std::vector<double> c(D, 0.0);
+      if (center)
+        for (std::size_t i = 0; i < D; ++i) c[i] = center[i];
+      for (std::size_t i = 0; i < D; ++i) m.center[i] = static_cast<T>(c[i]);
+      // b_k = (μ_k − c)ᵀ U in double: the transformed data is z = (x − c)ᵀU.
+      m.mean.assign(K * D, T(0));
+      for (std::size_t k = 0; k < K; ++k)
+        for (std::size_t j = 0; j < D; ++j) {
+          double s = 0;
+          for (std::size_t i = 0; i <= j; ++i) s += (means[k * D + i] - c[i]) * prec[i * D + j];
+          m.mean[k * D + j] = static_cast<T>(s);
+        }
+    }
+  } else {
+    m.type = CovType::diag;
+    m.mean.assign(means, means + K * D);
+    m.prec.resize(K * D);
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t j = 0; j < D; ++j) {
+        const double p = type == CovType::spherical ? prec[k] : prec[k * D + j];
+        m.prec[k * D + j] = static_cast<T>(p);
+        logdet[k] += type == CovType::spherical ? 0.0 : std::log(p);
+      }
+    if (type == CovType::spherical)
+      for (std::size_t k = 0; k < K; ++k) logdet[k] = static_cast<double>(D) * std::log(prec[k]);
+  }
+  for (std::size_t k = 0; k < K; ++k)
+    m.cst[k] = static_cast<T>((log_weights ? log_weights[k] : 0.0) + logdet[k] -
+                              0.5 * static_cast<double>(D) * kLog2Pi);
+  return m;
+}
+
+// ---- block helpers -----------------------------------------------------------
+template <class T> inline constexpr std::size_t kRowTileVecs = 4;
+template <class T> inline constexpr std::size_t kRowTile = kRowTileVecs<T> * simd::lanes<T>;
+
+inline std::size_t padded_rows(std::size_t n, std::size_t tile) { return (n + tile - 1) / tile * tile; }
+
+// XT[i*Bp + r] = X[r, i] for r < nr; 0 for padded rows.
+template <class T>
+inline void transpose_block(const T* X, std::size_t nr, std::size_t D, T* XT, std::size_t Bp) {
+  constexpr std::size_t R = 8;
+  std::size_t r = 0;
+  for (; r + R <= nr; r += R)
+    for (std::size_t i = 0; i < D; ++i)
+      for (std::size_t q = 0; q < R; ++q) XT[i * Bp + r + q] = X[(r + q) * D + i];
+  for (; r < nr; ++r)
+    for (std::size_t i = 0; i < D; ++i) XT[i * Bp + r] = X[r * D + i];
+  for (std::size_t i = 0; i < D; ++i)
+    for (std::size_t q = nr; q < Bp; ++q) XT[i * Bp + q] = T(0);
+}
+
+// XC = XT − shift (per feature), over Bp rows.
+template <class T>
+inline void centre_block(const T* XT, std::size_t D, std::size_t Bp, const T* shift, T* XC) {
+  using V = simd::vec<T>;
+  constexpr std::size_t L = simd::lanes<T>;
+  for (std::size_t i = 0; i < D; ++i) {
+    const V s = simd::set1<T>(shift[i]);
+    const T* x = XT + i * Bp;
+    T* y = XC + i * Bp;
+    for (std::size_t r = 0; r < Bp; r += L) simd::store(y + r, simd::load(x + r) - s);
+  }
+}
+
+// Triangular product y_j = Σ_{i≤j} U_ij xc_i for every row of the block,
+// using only the upper triangle of U (half the multiply-adds of a dense product).
+// kMaha: out[r] = cst − ½ Σ_j y_j², else Y[j*Bp + r] = y_j.
+// Register tile: 2 output features × kRowTileVecs row vectors (8 accumulators).
+template <class T, bool kMaha>
+inline void tri_product(const T* XC, std::size_t D, std::size_t Bp, const T* U, T cst, T* out) {
+  using V = simd::vec<T>;
+  constexpr std::size_t L = simd::lanes<T>;
+  constexpr std::size_t RV = kRowTileVecs<T>;
+  for (std::size_t r0 = 0; r0 < Bp; r0 += RV * L) {
+    V mh[RV];
+    for (std::size_t v = 0; v < RV; ++v) mh[v] = V{};
+    std::size_t j0 = 0;
+    for (; j0 + 2 <= D; j0 += 2) {
+      V a0[RV], a1[RV];
+      for (std::size_t v = 0; v < RV; ++v) a0[v] = a1[v] = V{};
+      for (std::size_t i = 0; i <= j0 + 1; ++i) {
+        const V u0 = simd::set1<T>(U[i * D + j0]);  // 0 for i = j0+1 (upper factor)
+        const V u1 = simd::set1<T>(U[i * D + j0 + 1]);
+        const T* x = XC + i * Bp + r0;
+        for (std::size_t v = 0; v < RV; ++v) {
+          const V xv = simd::load(x + v * L);
+          a0[v] += u0 * xv;
+          a1[v] += u1 * xv;
+        }
+      }
+      if constexpr (kMaha) {
+        for (std::size_t v = 0; v < RV; ++v) mh[v] += a0[v] * a0[v] + a1[v] * a1[v];
+      } else {
+        for (std::size_t v = 0; v < RV; ++v) {
+          simd::store(out + j0 * Bp + r0 + v * L, a0[v]);
+          simd::store(out + (j0 + 1) * Bp + r0 + v * L, a1[v]);
+        }
+      }
+    }
+    if (j0 < D) {  // odd D: last column
+      V a0[RV];
+      for (std::size_t v = 0; v < RV; ++v) a0[v] = V{};
+      for (std::size_t i = 0; i <= j0; ++i) {
+        const V u0 = simd::set1<T>(U[i * D + j0]);
+        const T* x = XC + i * Bp + r0;
+        for (std::size_t v = 0; v < RV; ++v) a0[v] += u0 * simd::load(x + v * L);
+      }
+      if constexpr (kMaha) {
+        for (std::size_t v = 0; v < RV; ++v) mh[v] += a0[v] * a0[v];
+      } else {
+        for (std::size_t v = 0; v < RV; ++v) simd::store(out + j0 * Bp + r0 + v * L, a0[v]);
+      }
+    }
+    if constexpr (kMaha) {
+      const V c = simd::set1<T>(cst), h = simd::set1<T>(T(0.5));
+      for (std::size_t v = 0; v < RV; ++v) simd::store(out + r0 + v * L, c - h * mh[v]);
+    }
+  }
+}
+
+// out[r] = cst − ½ Σ_i ((xt_i − μ_i) p_i)²   (diag / spherical / D = 1, and
+// tied after the transform with p = 1).
+template <class T>
+inline void diag_logdens(const T* XT, std::size_t D, std::size_t Bp, const T* mu, const T* p,
+                         T cst, T* out) {
+  using V = simd::vec<T>;
+  constexpr std::size_t L = simd::lanes<T>;
+  constexpr std::size_t RV = kRowTileVecs<T>;
+  for (std::size_t r0 = 0; r0 < Bp; r0 += RV * L) {
+    V mh[RV];
+    for (std::size_t v = 0; v < RV; ++v) mh[v] = V{};
+    for (std::size_t i = 0; i < D; ++i) {
+      const V m = simd::set1<T>(mu[i]);
+      const T* x = XT + i * Bp + r0;
+      if (p) {
+        const V pi = simd::set1<T>(p[i]);
+        for (std::size_t v = 0; v < RV; ++v) {
+          const V d = (simd::load(x + v * L) - m) * pi;
+          mh[v] += d * d;
+        }
+      } else {
+        for (std::size_t v = 0; v < RV; ++v) {
+          const V d = simd::load(x + v * L) - m;
+          mh[v] += d * d;
+        }
+      }
+    }
+    const V c = simd::set1<T>(cst), h = simd::set1<T>(T(0.5));
+    for (std::size_t v = 0; v < RV; ++v) simd::store(out + r0 + v * L, c - h * mh[v]);
+  }
+}
+
+// Per-block scratch, sized once per task.
+template <class T> struct Workspace {
+  std::vector<T> XT, XC, G, LP, W;
+  void resize(std::size_t D, std::size_t K, std::size_t Bp) {
+    XT.resize(D * Bp);
+    XC.resize(D * Bp);
+    G.resize(D * Bp);
+    LP.resize(K * Bp);
+    W.resize(Bp);
+  }
+};
+
+// LP[k*Bp + r] = log N(x_r | k) + log π_k for the block already in ws.XT.
+template <class T> inline void block_log_densities(const Model<T>& m, std::size_t Bp, Workspace<T>& ws) {
+  const std::size_t D = m.D, K = m.K;
+  switch (m.type) {
+    case CovType::full:
+      for (std::size_t k = 0; k < K; ++k) {
+        centre_block(ws.XT.data(), D, Bp, m.mean.data() + k * D, ws.XC.data());
+        tri_product<T, true>(ws.XC.data(), D, Bp, m.prec.data() + k * D * D, m.cst[k],
+                             ws.LP.data() + k * Bp);
+      }
+      break;
+    case CovType::tied:
+      // Transform once per block (not once per component): z = (x − c)ᵀU.
+      centre_block(ws.XT.data(), D, Bp, m.center.data(), ws.XC.data());
+      tri_product<T, false>(ws.XC.data(), D, Bp, m.prec.data(), T(0), ws.G.data());
+      for (std::size_t k = 0; k < K; ++k)
+        diag_logdens<T>(ws.G.data(), D, Bp, m.mean.data() + k * D, nullptr, m.cst[k],
+                        ws.LP.data() + k * Bp);
+      break;
+    default:
+      for (std::size_t k = 0; k < K; ++k)
+        diag_logdens<T>(ws.XT.data(), D, Bp, m.mean.data() + k * D, m.prec.data() + k * D,
+                        m.cst[k], ws.LP.data() + k * Bp);
+  }
+}
+
+// out (N×K, row-major) = log N(x_n | k) + log π_k for all rows; parallel over
+// fixed row blocks (each block writes its own rows: thread-count independent).
+template <class T> void log_densities(const Model<T>& m, const T* X, std::size_t N, T* out) {
+  const std::size_t D = m.D, K = m.K;
+  const std::size_t nb = n_blocks(N);
+  const std::size_t per_task = 4;  // blocks per task: amortises the workspace
+  const std::size_t n_tasks = (nb + per_task - 1) / per_task;
+  parallel_for(n_tasks, [&](std::size_t t) {
+    Workspace<T> ws;
+    ws.resize(D, K, padded_rows(kRowBlock, kRowTile<T>));
+    for (std::size_t b = t * per_task; b < std::min(nb, (t + 1) * per_task); ++b) {
+      const std::size_t r0 = b * kRowBlock, nr = std::min(N, r0 + kRowBlock) - r0;
+      const std::size_t Bp = padded_rows(nr, kRowTile<T>);
+      transpose_block(X + r0 * D, nr, D, ws.XT.data(), Bp);
+      block_log_densities(m, Bp, ws);
+      for (std::size_t r = 0; r < nr; ++r)
+        for (std::size_t k = 0; k < K; ++k) out[(r0 + r) * K + k] = ws.LP[k * Bp + r];
+    }
+  });
+}
+
+}  // namespace maxlik::gaussian

@@ -1,0 +1,257 @@
+// EM for Gaussian mixtures: one fused pass per iteration.
+//
+//   N rows, D features, K components; γ_nk responsibilities, w_n sample weights.
+//
+// For each fixed block of kRowBlock rows (see gaussian.hpp for the layout):
+//   1. the K log-densities + log π_k                     (E-step numerator)
+//   2. log p(x_n) = logsumexp_k, γ_nk = w_n p(x_n,k)/p(x_n)  (Bishop PRML 9.23)
+//   3. the sufficient statistics of the M-step (PRML 9.24–9.27), SHIFTED for
+//      numerical stability (float32 variances never go negative):
+//        N_k = Σ γ,  S_k = Σ γ (x − s_k),  Q_k = Σ γ (x − s_k)(x − s_k)ᵀ  (upper)
+//      with s_k = the current μ_k (full/diag/spherical; Q diagonal only for
+//      diag/spherical), and for tied one pooled Q = Σ w (x − c)(x − c)ᵀ and
+//      S_k = Σ γ (x − c) around a single centre c.
+//   4. Σ w log p(x_n) and Σ w.
+// Neither the N×K responsibilities nor per-component N×D arrays exist beyond
+// one block. Blocks are grouped into fixed tasks (a function of N only); each
+// task sums its blocks in order into its own double-precision slot and the
+// slots are merged in task order, so any thread count gives identical bits.
+#pragma once
+
+#include <cstdint>
+
+#include "gaussian.hpp"
+
+namespace maxlik::mixture {
+
+using gaussian::CovType;
+
+struct Stats {
+  std::size_t K = 0, D = 0;
+  CovType type = CovType::full;
+  std::vector<double> nk;  // K
+  std::vector<double> sx;  // K×D
+  std::vector<double> sxx; // full K×D×D (upper), diag/spherical K×D, tied D×D (upper)
+  double loglik = 0;       // Σ w log p(x)
+  double wsum = 0;         // Σ w
+  void init(CovType t, std::size_t k, std::size_t d) {
+    type = t;
+    K = k;
+    D = d;
+    nk.assign(K, 0.0);
+    sx.assign(K * D, 0.0);
+    sxx.assign(t == CovType::full ? K * D * D : (t == CovType::tied ? D * D : K * D), 0.0);
+    loglik = wsum = 0;
+  }
+  void add(const Stats& o) {
+    for (std::size_t i = 0; i < nk.size(); ++i) nk[i] += o.nk[i];
+    for (std::size_t i = 0; i < sx.size(); ++i) sx[i] += o.sx[i];
+    for (std::size_t i = 0; i < sxx.size(); ++i) sxx[i] += o.sxx[i];
+    loglik += o.loglik;
+    wsum += o.wsum;
+  }
+};
+
+// Where the responsibilities come from.
+enum class RespSource { estep, dense, labels };
+
+// Q[i][j] += Σ_r G[i][r] XC[j][r] for j ≥ i (upper triangle, accumulating into
+// double). Register tile 3×4 over row vectors; edge tiles clamp indices and
+// discard the duplicates.
+template <class T>
+inline void rank_update_upper(const T* G, const T* XC, std::size_t D, std::size_t Bp, double* Q) {
+  using V = simd::vec<T>;
+  constexpr std::size_t L = simd::lanes<T>;
+  constexpr std::size_t TI = 3, TJ = 4;
+  for (std::size_t i0 = 0; i0 < D; i0 += TI) {
+    std::size_t ii[TI];
+    for (std::size_t a = 0; a < TI; ++a) ii[a] = std::min(i0 + a, D - 1);
+    for (std::size_t j0 = (i0 / TJ) * TJ; j0 < D; j0 += TJ) {
+      std::size_t jj[TJ];
+      for (std::size_t b = 0; b < TJ; ++b) jj[b] = std::min(j0 + b, D - 1);
+      V acc[TI][TJ];
+      for (std::size_t a = 0; a < TI; ++a)
+        for (std::size_t b = 0; b < TJ; ++b) acc[a][b] = V{};
+      const T* g[TI];
+      const T* x[TJ];
+      for (std::size_t a = 0; a < TI; ++a) g[a] = G + ii[a] * Bp;
+      for (std::size_t b = 0; b < TJ; ++b) x[b] = XC + jj[b] * Bp;
+      for (std::size_t r = 0; r < Bp; r += L) {
+        V gv[TI];
+        for (std::size_t a = 0; a < TI; ++a) gv[a] = simd::load(g[a] + r);
+        for (std::size_t b = 0; b < TJ; ++b) {
+          const V xv = simd::load(x[b] + r);
+          for (std::size_t a = 0; a < TI; ++a) acc[a][b] += gv[a] * xv;
+        }
+      }
+      for (std::size_t a = 0; a < TI; ++a) {
+        if (i0 + a >= D) break;
+        for (std::size_t b = 0; b < TJ; ++b) {
+          if (j0 + b >= D) break;
+          if (j0 + b < i0 + a) continue;
+          Q[(i0 + a) * D + j0 + b] += static_cast<double>(simd::hsum<T>(acc[a][b]));
+        }
+      }
+    }
+  }
+}
+
+template <class T> inline double vsum(const T* x, std::size_t n) {
+  using V = simd::vec<T>;
+  constexpr std::size_t L = simd::lanes<T>;
+  V a0{}, a1{};
+  std::size_t r = 0;
+  for (; r + 2 * L <= n; r += 2 * L) {
+    a0 += simd::load(x + r);
+    a1 += simd::load(x + r + L);
+  }
+  for (; r < n; r += L) a0 += simd::load(x + r);
+  return static_cast<double>(simd::hsum<T>(a0 + a1));
+}
+
+// Steps 3 for one block whose responsibilities (already × w) are in ws.LP and
+// whose transposed rows are in ws.XT. `shift`: K×D (per-component types) or
+// the centre c (tied).
+template <class T>
+void block_accumulate(CovType type, std::size_t K, std::size_t D, std::size_t Bp,
+                      const T* shift, gaussian::Workspace<T>& ws, Stats& st) {
+  using V = simd::vec<T>;
+  constexpr std::size_t L = simd::lanes<T>;
+  T* XC = ws.XC.data();
+  T* G = ws.G.data();
+  if (type == CovType::tied) {
+    gaussian::centre_block(ws.XT.data(), D, Bp, shift, XC);
+    for (std::size_t k = 0; k < K; ++k) {
+      const T* gam = ws.LP.data() + k * Bp;
+      st.nk[k] += vsum(gam, Bp);
+      for (std::size_t i = 0; i < D; ++i) {
+        const T* x = XC + i * Bp;
+        V a{};
+        for (std::size_t r = 0; r < Bp; r += L) a += simd::load(gam + r) * simd::load(x + r);
+        st.sx[k * D + i] += static_cast<double>(simd::hsum<T>(a));
+      }
+    }
+    // Pooled scatter Σ w (x − c)(x − c)ᵀ: one rank update per block.
+    const T* w = ws.W.data();
+    for (std::size_t i = 0; i < D; ++i)
+      for (std::size_t r = 0; r < Bp; r += L)
+        simd::store(G + i * Bp + r, simd::load(w + r) * simd::load(XC + i * Bp + r));
+    rank_update_upper(G, XC, D, Bp, st.sxx.data());
+    return;
+  }
+  for (std::size_t k = 0; k < K; ++k) {
+    const T* gam = ws.LP.data() + k * Bp;
+    const T* mu = shift + k * D;
+    st.nk[k] += vsum(gam, Bp);
+    if (type == CovType::full) {
+      for (std::size_t i = 0; i < D; ++i) {
+        const V m = simd::set1<T>(mu[i]);
+        const T* x = ws.XT.data() + i * Bp;
+        V a{};
+        for (std::size_t r = 0; r < Bp; r += L) {
+          const V xc = simd::load(x + r) - m;
+          const V g = simd::load(gam + r) * xc;
+          simd::store(XC + i * Bp + r, xc);
+          simd::store(G + i * Bp + r, g);
+          a += g;
+        }
+        st.sx[k * D + i] += static_cast<double>(simd::hsum<T>(a));
+      }
+      rank_update_upper(G, XC, D, Bp, st.sxx.data() + k * D * D);
+    } else {  // diag / spherical: Σγ(x−μ) and Σγ(x−μ)²
+      for (std::size_t i = 0; i < D; ++i) {
+        const V m = simd::set1<T>(mu[i]);
+        const T* x = ws.XT.data() + i * Bp;
+        V a{}, q{};
+        for (std::size_t r = 0; r < Bp; r += L) {
+          const V xc = simd::load(x + r) - m;
+          const V g = simd::load(gam + r) * xc;
+          a += g;
+          q += g * xc;
+        }
+        st.sx[k * D + i] += static_cast<double>(simd::hsum<T>(a));
+        st.sxx[k * D + i] += static_cast<double>(simd::hsum<T>(q));
+      }
+    }
+  }
+}
+
+// Step 2: LP (log π_k + log N) -> γ·w in place; returns Σ w log p(x) of the block.
+template <class T> inline double block_responsibilities(std::size_t K, std::size_t Bp, gaussian::Workspace<T>& ws) {
+  using V = simd::vec<T>;
+  constexpr std::size_t L = simd::lanes<T>;
+  T* LP = ws.LP.data();
+  const T* W = ws.W.data();
+  V ll{};
+  for (std::size_t r = 0; r < Bp; r += L) {
+    V mx = simd::load(LP + r);
+    for (std::size_t k = 1; k < K; ++k) mx = simd::max<T>(mx, simd::load(LP + k * Bp + r));
+    V s{};
+    for (std::size_t k = 0; k < K; ++k) {
+      const V e = simd::exp<T>(simd::load(LP + k * Bp + r) - mx);
+      simd::store(LP + k * Bp + r, e);
+      s += e;
+    }
+    const V w = simd::load(W + r);
+    const V lse = mx + simd::log<T>(s);
+    // zero-weight (and padded) rows contribute nothing, even if lse is not finite
+    ll += simd::select<T>(w != V{}, w * lse, V{});
+    const V f = w / s;
+    for (std::size_t k = 0; k < K; ++k)
+      simd::store(LP + k * Bp + r, simd::load(LP + k * Bp + r) * f);
+  }
+  return static_cast<double>(simd::hsum<T>(ll));
+}
+
+// The whole pass. X: N×D row-major; w: N or nullptr (ones).
+// src = estep: γ from the model m; dense: resp (N×K, given); labels: label[n]
+// in [0, K) or −1 (row ignored).
+template <class T>
+Stats em_pass(CovType stat_type, const gaussian::Model<T>* m, const T* X, const T* w,
+              std::size_t N, std::size_t D, std::size_t K, const T* shift, RespSource src,
+              const T* resp, const std::int64_t* labels) {
+  const std::size_t nb = n_blocks(N);
+  // Fixed task size (depends on N only): bounds the number of statistics slots
+  // (memory) without making results depend on the thread count.
+  const std::size_t per_task = std::max<std::size_t>(2, (nb + 127) / 128);
+  const std::size_t n_tasks = (nb + per_task - 1) / per_task;
+  std::vector<Stats> slots(n_tasks);
+  parallel_for(n_tasks, [&](std::size_t t) {
+    gaussian::Workspace<T> ws;
+    const std::size_t Bmax = gaussian::padded_rows(kRowBlock, gaussian::kRowTile<T>);
+    ws.resize(D, K, Bmax);
+    Stats& st = slots[t];
+    st.init(stat_type, K, D);
+    Stats blk;
+    for (std::size_t b = t * per_task; b < std::min(nb, (t + 1) * per_task); ++b) {
+      const std::size_t r0 = b * kRowBlock, nr = std::min(N, r0 + kRowBlock) - r0;
+      const std::size_t Bp = gaussian::padded_rows(nr, gaussian::kRowTile<T>);
+      gaussian::transpose_block(X + r0 * D, nr, D, ws.XT.data(), Bp);
+      for (std::size_t r = 0; r < Bp; ++r) ws.W[r] = r < nr ? (w ? w[r0 + r] : T(1)) : T(0);
+      blk.init(stat_type, K, D);
+      if (src == RespSource::estep) {
+        gaussian::block_log_densities(*m, Bp, ws);
+        blk.loglik = block_responsibilities(K, Bp, ws);
+      } else {
+        for (std::size_t k = 0; k < K; ++k)
+          for (std::size_t r = 0; r < Bp; ++r) {
+            T g = T(0);
+            if (r < nr) {
+              if (src == RespSource::dense) g = resp[(r0 + r) * K + k];
+              else g = labels[r0 + r] == static_cast<std::int64_t>(k) ? T(1) : T(0);
+            }
+            ws.LP[k * Bp + r] = g * ws.W[r];
+          }
+      }
+      blk.wsum = vsum(ws.W.data(), Bp);
+      block_accumulate(stat_type, K, D, Bp, shift, ws, blk);
+      st.add(blk);
+    }
+  });
+  Stats out;
+  out.init(stat_type, K, D);
+  for (auto& s : slots) out.add(s);
+  return out;
+}
+
+}  // namespace maxlik::mixture
