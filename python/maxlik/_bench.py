@@ -211,14 +211,14 @@ CASES = {
 }
 
 
-def _time(fn, repeat, budget_s):
+def _time(fn, repeat, budget_s, min_runs):
     fn()  # warm-up: thread pool start, first-touch allocations, imports
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-        if len(times) >= 3 and sum(times) > budget_s:
+        if len(times) >= min_runs and sum(times) > budget_s:
             break
     return statistics.median(times), len(times)
 
@@ -254,7 +254,7 @@ def run(area="all", size="small", as_json=False, repeat=None):
                 print(f"{name:<14s} {label}", file=out, flush=True)
             base = None
             for impl, fn in impls:
-                med, runs = _time(fn, repeat, budget)
+                med, runs = _time(fn, repeat, budget, 2 if size == "small" else 3)
                 if impl == "maxlik":
                     base = med
                 speedup = med / base if base else None
