@@ -600,6 +600,11 @@ def _cmd_fit(args, parser):
             payload["plot"] = args.plot
         print(json.dumps(payload, indent=2))
     else:
+        import maxlik
+
+        info = maxlik.build_info()
+        print(f"maxlik {info['version']} (instruction set {info['isa']}, "
+              f"{info['num_threads']} threads)\n")
         if table is not None:
             print("K   log-likelihood          BIC          AIC  iter  converged")
             for row in table:
@@ -609,7 +614,7 @@ def _cmd_fit(args, parser):
                       f"{'yes' if row['converged'] else 'no':>9s}{mark}")
             print()
         _print_summary(res, X, names, source)
-        print(f"\ntime: {elapsed:.3g} s on {_threads()} thread(s)")
+        print(f"\ntime: {elapsed:.3g} s")
         if args.plot:
             print(f"plot: {args.plot}")
     for note in res.get("_notes", []):
