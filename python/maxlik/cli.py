@@ -239,7 +239,12 @@ def _progress(total, desc):
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc=desc, delay=1.0, leave=False, file=sys.stdout)
+    import shutil
+
+    # Some pseudo-terminals report a 0 x 0 size, which makes tqdm draw nothing.
+    size = shutil.get_terminal_size((80, 24))
+    return tqdm(total=total, desc=desc, delay=1.0, leave=False, file=sys.stdout,
+                ncols=size.columns or 80, nrows=size.lines or 24)
 
 
 def _gaussian_mixture_class():
