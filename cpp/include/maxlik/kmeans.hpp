@@ -278,6 +278,9 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, const T* shift, c
   *st.J += J;
 }
 
+// Rows per assignment/update sweep inside a block (a whole number of strips).
+inline constexpr std::size_t kSubBlock = 64;
+
 // Rows per task: a multiple of kRowBlock chosen from N, K, D only (never the
 // thread count), so that all task statistics together stay below ~32 MB.
 inline std::size_t rows_per_task(std::size_t N, std::size_t K, std::size_t D) {
@@ -303,7 +306,7 @@ inline double lloyd_pass(const T* X, const T* w, std::size_t N, std::size_t D, c
   std::vector<double> slots(n_tasks * slot, 0.0);
   parallel_for(n_tasks, [&](std::size_t t) {
     Scratch<T> scratch;
-    scratch.reserve(kRowBlock, D);
+    scratch.reserve(kSubBlock, D);
     double* base = slots.data() + t * slot;
     Stats st;
     st.K = K;
@@ -318,7 +321,13 @@ inline double lloyd_pass(const T* X, const T* w, std::size_t N, std::size_t D, c
     const std::size_t r_end = std::min(N, (t + 1) * rpt);
     for (std::size_t r0 = t * rpt; r0 < r_end; r0 += kRowBlock) {
       const std::size_t r1 = std::min(r_end, r0 + kRowBlock);
-      lloyd_block(X + r0 * D, w ? w + r0 : nullptr, r1 - r0, shift, P, scratch, labels + r0, st);
+      // Sub-blocks small enough that the rows, their transposed copy and the
+      // statistics stay in L1 between the assignment and the update sweep.
+      // Same row order as one sweep over the block; the task slot is unchanged.
+      for (std::size_t q0 = r0; q0 < r1; q0 += kSubBlock) {
+        const std::size_t q1 = std::min(r1, q0 + kSubBlock);
+        lloyd_block(X + q0 * D, w ? w + q0 : nullptr, q1 - q0, shift, P, scratch, labels + q0, st);
+      }
     }
   });
   // Merge in task order: bit-identical for any thread count.
