@@ -450,8 +450,10 @@ void column_block(const T* base, std::ptrdiff_t si, const T* b, std::ptrdiff_t b
   }
 }
 
-template <class T>
-void column_states(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdiff_t bsi, Acc* states) {
+// Calls on_done(k0, states, n) for consecutive runs of outputs k0..k0+n-1,
+// so callers can finalise without a global N-sized state array.
+template <class T, class OnDone>
+void column_states(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdiff_t bsi, OnDone&& on_done) {
   // a.so == 1 (and b's output stride is 1): outputs are adjacent columns.
   const std::size_t ncr = (a.no + kColWidth - 1) / kColWidth;
   // Row super-blocks give parallelism when there are few columns; their size
@@ -461,12 +463,7 @@ void column_states(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdif
   while ((a.L + sb_rows - 1) / sb_rows * a.no * a.nb > max_slots && sb_rows < a.L) sb_rows *= 2;
   const std::size_t nsb = std::max<std::size_t>(1, (a.L + sb_rows - 1) / sb_rows);
   const std::size_t n_out = a.nb * a.no;
-  std::vector<Acc> slots;
-  Acc* dst = states;
-  if (nsb > 1) {
-    slots.resize(nsb * n_out);
-    dst = slots.data();
-  }
+  std::vector<Acc> slots(nsb > 1 ? nsb * n_out : 0);
   const std::size_t n_tasks = a.nb * ncr * nsb;
   parallel_for(n_tasks, [&](std::size_t t) {
     const std::size_t s = t % nsb;
@@ -477,14 +474,25 @@ void column_states(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdif
     const std::size_t r0 = s * sb_rows, r1 = std::min(a.L, r0 + sb_rows);
     const T* base = a.p + static_cast<std::ptrdiff_t>(bi) * a.sb + static_cast<std::ptrdiff_t>(c0);
     const T* bb = b ? b + static_cast<std::ptrdiff_t>(bi) * bsb + static_cast<std::ptrdiff_t>(c0) : nullptr;
-    column_block<T>(base, a.si, bb, bsi, w, r0, r1, dst + s * n_out + bi * a.no + c0);
+    const std::size_t k0 = bi * a.no + c0;
+    if (nsb == 1) {
+      Acc loc[kColWidth];
+      column_block<T>(base, a.si, bb, bsi, w, r0, r1, loc);
+      on_done(k0, static_cast<const Acc*>(loc), w);
+    } else {
+      column_block<T>(base, a.si, bb, bsi, w, r0, r1, slots.data() + s * n_out + k0);
+    }
   });
   if (nsb > 1) {
-    for (std::size_t k = 0; k < n_out; ++k) {
-      Acc acc = slots[k];
-      for (std::size_t s = 1; s < nsb; ++s) merge(acc, slots[s * n_out + k]);
-      states[k] = acc;
-    }
+    parallel_for_blocks(n_out, kColWidth, [&](std::size_t, std::size_t k0, std::size_t k1) {
+      Acc loc[kColWidth];
+      for (std::size_t k = k0; k < k1; ++k) {
+        Acc acc = slots[k];
+        for (std::size_t s = 1; s < nsb; ++s) merge(acc, slots[s * n_out + k]);
+        loc[k - k0] = acc;
+      }
+      on_done(k0, static_cast<const Acc*>(loc), k1 - k0);
+    });
   }
 }
 
@@ -496,8 +504,13 @@ void states(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdiff_t bso
     for (std::size_t k = 0; k < a.nb * a.no; ++k) st[k] = Acc{};
     return;
   }
-  if (a.si == 1 && (!b || bsi == 1 || bsi == 0)) row_states<T>(a, b, bsb, bso, bsi, st);
-  else column_states<T>(a, b, bsb, bsi, st);
+  if (a.si == 1 && (!b || bsi == 1 || bsi == 0)) {
+    row_states<T>(a, b, bsb, bso, bsi, st);
+  } else {
+    column_states<T>(a, b, bsb, bsi, [st](std::size_t k0, const Acc* loc, std::size_t n) {
+      std::copy(loc, loc + n, st + k0);
+    });
+  }
 }
 
 // out[k] (and sign[k]) for every output k in (b, o) order.
@@ -520,6 +533,18 @@ void logsumexp(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdiff_t 
         chunk_core_unweighted<T>(a.p + a.off(k), a.L, ms[k - r0], Ss[k - r0], Ws[k - r0]);
       finalize_small<T>(ms, Ss, Ws, r1 - r0, out + r0, sign ? sign + r0 : nullptr, return_sign);
     });
+    return;
+  }
+  auto fin = [&](std::size_t k0, const Acc* loc, std::size_t n) {
+    if (b) {
+      for (std::size_t k = 0; k < n; ++k)
+        finalize<T>(loc[k], out + k0 + k, sign ? sign + k0 + k : nullptr, return_sign);
+    } else {
+      finalize_block<T>(loc, n, out + k0, sign ? sign + k0 : nullptr, return_sign);
+    }
+  };
+  if (a.L > 0 && !(a.si == 1 && (!b || bsi == 1 || bsi == 0))) {
+    column_states<T>(a, b, bsb, bsi, fin);  // finalised per column range
     return;
   }
   std::vector<Acc> st(n_out);

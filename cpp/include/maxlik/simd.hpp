@@ -76,8 +76,8 @@ template <class T> MAXLIK_INLINE vec<T> load_strided(const T* p, std::ptrdiff_t 
 template <class T> MAXLIK_INLINE vec<T> select(ivec<T> mask, vec<T> a, vec<T> b) {
   return mask ? a : b;
 }
-template <class T> MAXLIK_INLINE ivec<T> as_int(vec<T> v) { return reinterpret_cast<ivec<T>&>(v); }
-template <class T> MAXLIK_INLINE vec<T> as_float(ivec<T> v) { return reinterpret_cast<vec<T>&>(v); }
+template <class T> MAXLIK_INLINE ivec<T> as_int(vec<T> v) { return __builtin_bit_cast(ivec<T>, v); }
+template <class T> MAXLIK_INLINE vec<T> as_float(ivec<T> v) { return __builtin_bit_cast(vec<T>, v); }
 // max/min that ignore NaN in `b` (NaNs are propagated separately by exp/sum).
 template <class T> MAXLIK_INLINE vec<T> max(vec<T> a, vec<T> b) { return a > b ? a : b; }
 template <class T> MAXLIK_INLINE vec<T> min(vec<T> a, vec<T> b) { return a < b ? a : b; }
