@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -287,7 +288,8 @@ inline void diag_logdens(const T* XT, std::size_t D, std::size_t ld, std::size_t
 // not sit a multiple of 4 KiB apart, or the 7–16 streams of the inner loops
 // all map to one L1 set and evict each other.
 template <class T> struct Workspace {
-  std::vector<T> XT, XC, G, LP, W;
+  std::vector<T> XT, XC, G, LP, W, GW;
+  std::vector<std::uint32_t> idx;
   std::size_t ld = 0;
   void resize(std::size_t D, std::size_t K, std::size_t Bmax) {
     ld = Bmax + 64 / sizeof(T);
@@ -296,6 +298,7 @@ template <class T> struct Workspace {
     G.resize(D * ld);
     LP.resize(K * ld);
     W.resize(ld);
+    GW.resize(ld);
   }
 };
 

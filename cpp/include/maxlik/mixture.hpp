@@ -123,9 +123,27 @@ void block_accumulate(CovType type, std::size_t K, std::size_t D, std::size_t Bp
   const std::size_t ld = ws.ld;
   if (type == CovType::tied) {
     gaussian::centre_block(ws.XT.data(), D, ld, Bp, shift, XC);
+    std::vector<std::uint32_t>& idx = ws.idx;
+    idx.resize(Bp);
+    std::vector<T> acc(D);
     for (std::size_t k = 0; k < K; ++k) {
       const T* gam = ws.LP.data() + k * ld;
       st.nk[k] += vsum(gam, Bp);
+      std::size_t cnt = 0;
+      for (std::size_t r = 0; r < Bp; ++r) {
+        idx[cnt] = static_cast<std::uint32_t>(r);
+        cnt += gam[r] != T(0);
+      }
+      if (cnt == 0) continue;
+      if (cnt * 4 <= Bp) {  // few rows of k in this block: sum over those only
+        std::fill(acc.begin(), acc.end(), T(0));
+        for (std::size_t q = 0; q < cnt; ++q) {
+          const std::size_t r = idx[q];
+          for (std::size_t i = 0; i < D; ++i) acc[i] += gam[r] * XC[i * ld + r];
+        }
+        for (std::size_t i = 0; i < D; ++i) st.sx[k * D + i] += static_cast<double>(acc[i]);
+        continue;
+      }
       for (std::size_t i = 0; i < D; ++i) {
         const T* x = XC + i * ld;
         V a{};
@@ -141,33 +159,60 @@ void block_accumulate(CovType type, std::size_t K, std::size_t D, std::size_t Bp
     rank_update_upper(G, XC, D, ld, Bp, st.sxx.data());
     return;
   }
+  // Per component. Rows whose responsibility is exactly 0 (flushed in step 2)
+  // contribute nothing, so when few rows remain they are gathered into a
+  // compact block first: with separated clusters this makes the O(D²) rank
+  // update cost O(rows that belong to k) instead of O(all rows) per component.
+  std::vector<std::uint32_t>& idx = ws.idx;
+  idx.resize(Bp);
+  T* GW = ws.GW.data();  // compacted γ
   for (std::size_t k = 0; k < K; ++k) {
     const T* gam = ws.LP.data() + k * ld;
     const T* mu = shift + k * D;
-    st.nk[k] += vsum(gam, Bp);
+    std::size_t cnt = 0;
+    for (std::size_t r = 0; r < Bp; ++r) {
+      idx[cnt] = static_cast<std::uint32_t>(r);
+      cnt += gam[r] != T(0);
+    }
+    if (cnt == 0) continue;
+    const T* g_src = gam;
+    const T* x_src = ws.XT.data();
+    std::size_t n = Bp;
+    if (cnt * 2 <= Bp) {  // compact: rows idx[0..cnt) then zero padding to a whole vector
+      n = (cnt + L - 1) / L * L;
+      for (std::size_t q = 0; q < n; ++q) GW[q] = q < cnt ? gam[idx[q]] : T(0);
+      for (std::size_t i = 0; i < D; ++i) {
+        const T* xs = ws.XT.data() + i * ld;
+        T* xd = XC + i * ld;
+        for (std::size_t q = 0; q < n; ++q) xd[q] = q < cnt ? xs[idx[q]] : mu[i];
+      }
+      g_src = GW;
+      x_src = XC;  // centred in place below
+    }
+    st.nk[k] += vsum(g_src, n);
     if (type == CovType::full) {
       for (std::size_t i = 0; i < D; ++i) {
         const V m = simd::set1<T>(mu[i]);
-        const T* x = ws.XT.data() + i * ld;
+        const T* x = x_src + i * ld;
         V a{};
-        for (std::size_t r = 0; r < Bp; r += L) {
+        for (std::size_t r = 0; r < n; r += L) {
           const V xc = simd::load(x + r) - m;
-          const V g = simd::load(gam + r) * xc;
+          const V g = simd::load(g_src + r) * xc;
           simd::store(XC + i * ld + r, xc);
           simd::store(G + i * ld + r, g);
           a += g;
         }
         st.sx[k * D + i] += static_cast<double>(simd::hsum<T>(a));
       }
-      rank_update_upper(G, XC, D, ld, Bp, st.sxx.data() + k * D * D);
+      rank_update_upper(G, XC, D, ld, n, st.sxx.data() + k * D * D);
     } else {  // diag / spherical: Σγ(x−μ) and Σγ(x−μ)²
       for (std::size_t i = 0; i < D; ++i) {
         const V m = simd::set1<T>(mu[i]);
-        const T* x = ws.XT.data() + i * ld;
+        const T* x = x_src + i * ld;
         V a{}, q{};
-        for (std::size_t r = 0; r < Bp; r += L) {
+        for (std::size_t r = 0; r < n; r += L) {
           const V xc = simd::load(x + r) - m;
-          const V g = simd::load(gam + r) * xc;
+          const V g = simd::load(g_src + r) * xc;
           a += g;
           q += g * xc;
         }
@@ -178,6 +223,12 @@ void block_accumulate(CovType type, std::size_t K, std::size_t D, std::size_t Bp
   }
 }
 
+template <class T> inline bool all_true(simd::ivec<T> m) {
+  for (int i = 0; i < simd::lanes<T>; ++i)
+    if (!m[i]) return false;
+  return true;
+}
+
 // Step 2: LP (log π_k + log N) -> γ·w in place; returns Σ w log p(x) of the block.
 template <class T> inline double block_responsibilities(std::size_t K, std::size_t Bp, gaussian::Workspace<T>& ws) {
   using V = simd::vec<T>;
@@ -186,7 +237,9 @@ template <class T> inline double block_responsibilities(std::size_t K, std::size
   const T* W = ws.W.data();
   const std::size_t ld = ws.ld;
   V ll{};
-  const V cut = simd::set1<T>(sizeof(T) == 4 ? T(-50) : T(-600));
+  // e^-75 ≈ 3e-33 (double), e^-40 ≈ 4e-18 (float): far below rounding of any
+  // statistic of a non-empty component.
+  const V cut = simd::set1<T>(sizeof(T) == 4 ? T(-40) : T(-75));
   for (std::size_t r = 0; r < Bp; r += L) {
     V mx = simd::load(LP + r);
     for (std::size_t k = 1; k < K; ++k) mx = simd::max<T>(mx, simd::load(LP + k * ld + r));
@@ -197,7 +250,8 @@ template <class T> inline double block_responsibilities(std::size_t K, std::size
       // cannot change any statistic, and keeping them would create subnormal
       // products γ·x·x, which cost ~100 cycles each on x86.
       const auto tiny = d < cut;
-      const V e = simd::select<T>(tiny, V{}, simd::exp<T>(simd::max<T>(d, cut)));
+      V e{};
+      if (!all_true<T>(tiny)) e = simd::select<T>(tiny, V{}, simd::exp<T>(simd::max<T>(d, cut)));
       simd::store(LP + k * ld + r, e);
       s += e;
     }
