@@ -165,17 +165,58 @@ template <class T> inline constexpr std::size_t kRowTile = kRowTileVecs<T> * sim
 
 inline std::size_t padded_rows(std::size_t n, std::size_t tile) { return (n + tile - 1) / tile * tile; }
 
-// XT[i*Bp + r] = X[r, i] for r < nr; 0 for padded rows.
+// B[j*ldb + i] = A[i*lda + j] for i < m, j < n. Whole L×L tiles go through
+// registers: log2(L) rounds of "zip" (perfect shuffle) on L loaded rows give
+// the transposed tile (a scalar transpose costs ~2 memory ops per element).
+namespace detail {
+template <class T> inline void transpose_tile(const T* A, std::size_t lda, T* B, std::size_t ldb) {
+  using V = simd::vec<T>;
+  using I = simd::ivec<T>;
+  constexpr int L = simd::lanes<T>;
+  I lo, hi;
+  for (int q = 0; q < L / 2; ++q) {
+    lo[2 * q] = q;
+    lo[2 * q + 1] = q + L;
+    hi[2 * q] = q + L / 2;
+    hi[2 * q + 1] = q + L / 2 + L;
+  }
+  V r[L], t[L];
+  for (int i = 0; i < L; ++i) r[i] = simd::load(A + i * lda);
+  for (int round = 1; round < L; round *= 2) {
+    for (int i = 0; i < L / 2; ++i) {
+      t[2 * i] = __builtin_shuffle(r[i], r[i + L / 2], lo);
+      t[2 * i + 1] = __builtin_shuffle(r[i], r[i + L / 2], hi);
+    }
+    for (int i = 0; i < L; ++i) r[i] = t[i];
+  }
+  for (int j = 0; j < L; ++j) simd::store(B + j * ldb, r[j]);
+}
+}  // namespace detail
+
+template <class T>
+inline void transpose(const T* A, std::size_t lda, std::size_t m, std::size_t n, T* B,
+                      std::size_t ldb) {
+  constexpr std::size_t L = simd::lanes<T>;
+  const std::size_t m0 = m / L * L, n0 = n / L * L;
+  for (std::size_t i = 0; i < m0; i += L) {
+    // X streams from memory: ask for the rows 4 tiles ahead (one cache line per
+    // 64 bytes of the next rows).
+    const char* ahead = reinterpret_cast<const char*>(A + (i + 4 * L) * lda);
+    if (i + 4 * L < m)
+      for (std::size_t b = 0; b < L * lda * sizeof(T); b += 64) __builtin_prefetch(ahead + b);
+    for (std::size_t j = 0; j < n0; j += L) detail::transpose_tile(A + i * lda + j, lda, B + j * ldb + i, ldb);
+    for (std::size_t j = n0; j < n; ++j)
+      for (std::size_t q = 0; q < L; ++q) B[j * ldb + i + q] = A[(i + q) * lda + j];
+  }
+  for (std::size_t i = m0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) B[j * ldb + i] = A[i * lda + j];
+}
+
+// XT[i*ld + r] = X[r, i] for r < nr; 0 for padded rows up to Bp.
 template <class T>
 inline void transpose_block(const T* X, std::size_t nr, std::size_t D, T* XT, std::size_t ld,
                             std::size_t Bp) {
-  constexpr std::size_t R = 8;
-  std::size_t r = 0;
-  for (; r + R <= nr; r += R)
-    for (std::size_t i = 0; i < D; ++i)
-      for (std::size_t q = 0; q < R; ++q) XT[i * ld + r + q] = X[(r + q) * D + i];
-  for (; r < nr; ++r)
-    for (std::size_t i = 0; i < D; ++i) XT[i * ld + r] = X[r * D + i];
+  transpose(X, D, nr, D, XT, ld);
   for (std::size_t i = 0; i < D; ++i)
     for (std::size_t q = nr; q < Bp; ++q) XT[i * ld + q] = T(0);
 }
@@ -336,15 +377,16 @@ template <class T> void log_densities(const Model<T>& m, const T* X, std::size_t
   const std::size_t per_task = 4;  // blocks per task: amortises the workspace
   const std::size_t n_tasks = (nb + per_task - 1) / per_task;
   parallel_for(n_tasks, [&](std::size_t t) {
-    Workspace<T> ws;
+    // One scratch per thread, reused across calls: fresh multi-100 KB buffers
+    // per task cost an mmap + page faults each.
+    thread_local Workspace<T> ws;
     ws.resize(D, K, padded_rows(kRowBlock, kRowTile<T>));
     for (std::size_t b = t * per_task; b < std::min(nb, (t + 1) * per_task); ++b) {
       const std::size_t r0 = b * kRowBlock, nr = std::min(N, r0 + kRowBlock) - r0;
       const std::size_t Bp = padded_rows(nr, kRowTile<T>);
       transpose_block(X + r0 * D, nr, D, ws.XT.data(), ws.ld, Bp);
       block_log_densities(m, Bp, ws);
-      for (std::size_t r = 0; r < nr; ++r)
-        for (std::size_t k = 0; k < K; ++k) out[(r0 + r) * K + k] = ws.LP[k * ws.ld + r];
+      transpose(ws.LP.data(), ws.ld, K, nr, out + r0 * K, K);
     }
   });
 }

@@ -280,7 +280,7 @@ Stats em_pass(CovType stat_type, const gaussian::Model<T>* m, const T* X, const 
   const std::size_t n_tasks = (nb + per_task - 1) / per_task;
   std::vector<Stats> slots(n_tasks);
   parallel_for(n_tasks, [&](std::size_t t) {
-    gaussian::Workspace<T> ws;
+    thread_local gaussian::Workspace<T> ws;  // reused: see log_densities
     const std::size_t Bmax = gaussian::padded_rows(kRowBlock, gaussian::kRowTile<T>);
     ws.resize(D, K, Bmax);
     Stats& st = slots[t];
