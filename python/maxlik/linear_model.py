@@ -288,10 +288,11 @@ class LogisticRegression(BaseEstimator):
               + \frac{1}{2\,C\,S}\,\lVert W\rVert_F^2,
 
     i.e. ``C * sum_i s_i CE_i + ||W||^2 / 2`` divided by ``C S``. The
-    intercept is not penalised. The penalty is the negative log-density of
-    a Gaussian prior :math:`W_{kj} \sim N(0, C S)` (up to a constant and the
-    overall scaling), so the fit is the MAP estimate under that prior;
-    ``C=np.inf`` gives plain maximum likelihood.
+    intercept is not penalised (flat prior). Multiplied by S, the objective
+    is the negative log-likelihood ``sum_i s_i CE_i`` plus ``||W||^2 / (2 C)``,
+    the negative log-density (up to a constant) of independent Gaussian priors
+    :math:`W_{kj} \sim N(0, C)`: the fit is the MAP estimate under that prior,
+    and ``C=np.inf`` (a flat prior) gives plain maximum likelihood.
 
     Two classes use the binomial parametrisation (one weight vector and a
     sigmoid), as scikit-learn does; more classes use the full softmax with one
@@ -385,13 +386,9 @@ class LogisticRegression(BaseEstimator):
         l2 = 0.0 if math.isinf(C) else 1.0 / (C * S)
         sw = np.ascontiguousarray(s / S)
         K = classes.shape[0]
-        if K == 2:
-            fun = self._binary_objective(X, (codes == 1).astype(np.float64), sw, l2,
-                                         fit_intercept)
-            n_out = 1
-        else:
-            fun = self._multinomial_objective(X, codes.astype(np.int64), sw, l2, fit_intercept, K)
-            n_out = K
+        n_out = 1 if K == 2 else K
+        fun = self._objective(X, np.ascontiguousarray(codes, dtype=np.int64), sw, l2,
+                              fit_intercept, n_out)
         n_par = n_out * (D + int(fit_intercept))
         res = minimize_lbfgs(fun, np.zeros(n_par), max_iter=max_iter, gtol=tol)
         if not res.converged:
@@ -411,43 +408,26 @@ class LogisticRegression(BaseEstimator):
         return self
 
     @staticmethod
-    def _binary_objective(X, t, sw, l2, fit_intercept):
-        n, D = X.shape
-        g_logit = np.empty(n)
+    def _objective(X, codes, sw, l2, fit_intercept, n_out):
+        """theta -> (objective, gradient) for n_out weight vectors (1: binomial, K: softmax).
 
-        def fun(theta):
-            w = theta[:D]
-            z = X @ w
-            if fit_intercept:
-                z += theta[D]
-            # weight = s_i / S: the kernel returns the weighted mean BCE and its logit gradient
-            loss, _ = _core._bce_with_logits(z, t, sw, None, 1.0, False, g_logit)
-            grad = np.empty_like(theta)
-            grad[:D] = X.T @ g_logit + l2 * w
-            if fit_intercept:
-                grad[D] = g_logit.sum()
-            return loss + 0.5 * l2 * float(w @ w), grad
-
-        return fun
-
-    @staticmethod
-    def _multinomial_objective(X, codes, sw, l2, fit_intercept, K):
+        One fused C++ pass over X per call computes the logits, the weighted
+        cross-entropy sum_i sw_i CE_i (sw already divided by S) and its
+        gradient G^T X, G^T 1 (G = dCE/dlogits); only the O(K D) penalty
+        terms are added here.
+        """
         n, D = X.shape
         P = D + int(fit_intercept)
-        G = np.empty((n, K))
 
         def fun(theta):
-            Th = theta.reshape(K, P)
-            W = Th[:, :D]
-            Z = X @ W.T
+            Th = theta.reshape(n_out, P)
+            W = np.ascontiguousarray(Th[:, :D])
+            b = np.ascontiguousarray(Th[:, D]) if fit_intercept else None
+            loss, gW, gb = _core._linear_ce(X, W, b, codes, sw)
+            grad = np.empty((n_out, P))
+            grad[:, :D] = gW + l2 * W
             if fit_intercept:
-                Z += Th[:, D]
-            # per-row weight s_i / S, 'sum' reduction: weighted mean CE and dCE/dZ in G
-            loss, _, _ = _core._softmax_ce_index(Z, codes, None, sw, -1, 0.0, False, False, G)
-            grad = np.empty((K, P))
-            grad[:, :D] = G.T @ X + l2 * W
-            if fit_intercept:
-                grad[:, D] = G.sum(axis=0)
+                grad[:, D] = gb
             return loss + 0.5 * l2 * float(np.sum(W * W)), grad.ravel()
 
         return fun

@@ -396,35 +396,48 @@ void column_block(const T* base, std::ptrdiff_t si, const T* b, std::ptrdiff_t b
   };
   for (std::size_t rb = r0; rb < r1; rb += kColRows) {
     const std::size_t re = std::min(r1, rb + kColRows);
+    // Column-vector outer, rows inner: max and sums stay in registers; the
+    // block (<= kColRows rows x kColWidth columns) is re-read from L1/L2.
     for (std::size_t j = 0; j < nvec; ++j) {
-      vmax[j] = vninf;
-      vs[j] = zero;
-      vw[j] = zero;
-    }
-    for (std::size_t r = rb; r < re; ++r) {
-      const T* row = base + static_cast<std::ptrdiff_t>(r) * si;
-      const T* brow = b ? b + static_cast<std::ptrdiff_t>(r) * bsi : nullptr;
-      for (std::size_t j = 0; j < nvec; ++j) {
-        V x = ld(row, j, ninf);
-        if (brow) x = ld(brow, j, T(0)) == zero ? vninf : x;
-        vmax[j] = simd::max<T>(vmax[j], x);
-      }
-    }
-    for (std::size_t r = rb; r < re; ++r) {
-      const T* row = base + static_cast<std::ptrdiff_t>(r) * si;
-      const T* brow = b ? b + static_cast<std::ptrdiff_t>(r) * bsi : nullptr;
-      for (std::size_t j = 0; j < nvec; ++j) {
-        V x = ld(row, j, ninf);
-        V bv = one;
-        if (brow) {
-          bv = ld(brow, j, T(0));
-          x = bv == zero ? vninf : x;
+      const std::size_t c = j * Ln;
+      const bool full = c + Ln <= w;
+      V vm = vninf, s = zero, wsum = zero;
+      if (!b && full) {
+        const T* p = base + static_cast<std::ptrdiff_t>(rb) * si + static_cast<std::ptrdiff_t>(c);
+        const T* q = p;
+        for (std::size_t r = rb; r < re; ++r, q += si) vm = simd::max<T>(vm, simd::load<T>(q));
+        q = p;
+        for (std::size_t r = rb; r < re; ++r, q += si) {
+          const V x = simd::load<T>(q);
+          const auto eq = x == vm;
+          const V e = simd::exp_nonpositive<T>(x - vm);
+          s += eq ? zero : e;
+          wsum += eq ? one : zero;
         }
-        const auto eq = x == vmax[j];
-        const V e = simd::exp_nonpositive<T>(x - vmax[j]);
-        vs[j] += eq ? zero : bv * e;
-        vw[j] += eq ? bv : zero;
+      } else {
+        for (std::size_t r = rb; r < re; ++r) {
+          const T* row = base + static_cast<std::ptrdiff_t>(r) * si;
+          V x = ld(row, j, ninf);
+          if (b) x = ld(b + static_cast<std::ptrdiff_t>(r) * bsi, j, T(0)) == zero ? vninf : x;
+          vm = simd::max<T>(vm, x);
+        }
+        for (std::size_t r = rb; r < re; ++r) {
+          const T* row = base + static_cast<std::ptrdiff_t>(r) * si;
+          V x = ld(row, j, ninf);
+          V bv = one;
+          if (b) {
+            bv = ld(b + static_cast<std::ptrdiff_t>(r) * bsi, j, T(0));
+            x = bv == zero ? vninf : x;
+          }
+          const auto eq = x == vm;
+          const V e = simd::exp_nonpositive<T>(x - vm);
+          s += eq ? zero : bv * e;
+          wsum += eq ? bv : zero;
+        }
       }
+      vmax[j] = vm;
+      vs[j] = s;
+      vw[j] = wsum;
     }
     for (std::size_t c = 0; c < w; ++c) {
       Acc blk;
