@@ -274,12 +274,9 @@ def _logistic_block(xb, yb, wb, classes, S, fit_intercept, theta):
     sw = np.ascontiguousarray(sw)
     xb = np.ascontiguousarray(xb, dtype=np.float64)
     K = classes.shape[0]
-    if K == 2:
-        fun = LogisticRegression._binary_objective(xb, (codes == 1).astype(np.float64), sw, 0.0,
-                                                   fit_intercept)
-    else:
-        fun = LogisticRegression._multinomial_objective(xb, codes.astype(np.int64), sw, 0.0,
-                                                        fit_intercept, K)
+    # the estimator's own objective with l2 = 0 (the penalty is added once, on the client)
+    fun = LogisticRegression._objective(xb, np.ascontiguousarray(codes, dtype=np.int64), sw,
+                                        0.0, fit_intercept, 1 if K == 2 else K)
     f, g = fun(theta)
     return (float(f), np.asarray(g, dtype=np.float64))
 
