@@ -450,7 +450,10 @@ def fit_kmeans(km, X, sample_weight=None):
     km.inertia_ = float(inertia)
     km.n_iter_ = n_iter
     if not is_dask(labels):
-        distinct = int(np.count_nonzero(np.bincount(labels, minlength=n_clusters)))
+        counts = np.zeros(n_clusters, dtype=np.int64)
+        for r0 in range(0, n, 1 << 20):  # bincount casts to intp: keep that copy small
+            counts += np.bincount(labels[r0:r0 + (1 << 20)], minlength=n_clusters)
+        distinct = int(np.count_nonzero(counts))
         if distinct < n_clusters:
             warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than "
                           f"n_clusters ({n_clusters}). Possibly due to duplicate points in X.",

@@ -112,7 +112,9 @@ def _aligned_vector(v, X, name):
         if v.ndim != 1 or v.shape[0] != X.shape[0]:
             raise ValueError(f"{name} must have shape ({X.shape[0]},) to match X; got "
                              f"shape {v.shape}")
-        return da.from_array(v, chunks=(X.chunks[0],))
+        # persisted once (on the workers when a distributed client is active), so
+        # that the per-iteration graphs do not ship the vector again every time
+        return da.from_array(v, chunks=(X.chunks[0],)).persist()
     if v.ndim != 1 or v.shape[0] != X.shape[0]:
         raise ValueError(f"{name} must have shape ({X.shape[0]},) to match X; got shape "
                          f"{v.shape}")
