@@ -230,3 +230,22 @@ def test_distributed_worker_killed_mid_fit(client):
         np.testing.assert_array_equal(getattr(gm, name), getattr(ref, name))
     assert gm.lower_bounds_ == ref.lower_bounds_
     client.wait_for_workers(2, timeout=60)
+
+
+def test_subsample_initialisation_on_dask(threads, monkeypatch):
+    """N > INIT_SAMPLE: the initialisers run on a bounded random subsample of rows."""
+    from maxlik import _streaming
+
+    monkeypatch.setattr(_streaming, "INIT_SAMPLE", 400)
+    X = _blobs(8)
+    dX = da.from_array(X, chunks=(350, 3))
+    gm = GaussianMixture(3, random_state=0, tol=1e-9, max_iter=500).fit(dX)
+    ref = GaussianMixture(3, random_state=0, tol=1e-9, max_iter=500).fit(X)
+    key = lambda m: np.argsort(m[:, 1] + 2 * m[:, 2])  # noqa: E731
+    np.testing.assert_allclose(gm.means_[key(gm.means_)], ref.means_[key(ref.means_)],
+                               atol=1e-3)
+    km = KMeans(3, init="random", n_init=3, random_state=0).fit(dX)
+    kr = KMeans(3, random_state=0).fit(X)
+    np.testing.assert_allclose(np.sort(km.cluster_centers_, axis=0),
+                               np.sort(kr.cluster_centers_, axis=0), atol=1e-6)
+    assert km.inertia_ == pytest.approx(kr.inertia_, rel=1e-9)
