@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from . import _core
+from . import _core, _streaming
 from ._base import BaseEstimator, ConvergenceWarning, check_is_fitted
 from ._optimize import minimize_lbfgs
 from ._validation import as_float_array, check_bool, check_float, check_int, check_sample_weight
@@ -367,6 +367,10 @@ class LogisticRegression(BaseEstimator):
         ValueError
             Fewer than two classes, continuous y, non-finite X, bad weights.
         """
+        if _streaming.is_dask(X):  # loss+gradient summed over blocks on the workers
+            from . import dask as _dask
+
+            return _dask.fit_logistic_regression(self, X, y, sample_weight)
         C, fit_intercept, max_iter, tol = self._check_params()
         X = _check_X(X, self, reset=True)
         n, D = X.shape
@@ -444,10 +448,15 @@ class LogisticRegression(BaseEstimator):
 
     def predict_proba(self, X):
         """Class probabilities, shape (n, n_classes), columns ordered as classes_."""
+        if _streaming.is_dask(X):  # lazy, block by block
+            return _streaming.apply_blockwise(self, "predict_proba", X,
+                                              n_out=self.classes_.shape[0])
         return np.exp(self.predict_log_proba(X))
 
     def predict(self, X):
         """The most probable class of each row."""
+        if _streaming.is_dask(X):
+            return _streaming.apply_blockwise(self, "predict", X)
         z = self.decision_function(X)
         idx = (z > 0).astype(np.intp) if z.ndim == 1 else np.argmax(z, axis=1)
         return self.classes_[idx]
