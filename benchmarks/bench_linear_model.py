@@ -59,3 +59,40 @@ def test_maxlik_lbfgs(benchmark, data):
         ref = _objectives["sklearn"]
         print(f"relative objective difference (maxlik - sklearn) / sklearn: {(obj - ref) / ref:.3e}")
         assert obj <= ref * (1 + 1e-8)
+
+
+# One objective+gradient evaluation, both on one thread (OpenBLAS limited with
+# threadpoolctl): the per-iteration cost without thread-scheduling effects.
+@pytest.fixture(scope="module")
+def theta(data):
+    X, y = data
+    return np.random.default_rng(0).normal(size=K * (D + 1)) * 0.01
+
+
+@pytest.mark.benchmark(group="logistic_objective+gradient_1thread")
+def test_sklearn_loss_gradient_1thread(benchmark, data, theta):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    linear_loss = pytest.importorskip("sklearn.linear_model._linear_loss")
+    loss_mod = pytest.importorskip("sklearn._loss.loss")
+    X, y = data
+    lml = linear_loss.LinearModelLoss(base_loss=loss_mod.HalfMultinomialLoss(n_classes=K),
+                                      fit_intercept=True)
+    yf = y.astype(np.float64)
+    with threadpoolctl.threadpool_limits(1):
+        benchmark.pedantic(lambda: lml.loss_gradient(theta, X, yf, None, 1.0 / N, 1),
+                           rounds=9, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="logistic_objective+gradient_1thread")
+def test_maxlik_objective_1thread(benchmark, data, theta):
+    from maxlik.linear_model import LogisticRegression
+
+    X, y = data
+    fun = LogisticRegression._objective(np.ascontiguousarray(X), y.astype(np.int64),
+                                        np.full(N, 1.0 / N), 1.0 / N, True, K)
+    old = maxlik.get_num_threads()
+    maxlik.set_num_threads(1)
+    try:
+        benchmark.pedantic(lambda: fun(theta), rounds=9, warmup_rounds=1)
+    finally:
+        maxlik.set_num_threads(old)

@@ -188,6 +188,11 @@ def test_parquet(tmp_path):
     rc, out, err = run("fit", p, "--json")
     assert rc == 0, err
     assert json.loads(out)["data"]["columns"] == ["eruptions", "waiting"]
+    q = tmp_path / "text.parquet"
+    pq.write_table(pa.table({"a": X[:, 0], "name": [f"r{i}" for i in range(len(X))]}), q)
+    assert_data_error(*run("fit", q), "column 'name' is not numeric")
+    rc, out, err = run("fit", q, "--columns", "a", "--model", "kmeans", "--json")
+    assert rc == 0, err
 
 
 # ---- fit: errors and exit codes ----------------------------------------------------------

@@ -584,3 +584,53 @@ def test_ce_one_hot_probabilities_equal_index_targets(rng):
                                       reduction="sum", return_grad=True)
         assert a == pytest.approx(float(b), rel=1e-13)
         np.testing.assert_allclose(ga, gb, rtol=1e-12, atol=1e-15)
+
+
+def test_ce_prob_targets_tolerance(rng):
+    z = rng.normal(size=(50, 128))
+    t32 = rng.dirichlet(np.ones(128), 50).astype(np.float32)  # rounding of float32 rows
+    softmax_cross_entropy(z, t32.astype(np.float64))  # accepted
+    t = t32.astype(np.float64)
+    t[7] *= 1.001
+    with pytest.raises(ValueError, match="row 7"):
+        softmax_cross_entropy(z, t)
+
+
+def _ce_reference(z, y, w, ls, ignore):
+    """torch.nn.functional.cross_entropy (index targets) written out in numpy."""
+    N, C = z.shape
+    logp = z - np.logaddexp.reduce(z, axis=1, keepdims=True)
+    w = np.ones(C) if w is None else w
+    keep = y != ignore
+    yk = np.where(keep, y, 0)
+    nll = -w[yk] * logp[np.arange(N), yk] * keep
+    smooth = -(logp * w).sum(1) * keep
+    rows = (1 - ls) * nll + ls / C * smooth
+    denom = np.sum(w[yk] * keep)
+    return rows, denom
+
+
+def test_ce_property_against_numpy_reference():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = pytest.importorskip("hypothesis.strategies")
+
+    @hypothesis.settings(max_examples=40, deadline=None)
+    @hypothesis.given(N=st.integers(1, 1100), C=st.integers(1, 40), seed=st.integers(0, 2**31),
+                      ls=st.sampled_from([0.0, 0.05, 0.5, 1.0]), weighted=st.booleans(),
+                      scale=st.sampled_from([1e-3, 1.0, 30.0]))
+    def check(N, C, seed, ls, weighted, scale):
+        r = np.random.default_rng(seed)
+        z = r.normal(size=(N, C)) * scale
+        y = r.integers(0, C, N)
+        y[r.uniform(size=N) < 0.1] = -100
+        w = r.uniform(0.1, 3.0, C) if weighted else None
+        rows, denom = _ce_reference(z, y, w, ls, -100)
+        got = softmax_cross_entropy(z, y, weight=w, label_smoothing=ls, reduction="none")
+        np.testing.assert_allclose(got, rows, rtol=1e-11, atol=1e-13)
+        mean = softmax_cross_entropy(z, y, weight=w, label_smoothing=ls)
+        if denom > 0:
+            assert mean == pytest.approx(rows.sum() / denom, rel=1e-11, abs=1e-13)
+        else:
+            assert np.isnan(mean)
+
+    check()

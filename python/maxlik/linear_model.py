@@ -407,6 +407,17 @@ class LogisticRegression(BaseEstimator):
         self.objective_ = float(res.fun)
         return self
 
+    # Entry points used by maxlik.dask (one call per row block); thin wrappers of _objective.
+    @staticmethod
+    def _binary_objective(X, t, sw, l2, fit_intercept):
+        codes = np.ascontiguousarray(t, dtype=np.int64)  # 0/1 targets
+        return LogisticRegression._objective(X, codes, sw, l2, fit_intercept, 1)
+
+    @staticmethod
+    def _multinomial_objective(X, codes, sw, l2, fit_intercept, K):
+        codes = np.ascontiguousarray(codes, dtype=np.int64)
+        return LogisticRegression._objective(X, codes, sw, l2, fit_intercept, K)
+
     @staticmethod
     def _objective(X, codes, sw, l2, fit_intercept, n_out):
         """theta -> (objective, gradient) for n_out weight vectors (1: binomial, K: softmax).

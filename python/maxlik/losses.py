@@ -108,7 +108,8 @@ def softmax_cross_entropy(logits, target, *, weight=None, ignore_index=-100,
     ValueError
         A label outside ``[0, C)`` that is not `ignore_index`; probability
         targets with a negative entry or a row not summing to 1 (tolerance
-        ``4 * sqrt(machine epsilon)`` of the dtype); mismatched shapes.
+        1e-4 in float32, ``1e-6 * max(1, C / 10)`` in float64, so that
+        probabilities computed in float32 pass); mismatched shapes.
     TypeError
         Non-numeric input.
 

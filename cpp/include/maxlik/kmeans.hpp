@@ -83,6 +83,17 @@ template <class V, int L, std::size_t... I> inline V ihi(V a, V b, std::index_se
 }
 // In-register transpose of an L x L tile held as L row vectors: log2(L)
 // rounds of perfect shuffles pairing row i with row i + L/2.
+// Half `Part` of a float vector, converted exactly to a double vector.
+typedef float vf32_half __attribute__((vector_size(simd::kVecBytes / 2)));
+template <int Part, std::size_t... I> inline simd::vf64 widen_half_(simd::vf32 v, std::index_sequence<I...>) {
+  constexpr int H = simd::lanes<float> / 2;
+  const vf32_half h = __builtin_shufflevector(v, v, (Part * H + int(I))...);
+  return __builtin_convertvector(h, simd::vf64);
+}
+template <int Part> inline simd::vf64 widen_half(simd::vf32 v) {
+  return widen_half_<Part>(v, std::make_index_sequence<simd::lanes<float> / 2>{});
+}
+
 template <class T> inline void transpose_tile(simd::vec<T>* r) {
   using V = simd::vec<T>;
   constexpr int L = simd::lanes<T>;
@@ -260,7 +271,14 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, const T* shift, c
         if constexpr (std::is_same_v<T, double>) {
           simd::store<double>(s + f, wi * xs + simd::load<double>(s + f));
         } else {
+#ifdef MAXLIK_KMEANS_SHUFFLE
+          // Widen the two halves to double vectors (exact) and accumulate.
+          constexpr std::size_t H = L / 2;
+          simd::store<double>(s + f, wi * detail::widen_half<0>(xs) + simd::load<double>(s + f));
+          simd::store<double>(s + f + H, wi * detail::widen_half<1>(xs) + simd::load<double>(s + f + H));
+#else
           for (std::size_t l = 0; l < L; ++l) s[f + l] += wi * static_cast<double>(xs[l]);
+#endif
         }
       }
     }

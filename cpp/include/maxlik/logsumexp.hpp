@@ -271,12 +271,11 @@ inline void finalize_block(const Acc* acc, std::size_t n, T* out, T* sign, bool 
   constexpr int Ld = simd::lanes<double>;
   std::size_t i = 0;
   for (; i + Ld <= n; i += Ld) {
-    VD m, W, S;
+    VD m, S;
     bool simple = true;
     for (int k = 0; k < Ld; ++k) {
       const Acc& a = acc[i + k];
       m[k] = a.m;
-      W[k] = a.W;
       S[k] = a.S;
       simple &= std::isfinite(a.m) && a.W == 1.0 && a.S >= 0.0 && a.S <= 1e300;
     }

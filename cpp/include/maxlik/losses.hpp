@@ -522,6 +522,19 @@ inline void grad_tile(const T* Xb, std::size_t r, std::size_t D, const T* G, std
     }
 }
 
+template <class T> inline void exp_inplace(T* a, std::size_t n) {
+  constexpr int L = simd::lanes<T>;
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) simd::store<T>(a + i, simd::exp<T>(simd::load<T>(a + i)));
+  if (i < n) simd::store_partial<T>(a + i, simd::exp<T>(simd::load_partial<T>(a + i, int(n - i), T(0))), int(n - i));
+}
+template <class T> inline void log_inplace(T* a, std::size_t n) {
+  constexpr int L = simd::lanes<T>;
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) simd::store<T>(a + i, simd::log<T>(simd::load<T>(a + i)));
+  if (i < n) simd::store_partial<T>(a + i, simd::log<T>(simd::load_partial<T>(a + i, int(n - i), T(1))), int(n - i));
+}
+
 template <class T, int RB>
 inline void grad_rows(const T* Xb, std::size_t r, std::size_t D, const T* G, std::size_t K, T* gW) {
   std::size_t k = 0;
@@ -549,7 +562,7 @@ void linear_ce(const T* X, std::size_t N, std::size_t D, const T* W, const T* b,
     T* gW = slots + blk * P;  // K rows of D, then K intercept entries
     T* gb = gW + K * D;
     std::fill(gW, gW + P, T(0));
-    std::vector<T> Zbuf(kLinearBlock * K), ebuf(K);
+    std::vector<T> Zbuf(kLinearBlock * K), aux(2 * kLinearBlock);
     double acc = 0;
     for (std::size_t r0 = t0; r0 < t1; r0 += kLinearBlock) {
       const std::size_t r1 = std::min(t1, r0 + kLinearBlock);
@@ -571,27 +584,48 @@ void linear_ce(const T* X, std::size_t N, std::size_t D, const T* W, const T* b,
       for (; r < R; ++r)
         for (std::size_t k = 0; k < K; ++k) detail::logits_tile<T, 1, 1>(Xb, D, r, W, b, k, K, Z + r * K);
       // loss and dloss/dz per row, in place
-      for (r = 0; r < R; ++r) {
-        T* z = Z + r * K;
-        const T wi = sw[r0 + r];
-        const std::int64_t yi = y[r0 + r];
-        if (K == 1) {
-          const T zz = z[0], t = T(yi);
+      if (K == 1) {
+        for (r = 0; r < R; ++r) {
+          T* z = Z + r;
+          const T wi = sw[r0 + r];
+          const T zz = z[0], t = T(y[r0 + r]);
           const T ea = simd::exp1<T>(-std::fabs(zz));
           const T sp = std::max(zz, T(0)) + simd::log1p1<T>(ea);  // softplus(z)
           const T sig = zz >= 0 ? T(1) / (T(1) + ea) : ea / (T(1) + ea);
           acc += double(wi * (sp - t * zz));
           z[0] = wi * (sig - t);
-        } else {
-          T* e = ebuf.data();
-          const T m = detail::row_max(z, K);
-          const T s = detail::row_exp_sum(z, K, m, e);
-          acc += double(wi * (std::log(s) + (m - z[yi])));
-          const T c = wi / s;
-          for (std::size_t k = 0; k < K; ++k) z[k] = e[k] * c;
-          z[yi] -= wi;
+          gb[0] += z[0];
         }
-        for (std::size_t k = 0; k < K; ++k) gb[k] += z[k];
+      } else {
+        // Whole-block softmax: shift each row by its max, one vectorised exp
+        // sweep over the R*K logits and one log sweep over the R row sums
+        // (the logits are finite here: X and W are).
+        T* zy = aux.data();      // z_y - max, per row
+        T* srow = zy + kLinearBlock;  // sum of exponentials, then its log
+        for (r = 0; r < R; ++r) {
+          T* z = Z + r * K;
+          T m = z[0];
+          for (std::size_t k = 1; k < K; ++k) m = z[k] > m ? z[k] : m;
+          for (std::size_t k = 0; k < K; ++k) z[k] -= m;
+          zy[r] = z[y[r0 + r]];
+        }
+        detail::exp_inplace(Z, R * K);
+        for (r = 0; r < R; ++r) {
+          const T* z = Z + r * K;
+          T sum = 0;
+          for (std::size_t k = 0; k < K; ++k) sum += z[k];
+          srow[r] = sum;
+        }
+        for (r = 0; r < R; ++r) {
+          T* z = Z + r * K;
+          const T wi = sw[r0 + r];
+          const T c = wi / srow[r];
+          for (std::size_t k = 0; k < K; ++k) z[k] *= c;
+          z[y[r0 + r]] -= wi;
+          for (std::size_t k = 0; k < K; ++k) gb[k] += z[k];
+        }
+        detail::log_inplace(srow, R);
+        for (r = 0; r < R; ++r) acc += double(sw[r0 + r] * (srow[r] - zy[r]));
       }
       // gW += G^T X_block
       for (r = 0; r + 4 <= R; r += 4) detail::grad_rows<T, 4>(Xb, r, D, Z, K, gW);
