@@ -21,6 +21,14 @@ temporaries) at a time; the parameters and statistics are O(K·D²). For
 (``madvise(MADV_DONTNEED)``; they stay in the OS page cache) once the block is
 done, so the resident set does not grow with N. Initialisation uses a bounded
 random subsample of rows (:data:`INIT_SAMPLE` rows by default).
+
+Every ``np.memmap`` takes this path, including the read-only memmaps joblib
+makes of large arrays in parallel scikit-learn tools (``n_jobs > 1``). With
+at most :data:`INIT_SAMPLE` rows the subsample is all rows, drawn without
+touching the random state, so the fit equals the in-memory one; with more
+rows a data-driven initialisation differs from the in-memory one (pass
+``means_init``/``weights_init``/``precisions_init`` or an ``init`` array, or
+``np.asarray`` the memmap, to get the in-memory fit).
 """
 from __future__ import annotations
 
@@ -304,7 +312,7 @@ def make_source(X, sample_weight, block_size):
 # ---- Gaussian mixture: EM over a source -------------------------------------------
 
 def _em(gm, source):
-    from .mixture import mixture_update, MixtureParameters  # noqa: F401
+    from .mixture import mixture_update
     from ._base import ConvergenceWarning
 
     K, verbose = gm._check_hyper()

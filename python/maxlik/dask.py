@@ -45,11 +45,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without dask
     ) from exc
 
 import math
-import operator
 
 import numpy as np
 
-from ._validation import check_float, result_float_dtype
+from ._validation import result_float_dtype
 from ._streaming import _farthest_block, _merge_farthest
 
 __all__ = ["DaskSource", "map_rows", "fit_logistic_regression", "tree_sum", "SPLIT_EVERY"]
