@@ -1,3 +1,95 @@
-#include "common.hpp"
+// k-means bindings (glue only; kernels in maxlik/kmeans.hpp).
+#include <cstdint>
+#include <optional>
+#include <string>
 
-void register_cluster(pybind11::module_& m) { (void)m; }
+#include <pybind11/stl.h>
+
+#include "common.hpp"
+#include "maxlik/kmeans.hpp"
+
+namespace py = pybind11;
+using maxlik::bind::carray;
+using maxlik::bind::require;
+
+namespace {
+
+template <class T>
+void check_common(const carray<T>& X, const carray<T>& shift, const carray<T>& C) {
+  require(X.ndim() == 2, "X must be 2-D");
+  require(C.ndim() == 2, "centers must be 2-D");
+  require(shift.ndim() == 1 && shift.shape(0) == X.shape(1), "shift must have shape (n_features,)");
+  require(C.shape(1) == X.shape(1), "centers must have as many columns as X (" + std::to_string(X.shape(1)) +
+                                        "); got " + std::to_string(C.shape(1)));
+  require(C.shape(0) >= 1, "centers must have at least one row");
+}
+
+// Returns (S, W, J): S (K, D) float64 sums of weighted shifted rows per
+// label, W (K,) summed weights, J the weighted inertia w.r.t. `centers`.
+// With update=False, S and W are None. labels (N,) int32 is written in place.
+template <class T>
+py::tuple lloyd_step(const carray<T>& X, const carray<T>& shift, const carray<T>& C,
+                     const std::optional<carray<T>>& sample_weight, py::array_t<std::int32_t, py::array::c_style> labels,
+                     bool update) {
+  check_common(X, shift, C);
+  const std::size_t N = static_cast<std::size_t>(X.shape(0)), D = static_cast<std::size_t>(X.shape(1)),
+                    K = static_cast<std::size_t>(C.shape(0));
+  require(labels.ndim() == 1 && static_cast<std::size_t>(labels.shape(0)) == N, "labels must have shape (n_samples,)");
+  require(labels.writeable(), "labels must be writeable");
+  const T* w = nullptr;
+  if (sample_weight) {
+    require(sample_weight->ndim() == 1 && static_cast<std::size_t>(sample_weight->shape(0)) == N,
+            "sample_weight must have shape (n_samples,)");
+    w = sample_weight->data();
+  }
+  py::array_t<double> S, W;
+  double* sp = nullptr;
+  double* wp = nullptr;
+  if (update) {
+    S = py::array_t<double>({K, D});
+    W = py::array_t<double>(K);
+    sp = S.mutable_data();
+    wp = W.mutable_data();
+  }
+  const T* xp = X.data();
+  const T* hp = shift.data();
+  const T* cp = C.data();
+  std::int32_t* lp = labels.mutable_data();
+  double J;
+  {
+    // Safe without the GIL: only raw buffers kept alive by the arguments are
+    // touched, no Python objects or refcounts.
+    py::gil_scoped_release release;
+    J = maxlik::kmeans::lloyd_pass<T>(xp, w, N, D, hp, cp, K, lp, sp, wp);
+  }
+  if (update) return py::make_tuple(S, W, J);
+  return py::make_tuple(py::none(), py::none(), J);
+}
+
+// Squared Euclidean distances (N, M) from the shifted rows of X to `centers`.
+template <class T> carray<T> sq_distances(const carray<T>& X, const carray<T>& shift, const carray<T>& C) {
+  check_common(X, shift, C);
+  const std::size_t N = static_cast<std::size_t>(X.shape(0)), D = static_cast<std::size_t>(X.shape(1)),
+                    M = static_cast<std::size_t>(C.shape(0));
+  carray<T> out({N, M});
+  T* op = out.mutable_data();
+  const T* xp = X.data();
+  const T* hp = shift.data();
+  const T* cp = C.data();
+  {
+    py::gil_scoped_release release;  // raw buffers only, see lloyd_step
+    maxlik::kmeans::sq_distances<T>(xp, N, D, hp, cp, M, op);
+  }
+  return out;
+}
+
+}  // namespace
+
+void register_cluster(py::module_& m) {
+  m.def("kmeans_lloyd_step", &lloyd_step<double>, py::arg("X"), py::arg("shift"), py::arg("centers"),
+        py::arg("sample_weight"), py::arg("labels"), py::arg("update"));
+  m.def("kmeans_lloyd_step", &lloyd_step<float>, py::arg("X"), py::arg("shift"), py::arg("centers"),
+        py::arg("sample_weight"), py::arg("labels"), py::arg("update"));
+  m.def("kmeans_sq_distances", &sq_distances<double>, py::arg("X"), py::arg("shift"), py::arg("centers"));
+  m.def("kmeans_sq_distances", &sq_distances<float>, py::arg("X"), py::arg("shift"), py::arg("centers"));
+}

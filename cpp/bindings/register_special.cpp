@@ -26,6 +26,7 @@ template <class T> maxlik::lse::View<T> view3(const py::array& a, const char* na
 template <class T>
 py::tuple lse_impl(const py::array& a, const std::optional<py::array>& b, bool return_sign) {
   auto v = view3<T>(a, "a");
+  require(v.si == 1 || v.so == 1 || v.no <= 1, "a: internal error, unsupported layout");
   maxlik::lse::View<T> bv{nullptr, 0, 0, 0, 0, 0, 0};
   if (b) {
     require(b->dtype().is(py::dtype::of<T>()), "b: dtype must match a");
@@ -50,6 +51,7 @@ py::tuple lse_impl(const py::array& a, const std::optional<py::array>& b, bool r
 
 template <class T> void softmax_impl(const py::array& a, py::array& out, bool log_) {
   auto v = view3<T>(a, "x");
+  require(v.si == 1 || v.so == 1 || v.no <= 1, "x: internal error, unsupported layout");
   require(out.dtype().is(py::dtype::of<T>()) && out.writeable(), "out: must be a writeable array of x's dtype");
   auto o = view3<T>(out, "out");
   require(o.nb == v.nb && o.no == v.no && o.L == v.L, "out: shape must match x");

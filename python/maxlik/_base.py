@@ -4,6 +4,7 @@ at run time."""
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 
 import numpy as np
@@ -27,6 +28,27 @@ def check_is_fitted(estimator, attribute: str) -> None:
         )
 
 
+def _transactional(method):
+    """Restore ``self.__dict__`` if `method` raises (any exception, incl. KeyboardInterrupt).
+
+    A shallow snapshot suffices because the fits assign new objects to their
+    attributes instead of mutating fitted arrays in place.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        snapshot = dict(self.__dict__)
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            raise
+
+    wrapper._maxlik_transactional = True
+    return wrapper
+
+
 class BaseEstimator:
     """get_params / set_params / repr following scikit-learn's conventions.
 
@@ -35,6 +57,20 @@ class BaseEstimator:
     """
 
     _estimator_type: str | None = None
+
+    # Methods that learn state. Each is wrapped (see __init_subclass__) so that
+    # it is all-or-nothing: if it raises -- a bad input, a collapsed component,
+    # or KeyboardInterrupt from Ctrl-C in the middle of an EM / Lloyd / L-BFGS
+    # loop -- the instance is put back exactly as it was before the call
+    # (unfitted, or at its previous fit), never half-updated.
+    _TRANSACTIONAL = ("fit", "fit_predict", "fit_transform", "partial_fit")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in cls._TRANSACTIONAL:
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "_maxlik_transactional", False):
+                setattr(cls, name, _transactional(method))
 
     @classmethod
     def _get_param_names(cls) -> list[str]:

@@ -31,6 +31,8 @@ __all__ = [
     "check_sample_weight",
     "check_random_state",
     "check_same_dtype",
+    "check_dense",
+    "check_output_size",
 ]
 
 
@@ -119,7 +121,8 @@ def as_float_array(
         raise ValueError(f"{name} needs at least {min_rows} row(s); got {got} (shape {arr.shape})")
     source = arr
     if order == "C":
-        arr = np.ascontiguousarray(arr, dtype=target)
+        # np.asarray keeps 0-d input 0-d (np.ascontiguousarray would make it 1-d)
+        arr = np.asarray(arr, dtype=target, order="C")
     else:
         arr = arr.astype(target, copy=False)
     if copy and np.may_share_memory(arr, source):
@@ -243,13 +246,12 @@ def check_sample_weight(sample_weight, n_samples: int, dtype=np.float64,
         w = as_float_array(sample_weight, name, ndim=1, dtype=dtype)
     if w.shape[0] != n_samples:
         raise ValueError(f"{name} must have shape ({n_samples},) to match X; got shape {w.shape}")
-    if not np.all(np.isfinite(w)):
-        raise ValueError(f"{name} must be finite")
+    check_finite(w, name)
     if np.any(w < 0):
         i = int(np.argmax(w < 0))
         raise ValueError(f"{name} must be non-negative; got {w[i]} at index {i}")
     if n_samples and not np.any(w > 0):
-        raise ValueError(f"{name} must have at least one positive weight")
+        raise ValueError(f"{name} must have at least one positive weight; all weights are zero")
     return w
 
 
@@ -272,3 +274,85 @@ def check_same_dtype(*arrays: np.ndarray) -> np.dtype:
     """The common float dtype (float64 if any is float64), for kernels that need one."""
     dt = np.result_type(*[a.dtype for a in arrays])
     return np.dtype(np.float64) if dt != np.float32 else np.dtype(np.float32)
+
+
+# ---- appended by the kmeans/cli helper -------------------------------------------------
+def check_dense(x, name: str) -> None:
+    """Reject scipy.sparse inputs with a message that says what to do.
+
+    Without this, np.asarray(sparse) gives a 0-d object array and a confusing
+    dtype error.
+    """
+    mod = type(x).__module__ or ""
+    if mod.startswith("scipy.sparse") or (hasattr(x, "tocsr") and hasattr(x, "nnz")):
+        raise TypeError(
+            f"{name} is a scipy sparse {type(x).__name__}; sparse input is not supported, "
+            f"pass a dense array ({name}.toarray())"
+        )
+
+
+# ---- appended by the hardening helper (issue 8) ----------------------------------------
+def _memory_limit_bytes() -> int | None:
+    """The most memory one process could ever get: physical RAM, or a lower RLIMIT_AS."""
+    limit = None
+    try:
+        import os
+
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        limit = None
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft not in (resource.RLIM_INFINITY, -1) and soft > 0:
+            limit = soft if limit is None else min(limit, soft)
+    except (ImportError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        pass
+    return limit
+
+
+def check_output_size(n_elements, itemsize: int, name: str) -> None:
+    """Raise MemoryError if an array of `n_elements` items can never fit in memory.
+
+    Call it before allocating an output or a temporary whose size is a
+    product of input sizes (N x K log-densities, a broadcast shape, K x D^2
+    statistics per thread, n_categories, ...). Sizes are Python ints, so the
+    product cannot overflow. Without the check, a request that numpy's
+    allocator does not refuse (Linux overcommit) is killed by the OOM killer
+    when the kernel first writes to it, instead of raising.
+
+    Parameters
+    ----------
+    n_elements : int or tuple of int
+        Number of elements, or the shape of the array.
+    itemsize : int
+        Bytes per element.
+    name : str
+        What is being allocated, for the message.
+
+    Raises
+    ------
+    MemoryError
+        If the request exceeds the physical memory of the machine (or the
+        process's address-space limit).
+    """
+    shape = None
+    if isinstance(n_elements, tuple):
+        shape = tuple(int(s) for s in n_elements)
+        n = 1
+        for s in shape:
+            n *= s
+    else:
+        n = int(n_elements)
+    nbytes = n * int(itemsize)
+    limit = _memory_limit_bytes()
+    # An array larger than the address space numpy can index is never possible.
+    hard = np.iinfo(np.intp).max
+    if nbytes > hard or (limit is not None and nbytes > limit):
+        what = f"{name} of shape {shape}" if shape is not None else f"{name} ({n} elements)"
+        avail = f"{limit} bytes of memory" if limit is not None else "the address space"
+        raise MemoryError(
+            f"{what} would need {nbytes} bytes, more than the {avail} this process can use; "
+            "reduce the problem size (fewer rows / components, or process the rows in blocks)"
+        )

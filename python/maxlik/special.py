@@ -18,53 +18,83 @@ def _real_array(x, name):
     return as_float_array(x, name, order=None)
 
 
-def _collapse(shape, strides):
-    """Merge adjacent dimensions that are contiguous with each other.
+def _collapse(shape, strides_list):
+    """Merge adjacent dimensions that are contiguous with each other in every
+    array of `strides_list` (all of the same `shape`).
 
-    Returns a list of (size, stride) groups, size-1 dims dropped.
+    Returns (sizes, [strides per array]) with size-1 dims dropped.
     """
-    groups = []
-    for n, s in zip(shape, strides):
+    sizes: list[int] = []
+    out: list[list[int]] = [[] for _ in strides_list]
+    for d, n in enumerate(shape):
         if n == 1:
             continue
-        if groups and groups[-1][1] == s * n:
-            groups[-1] = (groups[-1][0] * n, s)
+        if sizes and all(o[-1] == st[d] * n for o, st in zip(out, strides_list)):
+            sizes[-1] *= n
+            for o, st in zip(out, strides_list):
+                o[-1] = st[d]
         else:
-            groups.append((n, s))
-    return groups
+            sizes.append(n)
+            for o, st in zip(out, strides_list):
+                o.append(st[d])
+    return sizes, out
 
 
-def _view3(x: np.ndarray, axes: tuple[int, ...]):
-    """A (batch, outputs, reduced) strided view of `x` without copying, or None.
+def _view3(arrays, axes: tuple[int, ...]):
+    """(batch, outputs, reduced) strided views of same-shape `arrays`, or None.
 
-    The reduced axes go last. The view is built only from dimensions merged by
-    `_collapse`, so it addresses exactly the elements of `x`.
+    The reduced axes go last. Dimensions are merged only where every array
+    allows it, so all views have the same 3-D shape and address exactly the
+    elements of their array.
     """
-    nd = x.ndim
+    x0 = arrays[0]
+    nd = x0.ndim
     k = len(axes)
-    moved = np.moveaxis(x, axes, tuple(range(nd - k, nd)))
-    item = x.itemsize
-    kept = _collapse(moved.shape[: nd - k], moved.strides[: nd - k])
-    red = _collapse(moved.shape[nd - k:], moved.strides[nd - k:])
-    if len(kept) > 2 or len(red) > 1:
+    dest = tuple(range(nd - k, nd))
+    moved = [np.moveaxis(x, axes, dest) for x in arrays]
+    shape = moved[0].shape
+    kept_n, kept_s = _collapse(shape[: nd - k], [m.strides[: nd - k] for m in moved])
+    red_n, red_s = _collapse(shape[nd - k:], [m.strides[nd - k:] for m in moved])
+    if len(kept_n) > 2 or len(red_n) > 1:
         return None
-    L, si = red[0] if red else (1, item)
-    if len(kept) == 2:
-        (nb, sb), (no, so) = kept
-    elif len(kept) == 1:
-        nb, sb = 1, 0
-        no, so = kept[0]
+    if len(kept_n) == 2 and red_n and red_s[0][0] != x0.itemsize \
+            and kept_s[0][0] == x0.itemsize and kept_s[0][1] != x0.itemsize:
+        # The unit-stride kept group is the outer one (e.g. Fortran order):
+        # make it the output axis so the column kernel applies. Outputs then
+        # come out in (o, b) order; see _kept_order.
+        kept_n = kept_n[::-1]
+        kept_s = [ks[::-1] for ks in kept_s]
+        swapped = True
     else:
-        nb, sb, no, so = 1, 0, 1, item
-    if L == 1:
-        si = item
-    if no == 1:
-        so = item
-    if nb == 1:
-        sb = 0
-    return np.lib.stride_tricks.as_strided(
-        moved, shape=(nb, no, L), strides=(sb, so, si), writeable=False
-    )
+        swapped = False
+    views = []
+    for i, (m, x) in enumerate(zip(moved, arrays)):
+        item = x.itemsize
+        L, si = (red_n[0], red_s[i][0]) if red_n else (1, item)
+        if len(kept_n) == 2:
+            nb, no = kept_n
+            sb, so = kept_s[i]
+        elif len(kept_n) == 1:
+            nb, sb = 1, 0
+            no, so = kept_n[0], kept_s[i][0]
+        else:
+            nb, sb, no, so = 1, 0, 1, item
+        if L == 1:
+            si = item
+        if no == 1:
+            so = item
+        v = np.lib.stride_tricks.as_strided(m, shape=(nb, no, L), strides=(sb, so, si), writeable=False)
+        views.append(_View3(v, swapped))
+    return views
+
+
+class _View3(np.ndarray):
+    """A 3-D view that remembers whether its two kept groups were swapped."""
+
+    def __new__(cls, arr, swapped):
+        obj = arr.view(cls)
+        obj._maxlik_swapped = swapped
+        return obj
 
 
 def _contiguous3(x: np.ndarray, axes):
@@ -74,6 +104,24 @@ def _contiguous3(x: np.ndarray, axes):
     moved = np.ascontiguousarray(np.moveaxis(x, axes, tuple(range(nd - k, nd))))
     L = int(np.prod(moved.shape[nd - k:], dtype=np.int64))
     return moved.reshape(1, -1, L)
+
+
+def _kept_order(flat, v3, kept_shape):
+    """Reshape the kernel's flat (b, o)-ordered output to the kept shape.
+
+    When _view3 swapped the two kept groups (marked on the view), the flat
+    index is g2 * P1 + g1 instead of g1 * P2 + g2: transpose it back.
+    """
+    if getattr(v3, "_maxlik_swapped", False):
+        nb, no = v3.shape[0], v3.shape[1]
+        return flat.reshape(nb, no).T.reshape(kept_shape)
+    return flat.reshape(kept_shape)
+
+
+def _kernel_layout(v) -> bool:
+    """The C++ kernel reads rows (unit stride along the reduction) or columns
+    (unit stride across outputs); anything else is copied first."""
+    return v.strides[2] == v.itemsize or v.shape[1] <= 1 or v.strides[1] == v.itemsize
 
 
 def _row_layout(v) -> bool:
@@ -180,23 +228,25 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
         out = np.full(kept_shape, -np.inf, dtype=dtype)
         sgn = np.sign(out)  # scipy: sign(-inf) = -1 for empty input
     else:
-        a3 = _view3(a_arr, axes)
         b3 = None
-        if a3 is None:
-            a3 = _contiguous3(a_arr, axes)
-        if b is not None:
-            b3 = _view3(b_arr, axes)
-            if b3 is None or not _compatible_b(a3, b3):
+        if b is None:
+            v = _view3([a_arr], axes)
+            a3 = v[0] if v is not None else _contiguous3(a_arr, axes)
+        else:
+            v = _view3([a_arr, b_arr], axes)
+            if v is not None and _compatible_b(v[0], v[1]):
+                a3, b3 = v
+            else:
                 a3 = _contiguous3(a_arr, axes)
                 b3 = _contiguous3(b_arr, axes)
-        if not _row_layout(a3) and a3.shape[1] > 1 and a3.strides[1] != a3.itemsize:
+        if not _kernel_layout(a3):
             a3 = _contiguous3(a_arr, axes)
             if b3 is not None:
                 b3 = _contiguous3(b_arr, axes)
         out, sgn = _core.logsumexp(a3, b3, return_sign)
-        out = out.reshape(kept_shape)
+        out = _kept_order(out, a3, kept_shape)
         if return_sign:
-            sgn = sgn.reshape(kept_shape)
+            sgn = _kept_order(sgn, a3, kept_shape)
     if keepdims:
         out = out.reshape(keep_shape)
         if return_sign:
@@ -221,18 +271,17 @@ def _softmax_impl(x, axis, log: bool, fname: str):
         if not (x_arr.flags.c_contiguous or x_arr.flags.f_contiguous):
             x_arr = np.ascontiguousarray(x_arr)
         out = np.empty_like(x_arr)
-        x3 = _view3(x_arr, axes)
-        o3 = _view3(out, axes)
-        if x3 is None or o3 is None or x3.strides != o3.strides:
+        v = _view3([x_arr, out], axes)
+        if v is None or v[0].strides != v[1].strides or not _kernel_layout(v[0]):
             x_arr = np.ascontiguousarray(x_arr)
             out = np.empty_like(x_arr)
-            x3 = _view3(x_arr, axes)
-            o3 = _view3(out, axes)
-            if x3 is None:  # reduced axes not adjacent: move them last
+            v = _view3([x_arr, out], axes)
+            if v is None:  # reduced axes not adjacent: move them last
                 nd, k = x_arr.ndim, len(axes)
                 moved = np.ascontiguousarray(np.moveaxis(x_arr, axes, tuple(range(nd - k, nd))))
                 res = _softmax_impl(moved, tuple(range(nd - k, nd)), log, fname)
                 return np.moveaxis(res, tuple(range(nd - k, nd)), axes)
+        x3, o3 = v
         o3 = np.lib.stride_tricks.as_strided(out, shape=o3.shape, strides=o3.strides, writeable=True)
         _core.softmax(x3, o3, log)
     if scalar:

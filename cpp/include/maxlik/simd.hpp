@@ -78,26 +78,49 @@ template <class T> MAXLIK_INLINE vec<T> load_strided(const T* p, std::ptrdiff_t 
 template <class T> MAXLIK_INLINE vec<T> select(ivec<T> mask, vec<T> a, vec<T> b) {
   return mask ? a : b;
 }
-template <class T> MAXLIK_INLINE ivec<T> as_int(vec<T> v) { return reinterpret_cast<ivec<T>&>(v); }
-template <class T> MAXLIK_INLINE vec<T> as_float(ivec<T> v) { return reinterpret_cast<vec<T>&>(v); }
+template <class T> MAXLIK_INLINE ivec<T> as_int(vec<T> v) { return __builtin_bit_cast(ivec<T>, v); }
+template <class T> MAXLIK_INLINE vec<T> as_float(ivec<T> v) { return __builtin_bit_cast(vec<T>, v); }
 // max/min that ignore NaN in `b` (NaNs are propagated separately by exp/sum).
 template <class T> MAXLIK_INLINE vec<T> max(vec<T> a, vec<T> b) { return a > b ? a : b; }
 template <class T> MAXLIK_INLINE vec<T> min(vec<T> a, vec<T> b) { return a < b ? a : b; }
 template <class T> MAXLIK_INLINE vec<T> abs(vec<T> a) { return a < vec<T>{} ? -a : a; }
 
+// Horizontal reductions by halving (fixed order: reproducible results).
+template <class T> MAXLIK_INLINE vec<T> swap_halves(vec<T> v, int w) {
+  // lanes i and i^w exchanged, for w = lanes/2, lanes/4, ...
+  vec<T> r;
+  for (int i = 0; i < lanes<T>; ++i) r[i] = v[i ^ w];
+  return r;
+}
 template <class T> MAXLIK_INLINE T hsum(vec<T> v) {
-  // Pairwise tree: fixed order, so results are reproducible.
-  constexpr int L = lanes<T>;
-  T buf[L];
-  store(buf, v);
-  for (int w = L / 2; w >= 1; w /= 2)
-    for (int i = 0; i < w; ++i) buf[i] += buf[i + w];
-  return buf[0];
+  if constexpr (lanes<T> == 4) {
+    v += __builtin_shufflevector(v, v, 2, 3, 0, 1);
+    v += __builtin_shufflevector(v, v, 1, 0, 3, 2);
+    return v[0];
+  } else if constexpr (lanes<T> == 8) {
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
+    v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5);
+    v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6);
+    return v[0];
+  } else {
+    for (int w = lanes<T> / 2; w >= 1; w /= 2) v += swap_halves<T>(v, w);
+    return v[0];
+  }
 }
 template <class T> MAXLIK_INLINE T hmax(vec<T> v) {
-  T m = v[0];
-  for (int i = 1; i < lanes<T>; ++i) m = v[i] > m ? v[i] : m;
-  return m;
+  if constexpr (lanes<T> == 4) {
+    v = max<T>(v, __builtin_shufflevector(v, v, 2, 3, 0, 1));
+    v = max<T>(v, __builtin_shufflevector(v, v, 1, 0, 3, 2));
+    return v[0];
+  } else if constexpr (lanes<T> == 8) {
+    v = max<T>(v, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3));
+    v = max<T>(v, __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5));
+    v = max<T>(v, __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6));
+    return v[0];
+  } else {
+    for (int w = lanes<T> / 2; w >= 1; w /= 2) v = max<T>(v, swap_halves<T>(v, w));
+    return v[0];
+  }
 }
 template <class T> MAXLIK_INLINE bool any(ivec<T> mask) {
   for (int i = 0; i < lanes<T>; ++i)
@@ -107,8 +130,8 @@ template <class T> MAXLIK_INLINE bool any(ivec<T> mask) {
 
 // ---- exp ------------------------------------------------------------------------
 // Range reduction x = k ln2 + r, |r| <= ln2/2 (Cody-Waite two-constant ln2),
-// Taylor polynomial for e^r (degree 13 double / 7 float: truncation below
-// 0.05 ulp), then scaling by 2^k done in two halves so that results in the
+// a polynomial for e^r (degree 11 double / 6 float, fit error below 0.05
+// ulp), then scaling by 2^k done in two halves so that results in the
 // subnormal range and k up to 1024 are exact without a branch.
 namespace detail {
 template <class T> struct exp_consts;
@@ -134,31 +157,30 @@ template <> struct exp_consts<float> {
 };
 
 MAXLIK_INLINE vf64 exp_poly(vf64 r) {
-  // Taylor coefficients 1/n!, n = 0..13, Horner.
-  vf64 p = set1<double>(1.0 / 6227020800.0);
-  p = p * r + 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
+  // Degree-11 Chebyshev fit of e^r on [-ln2/2, ln2/2] (max rel. error 3.2e-18,
+  // fitted with mpmath.chebyfit); c0 and c1 round to exactly 1, so exp(0) == 1.
+  vf64 p = set1<double>(2.5110037605963777e-08);
+  p = p * r + 2.763263963904103e-07;
+  p = p * r + 2.755724091857897e-06;
+  p = p * r + 2.4801485482328494e-05;
+  p = p * r + 0.00019841269890047113;
+  p = p * r + 0.0013888888952314775;
+  p = p * r + 0.008333333333319601;
+  p = p * r + 0.0416666666664881;
+  p = p * r + 0.1666666666666668;
+  p = p * r + 0.5000000000000019;
   p = p * r + 1.0;
   p = p * r + 1.0;
   return p;
 }
 MAXLIK_INLINE vf32 exp_poly(vf32 r) {
-  vf32 p = set1<float>(1.0f / 5040.0f);
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
+  // Degree-6 Chebyshev fit on [-ln2/2, ln2/2], max rel. error 2e-9.
+  vf32 p = set1<float>(0.0013941108433972674f);
+  p = p * r + 0.008375126398153335f;
+  p = p * r + 0.04166635289677516f;
+  p = p * r + 0.16666415514653277f;
+  p = p * r + 0.5000000047117757f;
+  p = p * r + 1.000000037716214f;
   p = p * r + 1.0f;
   return p;
 }
@@ -195,7 +217,8 @@ template <class T> MAXLIK_INLINE vec<T> exp_nonpositive(vec<T> x) {
   using C = detail::exp_consts<T>;
   using VI = ivec<T>;
   constexpr T lo = sizeof(T) == 8 ? T(-708.39) : T(-87.33);
-  const vec<T> xc = x < lo ? set1<T>(lo) : x;
+  // No clamp: lanes below `lo` (incl. -inf) compute garbage and are replaced by 0.
+  const vec<T> xc = x;
   const vec<T> t = xc * C::log2e + C::magic;
   const vec<T> k = t - C::magic;
   vec<T> r = xc - k * C::ln2_hi;
@@ -208,7 +231,7 @@ template <class T> MAXLIK_INLINE vec<T> exp_nonpositive(vec<T> x) {
 
 // ---- log ------------------------------------------------------------------------
 // x = 2^e f with f in [sqrt(1/2), sqrt(2)); log f = 2 atanh(s), s = (f-1)/(f+1),
-// |s| <= 0.1716, series in s^2 (odd terms to s^23 in double, s^9 in float).
+// |s| <= 0.1716, series in s^2 (odd terms to s^23 in double, s^11 in float).
 namespace detail {
 MAXLIK_INLINE vf64 log_series(vf64 s2) {
   vf64 p = set1<double>(2.0 / 23);
@@ -253,14 +276,16 @@ template <class T> MAXLIK_INLINE vec<T> log(vec<T> x) {
   const VI big = f > static_cast<T>(1.4142135623730951);
   f = big ? f * T(0.5) : f;
   e = big ? e + 1 : e;
-  const vec<T> s = (f - T(1)) / (f + T(1));
+  // g = f - 1 is exact (Sterbenz). With s = g/(2+g) and hfsq = g^2/2,
+  // log(1+g) = 2 atanh(s) = g - (hfsq - s (hfsq + R)),  R = sum_{j>=1} 2 s^{2j}/(2j+1):
+  // the leading term g is exact and the rest is a small correction (< 1 ulp).
+  const vec<T> g = f - T(1);
+  const vec<T> s = g / (g + T(2));
   const vec<T> s2 = s * s;
+  const vec<T> hfsq = T(0.5) * g * g;
+  const vec<T> R = s2 * detail::log_series(s2);
   const vec<T> ef = __builtin_convertvector(e, vec<T>);
-  // log x = e ln2 + 2s + s^3 P(s^2), summed small-to-large.
-  vec<T> y = s * (s2 * detail::log_series(s2));
-  y = y + ef * C::ln2_lo;
-  y = y + T(2) * s;
-  y = y + ef * C::ln2_hi;
+  vec<T> y = ef * C::ln2_hi + (g - (hfsq - (s * (hfsq + R) + ef * C::ln2_lo)));
   y = x == zero ? set1<T>(-inf) : y;
   y = x < zero ? set1<T>(std::numeric_limits<T>::quiet_NaN()) : y;
   y = x == inf ? set1<T>(inf) : y;

@@ -1,0 +1,394 @@
+// k-means (Lloyd) kernels: hard EM with squared Euclidean distances.
+//
+//   N  rows (samples), D features, K centres.
+//   X       N x D row-major samples
+//   shift   D values subtracted from every row on the fly (the data mean, so
+//           that the dot-product form below does not cancel catastrophically;
+//           scikit-learn centres X for the same reason). Centres live in the
+//           shifted coordinates.
+//   C       K x D row-major centres (shifted coordinates)
+//
+// Assignment (E-step): label(x) = argmin_k ||x - c_k||^2
+//                               = argmax_k ( x.c_k - ||c_k||^2 / 2 )
+// ||x||^2 is common to all k and dropped; the remaining dot products are a
+// small GEMM, computed here by a register-blocked kernel vectorised over rows
+// (a transposed copy of the row block) and over pairs of centres.
+// Ties go to the lowest index (strict comparison in increasing k), as in
+// scikit-learn.
+//
+// Update (M-step) statistics per block, merged in block order by the caller:
+//   S_k = sum_{label(n)=k} w_n (x_n - shift)   (double)
+//   W_k = sum_{label(n)=k} w_n                 (double)
+//   J   = sum_n w_n ||x_n - shift - c_label(n)||^2  (direct form, exact)
+// The new centre is S_k / W_k (Lloyd 1982; Bishop PRML (9.4)).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "parallel.hpp"
+#include "simd.hpp"
+
+namespace maxlik {
+namespace kmeans {
+
+// Per-task statistics: S (K*D), W (K), J (1), all double.
+struct Stats {
+  std::size_t K = 0, D = 0;
+  double* S = nullptr;  // K x D
+  double* W = nullptr;  // K
+  double* J = nullptr;  // 1
+};
+
+// Centres prepared once per iteration: row-major copy and -||c||^2/2.
+template <class T> struct Prepared {
+  std::size_t K = 0, D = 0;
+  const T* C = nullptr;      // K x D, shifted coordinates
+  std::vector<T> neg_half_norm;  // -||c_k||^2 / 2
+  explicit Prepared(const T* c, std::size_t k, std::size_t d) : K(k), D(d), C(c), neg_half_norm(k) {
+    for (std::size_t j = 0; j < K; ++j) {
+      T s = 0;
+      for (std::size_t f = 0; f < D; ++f) s += c[j * D + f] * c[j * D + f];
+      neg_half_norm[j] = T(-0.5) * s;
+    }
+  }
+};
+
+// Row vectors per strip of the micro-kernel: two centres x 4 row vectors =
+// 8 independent FMA chains + 2 broadcasts + loads fit the 16 AVX2 registers,
+// and 512-row blocks split into whole strips. (6 row vectors measured the
+// same: the loop already runs at ~85% of this machine's FMA peak.)
+inline constexpr int kRowVecs = 4;
+template <class T> inline constexpr std::size_t kStrip = kRowVecs * static_cast<std::size_t>(simd::lanes<T>);
+
+namespace detail {
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define MAXLIK_KMEANS_SHUFFLE 1
+#endif
+#endif
+
+#ifdef MAXLIK_KMEANS_SHUFFLE
+// Perfect-shuffle interleaves: lo(a,b) = a0 b0 a1 b1 ..., hi(a,b) = the upper halves.
+template <class V, int L, std::size_t... I> inline V ilo(V a, V b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, ((I % 2) ? L + int(I / 2) : int(I / 2))...);
+}
+template <class V, int L, std::size_t... I> inline V ihi(V a, V b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, ((I % 2) ? L + L / 2 + int(I / 2) : L / 2 + int(I / 2))...);
+}
+// In-register transpose of an L x L tile held as L row vectors: log2(L)
+// rounds of perfect shuffles pairing row i with row i + L/2.
+// Half `Part` of a float vector, converted exactly to a double vector.
+typedef float vf32_half __attribute__((vector_size(simd::kVecBytes / 2)));
+template <int Part, std::size_t... I> inline simd::vf64 widen_half_(simd::vf32 v, std::index_sequence<I...>) {
+  constexpr int H = simd::lanes<float> / 2;
+  const vf32_half h = __builtin_shufflevector(v, v, (Part * H + int(I))...);
+  return __builtin_convertvector(h, simd::vf64);
+}
+template <int Part> inline simd::vf64 widen_half(simd::vf32 v) {
+  return widen_half_<Part>(v, std::make_index_sequence<simd::lanes<float> / 2>{});
+}
+
+template <class T> inline void transpose_tile(simd::vec<T>* r) {
+  using V = simd::vec<T>;
+  constexpr int L = simd::lanes<T>;
+  if constexpr (L == 4) {
+    // 4 x 4 doubles (AVX2): in-lane unpacks, then 128-bit half swaps; the
+    // generic rounds below compile to slow lane-crossing permutes here.
+    const V t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 2, 6);
+    const V t1 = __builtin_shufflevector(r[0], r[1], 1, 5, 3, 7);
+    const V t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 2, 6);
+    const V t3 = __builtin_shufflevector(r[2], r[3], 1, 5, 3, 7);
+    r[0] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+    r[1] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+    r[2] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+    r[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+    return;
+  }
+  using Seq = std::make_index_sequence<L>;
+  for (int round = 1; round < L; round *= 2) {
+    V t[L];
+    for (int i = 0; i < L / 2; ++i) {
+      t[2 * i] = ilo<V, L>(r[i], r[i + L / 2], Seq{});
+      t[2 * i + 1] = ihi<V, L>(r[i], r[i + L / 2], Seq{});
+    }
+    for (int i = 0; i < L; ++i) r[i] = t[i];
+  }
+}
+#endif
+
+// xt[f * ld + i] = x[i * D + f] - shift[f] for rows [0, n): whole L x L tiles
+// in registers (L stores instead of L*L scalar ones), the edges scalar.
+template <class T>
+inline void transpose_shift(const T* x, std::size_t n, std::size_t D, const T* shift, T* xt, std::size_t ld) {
+  std::size_t i0 = 0, f0 = 0;
+#ifdef MAXLIK_KMEANS_SHUFFLE
+  using V = simd::vec<T>;
+  constexpr std::size_t L = static_cast<std::size_t>(simd::lanes<T>);
+  const std::size_t nt = n / L * L, dt = D / L * L;
+  for (std::size_t f = 0; f < dt; f += L) {
+    const V sh = simd::load<T>(shift + f);
+    for (std::size_t i = 0; i < nt; i += L) {
+      V r[L];
+      for (std::size_t j = 0; j < L; ++j) r[j] = simd::load<T>(x + (i + j) * D + f) - sh;
+      transpose_tile<T>(r);
+      for (std::size_t j = 0; j < L; ++j) simd::store<T>(xt + (f + j) * ld + i, r[j]);
+    }
+  }
+  i0 = nt;
+  f0 = dt;
+#endif
+  // Edges: rows [i0, n) for the tiled features, and every row for features >= f0.
+  for (std::size_t i = i0; i < n; ++i)
+    for (std::size_t f = 0; f < f0; ++f) xt[f * ld + i] = x[i * D + f] - shift[f];
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t f = f0; f < D; ++f) xt[f * ld + i] = x[i * D + f] - shift[f];
+}
+}  // namespace detail
+
+// Scratch for one block: the shifted, transposed block (D x ld). ld covers the
+// block rounded up to whole strips (the micro-kernel reads whole strips) plus
+// one strip, so that consecutive feature rows are not 4 KiB apart: a
+// power-of-two leading dimension maps all D rows onto the same cache sets and
+// made the transpose 5x slower.
+template <class T> struct Scratch {
+  std::size_t ld = 0;
+  std::vector<T> xt;
+  void reserve(std::size_t block_rows, std::size_t D) {
+    ld = (block_rows + kStrip<T> - 1) / kStrip<T> * kStrip<T> + kStrip<T>;
+    xt.assign(ld * D, T(0));
+  }
+};
+
+// E-step for rows [0, n) of a block starting at `x` (row-major, D columns):
+// writes labels[0..n). The block must fit in `scratch` (n <= scratch.ld).
+template <class T>
+inline void assign_block(const T* x, std::size_t n, const T* shift, const Prepared<T>& P,
+                         Scratch<T>& scratch, std::int32_t* labels) {
+  using V = simd::vec<T>;
+  using IV = simd::ivec<T>;
+  using I = typename std::remove_reference<decltype(std::declval<IV>()[0])>::type;
+  constexpr int L = simd::lanes<T>;
+  constexpr std::size_t S = kStrip<T>;
+  const std::size_t D = P.D, K = P.K, ld = scratch.ld;
+  T* xt = scratch.xt.data();
+
+  // Transposed, shifted copy; padding rows are zero (their labels are discarded).
+  const std::size_t n_pad = (n + S - 1) / S * S;
+  detail::transpose_shift(x, n, D, shift, xt, ld);
+  for (std::size_t f = 0; f < D; ++f)
+    for (std::size_t i = n; i < n_pad; ++i) xt[f * ld + i] = T(0);
+
+  const T* C = P.C;
+  const T* nh = P.neg_half_norm.data();
+  for (std::size_t s0 = 0; s0 < n; s0 += S) {
+    V best[kRowVecs];
+    IV idx[kRowVecs];
+    for (int j = 0; j < kRowVecs; ++j) {
+      best[j] = simd::set1<T>(-std::numeric_limits<T>::infinity());
+      idx[j] = IV{} + I(0);
+    }
+    std::size_t k = 0;
+        for (; k + 2 <= K; k += 2) {
+      V a0[kRowVecs], a1[kRowVecs];
+      const V h0 = nh[k] - V{}, h1 = nh[k + 1] - V{};  // s - 0 is exact: a plain broadcast
+      for (int j = 0; j < kRowVecs; ++j) { a0[j] = h0; a1[j] = h1; }
+      const T* c0 = C + k * D;
+      const T* c1 = c0 + D;
+      for (std::size_t f = 0; f < D; ++f) {
+        const V b0 = c0[f] - V{}, b1 = c1[f] - V{};
+        const T* xr = xt + f * ld + s0;
+        for (int j = 0; j < kRowVecs; ++j) {
+          const V xv = simd::load<T>(xr + j * L);
+          a0[j] = xv * b0 + a0[j];
+          a1[j] = xv * b1 + a1[j];
+        }
+      }
+      const IV k0 = IV{} + I(k), k1 = IV{} + I(k + 1);
+      for (int j = 0; j < kRowVecs; ++j) {
+        IV m = a0[j] > best[j];
+        best[j] = m ? a0[j] : best[j];
+        idx[j] = m ? k0 : idx[j];
+        m = a1[j] > best[j];
+        best[j] = m ? a1[j] : best[j];
+        idx[j] = m ? k1 : idx[j];
+      }
+    }
+    if (k < K) {
+      V a0[kRowVecs];
+      const V h0 = nh[k] - V{};
+      for (int j = 0; j < kRowVecs; ++j) a0[j] = h0;
+      const T* c0 = C + k * D;
+      for (std::size_t f = 0; f < D; ++f) {
+        const V b0 = c0[f] - V{};
+        const T* xr = xt + f * ld + s0;
+        for (int j = 0; j < kRowVecs; ++j) a0[j] = simd::load<T>(xr + j * L) * b0 + a0[j];
+      }
+      const IV k0 = IV{} + I(k);
+      for (int j = 0; j < kRowVecs; ++j) {
+        IV m = a0[j] > best[j];
+        best[j] = m ? a0[j] : best[j];
+        idx[j] = m ? k0 : idx[j];
+      }
+    }
+    const std::size_t m = std::min(S, n - s0);
+    for (std::size_t i = 0; i < m; ++i)
+      labels[s0 + i] = static_cast<std::int32_t>(idx[i / L][i % L]);
+  }
+}
+
+// One block of a Lloyd iteration: labels, and (if st.S) the update statistics
+// added into `st`; the inertia J is always accumulated.
+template <class T>
+inline void lloyd_block(const T* x, const T* w, std::size_t n, const T* shift, const Prepared<T>& P,
+                        Scratch<T>& scratch, std::int32_t* labels, const Stats& st) {
+  assign_block(x, n, shift, P, scratch, labels);
+  using V = simd::vec<T>;
+  constexpr std::size_t L = static_cast<std::size_t>(simd::lanes<T>);
+  const std::size_t D = P.D;
+  const std::size_t Dv = D / L * L;
+  double J = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t k = static_cast<std::size_t>(labels[i]);
+    const T* xi = x + i * D;
+    const T* c = P.C + k * D;
+    const double wi = w ? static_cast<double>(w[i]) : 1.0;
+    // One sweep over the row: squared distance to its centre (direct form,
+    // fixed-order vector sum) and, for the M-step, S_k += w x.
+    V acc{};
+    double* s = st.S ? st.S + k * D : nullptr;
+    std::size_t f = 0;
+    for (; f < Dv; f += L) {
+      const V xs = simd::load<T>(xi + f) - simd::load<T>(shift + f);
+      const V d = xs - simd::load<T>(c + f);
+      acc = d * d + acc;
+      if (s) {
+        if constexpr (std::is_same_v<T, double>) {
+          simd::store<double>(s + f, wi * xs + simd::load<double>(s + f));
+        } else {
+#ifdef MAXLIK_KMEANS_SHUFFLE
+          // Widen the two halves to double vectors (exact) and accumulate.
+          constexpr std::size_t H = L / 2;
+          simd::store<double>(s + f, wi * detail::widen_half<0>(xs) + simd::load<double>(s + f));
+          simd::store<double>(s + f + H, wi * detail::widen_half<1>(xs) + simd::load<double>(s + f + H));
+#else
+          for (std::size_t l = 0; l < L; ++l) s[f + l] += wi * static_cast<double>(xs[l]);
+#endif
+        }
+      }
+    }
+    if (f < D) {
+      const int r = static_cast<int>(D - f);
+      const V xs = simd::load_partial<T>(xi + f, r, T(0)) - simd::load_partial<T>(shift + f, r, T(0));
+      const V d = xs - simd::load_partial<T>(c + f, r, T(0));
+      acc = d * d + acc;
+      if (s)
+        for (int l = 0; l < r; ++l) s[f + l] += wi * static_cast<double>(xs[l]);
+    }
+    J += wi * static_cast<double>(simd::hsum<T>(acc));
+    if (s) st.W[k] += wi;
+  }
+  *st.J += J;
+}
+
+// Rows per assignment/update sweep inside a block (a whole number of strips).
+inline constexpr std::size_t kSubBlock = 64;
+
+// Rows per task: a multiple of kRowBlock chosen from N, K, D only (never the
+// thread count), so that all task statistics together stay below ~32 MB.
+inline std::size_t rows_per_task(std::size_t N, std::size_t K, std::size_t D) {
+  const std::size_t nb = std::max<std::size_t>(1, n_blocks(N));
+  const std::size_t stat_bytes = (K * D + K + 1) * sizeof(double);
+  const std::size_t budget = std::size_t(32) << 20;
+  const std::size_t max_tasks = std::max<std::size_t>(1, budget / stat_bytes);
+  const std::size_t per = (nb + max_tasks - 1) / max_tasks;
+  return std::max<std::size_t>(1, per) * kRowBlock;
+}
+
+// One full Lloyd pass over X (parallel over tasks of fixed row ranges).
+// Outputs labels (N), and if S/W are non-null the merged statistics
+// S (K x D), W (K); returns the inertia J with respect to C.
+template <class T>
+inline double lloyd_pass(const T* X, const T* w, std::size_t N, std::size_t D, const T* shift, const T* C,
+                         std::size_t K, std::int32_t* labels, double* S, double* W) {
+  const Prepared<T> P(C, K, D);
+  const bool update = S != nullptr;
+  const std::size_t rpt = rows_per_task(N, K, D);
+  const std::size_t n_tasks = n_blocks(N, rpt);
+  const std::size_t slot = update ? K * D + K + 1 : 1;
+  std::vector<double> slots(n_tasks * slot, 0.0);
+  parallel_for(n_tasks, [&](std::size_t t) {
+    Scratch<T> scratch;
+    scratch.reserve(kSubBlock, D);
+    double* base = slots.data() + t * slot;
+    Stats st;
+    st.K = K;
+    st.D = D;
+    if (update) {
+      st.S = base;
+      st.W = base + K * D;
+      st.J = base + K * D + K;
+    } else {
+      st.J = base;
+    }
+    const std::size_t r_end = std::min(N, (t + 1) * rpt);
+    for (std::size_t r0 = t * rpt; r0 < r_end; r0 += kRowBlock) {
+      const std::size_t r1 = std::min(r_end, r0 + kRowBlock);
+      // Sub-blocks small enough that the rows, their transposed copy and the
+      // statistics stay in L1 between the assignment and the update sweep.
+      // Same row order as one sweep over the block; the task slot is unchanged.
+      for (std::size_t q0 = r0; q0 < r1; q0 += kSubBlock) {
+        const std::size_t q1 = std::min(r1, q0 + kSubBlock);
+        lloyd_block(X + q0 * D, w ? w + q0 : nullptr, q1 - q0, shift, P, scratch, labels + q0, st);
+      }
+    }
+  });
+  // Merge in task order: bit-identical for any thread count.
+  double J = 0;
+  if (update) {
+    std::fill(S, S + K * D, 0.0);
+    std::fill(W, W + K, 0.0);
+  }
+  for (std::size_t t = 0; t < n_tasks; ++t) {
+    const double* base = slots.data() + t * slot;
+    if (update) {
+      for (std::size_t i = 0; i < K * D; ++i) S[i] += base[i];
+      for (std::size_t k = 0; k < K; ++k) W[k] += base[K * D + k];
+      J += base[K * D + K];
+    } else {
+      J += base[0];
+    }
+  }
+  return J;
+}
+
+// Squared distances (direct form) of every shifted row to M points:
+// out is N x M. Used by k-means++ seeding and transform().
+template <class T>
+inline void sq_distances(const T* X, std::size_t N, std::size_t D, const T* shift, const T* C, std::size_t M,
+                         T* out) {
+  parallel_for_blocks(N, kRowBlock, [&](std::size_t, std::size_t r0, std::size_t r1) {
+    std::vector<T> xs(D);
+    for (std::size_t i = r0; i < r1; ++i) {
+      const T* xi = X + i * D;
+      for (std::size_t f = 0; f < D; ++f) xs[f] = xi[f] - shift[f];
+      for (std::size_t m = 0; m < M; ++m) {
+        const T* c = C + m * D;
+        T s = 0;
+        for (std::size_t f = 0; f < D; ++f) {
+          const T d = xs[f] - c[f];
+          s += d * d;
+        }
+        out[i * M + m] = s;
+      }
+    }
+  });
+}
+
+}  // namespace kmeans
+}  // namespace maxlik

@@ -1,0 +1,185 @@
+"""L-BFGS with a strong-Wolfe line search (private; used by LogisticRegression).
+
+Pure numpy on O(n_params) vectors: the expensive part of each evaluation is
+the caller's ``fun(x) -> (f, grad)``, which for the linear models is two BLAS
+matrix products and the fused C++ loss+gradient kernel.
+
+References: Nocedal & Wright, Numerical Optimization, 2nd ed.:
+Algorithm 7.4 (two-loop recursion), (7.20) (initial Hessian scaling),
+Algorithms 3.5 / 3.6 (line search for the strong Wolfe conditions, zoom).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["LbfgsResult", "minimize_lbfgs"]
+
+
+@dataclass(frozen=True)
+class LbfgsResult:
+    x: np.ndarray
+    fun: float
+    grad: np.ndarray
+    n_iter: int
+    n_fev: int
+    converged: bool
+    message: str
+
+
+def _cubic_min(a, fa, da, b, fb, db):
+    """Minimiser of the cubic interpolating (a, fa, da), (b, fb, db); None if undefined.
+
+    Nocedal & Wright (3.59).
+    """
+    d1 = da + db - 3.0 * (fa - fb) / (a - b)
+    disc = d1 * d1 - da * db
+    if not np.isfinite(disc) or disc < 0:
+        return None
+    d2 = np.sign(b - a) * np.sqrt(disc)
+    denom = db - da + 2.0 * d2
+    if denom == 0:
+        return None
+    t = b - (b - a) * (db + d2 - d1) / denom
+    return t if np.isfinite(t) else None
+
+
+def _line_search(fun, x, f0, g0, d, alpha1, c1, c2, max_ls):
+    """Step length satisfying the strong Wolfe conditions along `d`.
+
+    Returns (alpha, f, g, n_fev) or None if `max_ls` evaluations did not find one.
+    Nocedal & Wright Algorithms 3.5 (bracketing) and 3.6 (zoom).
+    """
+    dphi0 = float(g0 @ d)
+    n_fev = 0
+
+    def phi(a):
+        nonlocal n_fev
+        n_fev += 1
+        f, g = fun(x + a * d)
+        f = float(f)
+        return f, g, (float(g @ d) if np.isfinite(f) else np.nan)
+
+    def zoom(lo, f_lo, d_lo, hi, f_hi, d_hi):
+        while n_fev < max_ls:
+            t = None
+            if np.isfinite(f_hi) and np.isfinite(d_hi):
+                t = _cubic_min(lo, f_lo, d_lo, hi, f_hi, d_hi)
+            left, right = min(lo, hi), max(lo, hi)
+            margin = 0.1 * (right - left)
+            if t is None or not (left + margin <= t <= right - margin):
+                t = 0.5 * (lo + hi)  # bisection safeguard
+            f, g, dp = phi(t)
+            if not np.isfinite(f) or f > f0 + c1 * t * dphi0 or f >= f_lo:
+                hi, f_hi, d_hi = t, f, dp
+            else:
+                if abs(dp) <= -c2 * dphi0:
+                    return t, f, g
+                if dp * (hi - lo) >= 0:
+                    hi, f_hi, d_hi = lo, f_lo, d_lo
+                lo, f_lo, d_lo = t, f, dp
+                best[0] = (t, f, g)
+            if abs(hi - lo) <= 1e-16 * max(1.0, abs(lo)):
+                break
+        return None
+
+    best = [None]  # the best point satisfying sufficient decrease, for a failed search
+    a_prev, f_prev, d_prev = 0.0, f0, dphi0
+    a = alpha1
+    for i in range(max_ls):
+        f, g, dp = phi(a)
+        if not np.isfinite(f) or f > f0 + c1 * a * dphi0 or (i > 0 and f >= f_prev):
+            res = zoom(a_prev, f_prev, d_prev, a, f, dp)
+            break
+        if abs(dp) <= -c2 * dphi0:
+            return a, f, g, n_fev
+        if dp >= 0:
+            res = zoom(a, f, dp, a_prev, f_prev, d_prev)
+            break
+        best[0] = (a, f, g)
+        a_prev, f_prev, d_prev = a, f, dp
+        a = 2.0 * a  # extrapolate
+    else:
+        res = None
+    if res is not None:
+        return res[0], res[1], res[2], n_fev
+    if best[0] is not None:  # sufficient decrease without curvature: still progress
+        a, f, g = best[0]
+        return a, f, g, n_fev
+    return None
+
+
+def minimize_lbfgs(fun, x0, *, max_iter=100, gtol=1e-5, ftol=64 * np.finfo(float).eps,
+                   m=10, max_ls=50, c1=1e-4, c2=0.9) -> LbfgsResult:
+    """Minimise ``fun`` (returning ``(f, grad)``) from `x0` by L-BFGS.
+
+    Stops when ``max|grad| <= gtol`` or when the relative reduction
+    ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol`` (the tests of
+    scipy's L-BFGS-B, so `gtol` and `max_iter` mean what they mean in
+    scikit-learn), or after `max_iter` iterations.
+    """
+    x = np.array(x0, dtype=np.float64)
+    f, g = fun(x)
+    f = float(f)
+    n_fev = 1
+    S, Y, RHO = [], [], []
+    n_iter = 0
+    message = "max_iter reached"
+    converged = False
+    if not np.isfinite(f):
+        return LbfgsResult(x, f, g, 0, n_fev, False, "objective not finite at the start")
+    while True:
+        if np.max(np.abs(g), initial=0.0) <= gtol:
+            converged, message = True, "gradient below gtol"
+            break
+        if n_iter >= max_iter:
+            break
+        # Two-loop recursion (N&W Algorithm 7.4): d = -H g.
+        q = g.copy()
+        alphas = []
+        for s, y, rho in zip(reversed(S), reversed(Y), reversed(RHO)):
+            a = rho * (s @ q)
+            alphas.append(a)
+            q -= a * y
+        if S:
+            q *= (S[-1] @ Y[-1]) / (Y[-1] @ Y[-1])  # H0 = gamma I, N&W (7.20)
+            alpha1 = 1.0
+        else:
+            alpha1 = min(1.0, 1.0 / max(np.linalg.norm(g), 1e-300))
+        for s, y, rho, a in zip(S, Y, RHO, reversed(alphas)):
+            b = rho * (y @ q)
+            q += (a - b) * s
+        d = -q
+        if not (g @ d < 0):  # not a descent direction: restart from steepest descent
+            S, Y, RHO = [], [], []
+            d = -g
+            alpha1 = min(1.0, 1.0 / max(np.linalg.norm(g), 1e-300))
+        ls = _line_search(fun, x, f, g, d, alpha1, c1, c2, max_ls)
+        if ls is None and S:
+            S, Y, RHO = [], [], []  # drop the curvature history once and retry
+            d = -g
+            ls = _line_search(fun, x, f, g, d, min(1.0, 1.0 / np.linalg.norm(g)), c1, c2, max_ls)
+        if ls is None:
+            message = "line search failed to find a better point"
+            break
+        alpha, f_new, g_new, nf = ls
+        n_fev += nf
+        n_iter += 1
+        s = alpha * d
+        y = g_new - g
+        sy = float(s @ y)
+        if sy > np.finfo(float).eps * float(y @ y):  # keep H positive definite
+            S.append(s)
+            Y.append(y)
+            RHO.append(1.0 / sy)
+            if len(S) > m:
+                S.pop(0)
+                Y.pop(0)
+                RHO.pop(0)
+        x = x + s
+        f_old, f, g = f, f_new, g_new
+        if (f_old - f) / max(abs(f_old), abs(f), 1.0) <= ftol:
+            converged, message = True, "relative reduction of the objective below ftol"
+            break
+    return LbfgsResult(x, f, g, n_iter, n_fev, converged, message)

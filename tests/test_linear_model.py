@@ -1,0 +1,298 @@
+"""LinearRegression and LogisticRegression: agreement with numpy / scikit-learn, the
+likelihood bookkeeping, the estimator contract, and the private L-BFGS."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import maxlik
+from maxlik import LinearRegression, LogisticRegression
+from maxlik._base import ConvergenceWarning, NotFittedError
+from maxlik._optimize import minimize_lbfgs
+
+
+def _regression(rng, n=200, d=5, t=None):
+    X = rng.normal(size=(n, d))
+    beta = rng.normal(size=(d,) if t is None else (d, t))
+    y = X @ beta + 0.7 + 0.3 * rng.normal(size=(n,) if t is None else (n, t))
+    return X, y
+
+
+# ---------------------------------------------------------------- LinearRegression
+@pytest.mark.parametrize("weighted", [False, True])
+def test_linear_regression_matches_lstsq(rng, weighted):
+    X, y = _regression(rng)
+    w = rng.uniform(0.2, 3.0, X.shape[0]) if weighted else np.ones(X.shape[0])
+    reg = LinearRegression().fit(X, y, sample_weight=w if weighted else None)
+    A = np.column_stack([X, np.ones(len(X))]) * np.sqrt(w)[:, None]
+    sol = np.linalg.lstsq(A, y * np.sqrt(w), rcond=None)[0]
+    np.testing.assert_allclose(reg.coef_, sol[:-1], rtol=1e-10, atol=1e-12)
+    assert reg.intercept_ == pytest.approx(sol[-1], rel=1e-10)
+    resid = y - X @ sol[:-1] - sol[-1]
+    assert reg.noise_variance_ == pytest.approx(np.sum(w * resid**2) / w.sum(), rel=1e-10)
+    np.testing.assert_allclose(reg.predict(X), y - resid, rtol=1e-10, atol=1e-12)
+
+
+def test_linear_regression_no_intercept_and_multioutput(rng):
+    X, Y = _regression(rng, t=3)
+    reg = LinearRegression(fit_intercept=False).fit(X, Y)
+    sol = np.linalg.lstsq(X, Y, rcond=None)[0]
+    np.testing.assert_allclose(reg.coef_, sol.T, rtol=1e-10)
+    np.testing.assert_array_equal(reg.intercept_, np.zeros(3))
+    assert reg.noise_variance_.shape == (3,)
+    assert reg.predict(X).shape == Y.shape
+
+
+def test_linear_regression_likelihood_aic_bic(rng):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    X, y = _regression(rng, n=120, d=3)
+    n, d = X.shape
+    reg = LinearRegression().fit(X, y)
+    sigma2 = reg.noise_variance_
+    ll = scipy_stats.norm.logpdf(y, reg.predict(X), np.sqrt(sigma2)).sum()
+    assert reg.log_likelihood_ == pytest.approx(ll, rel=1e-12)
+    k = d + 2  # coefficients, intercept, noise variance
+    assert reg.aic() == pytest.approx(2 * k - 2 * ll, rel=1e-12)
+    assert reg.bic() == pytest.approx(k * math.log(n) - 2 * ll, rel=1e-12)
+    # MLE variance maximises the likelihood: any other variance does worse
+    for s2 in (0.9 * sigma2, 1.1 * sigma2):
+        assert scipy_stats.norm.logpdf(y, reg.predict(X), np.sqrt(s2)).sum() < ll
+    unbiased = LinearRegression(ddof=d + 1).fit(X, y)
+    assert unbiased.noise_variance_ == pytest.approx(sigma2 * n / (n - d - 1), rel=1e-12)
+
+
+def test_linear_regression_integer_weights_equal_repeated_rows(rng):
+    X, y = _regression(rng, n=40, d=2)
+    reps = rng.integers(1, 4, 40)
+    a = LinearRegression().fit(X, y, sample_weight=reps)
+    b = LinearRegression().fit(np.repeat(X, reps, axis=0), np.repeat(y, reps))
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-10)
+    assert a.noise_variance_ == pytest.approx(b.noise_variance_, rel=1e-10)
+    assert a.log_likelihood_ == pytest.approx(b.log_likelihood_, rel=1e-10)
+
+
+def test_linear_regression_matches_sklearn(rng):
+    sk = pytest.importorskip("sklearn.linear_model")
+    X, y = _regression(rng)
+    w = rng.uniform(0.5, 2, len(y))
+    a = LinearRegression().fit(X, y, sample_weight=w)
+    b = sk.LinearRegression().fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-9)
+    assert a.intercept_ == pytest.approx(b.intercept_, rel=1e-9)
+    assert a.score(X, y, w) == pytest.approx(b.score(X, y, w), rel=1e-12)
+
+
+def test_linear_regression_bad_input(rng):
+    X, y = _regression(rng, n=10, d=2)
+    with pytest.raises(ValueError, match="inconsistent"):
+        LinearRegression().fit(X, y[:5])
+    with pytest.raises(ValueError, match="X contains NaN"):
+        LinearRegression().fit(np.where(X > 1, np.nan, X), y)
+    with pytest.raises(ValueError, match="sample_weight"):
+        LinearRegression().fit(X, y, sample_weight=-np.ones(10))
+    with pytest.raises(NotFittedError):
+        LinearRegression().predict(X)
+    reg = LinearRegression().fit(X, y)
+    with pytest.raises(ValueError, match="X has 3 features"):
+        reg.predict(np.zeros((2, 3)))
+
+
+# ---------------------------------------------------------------- LogisticRegression
+def _classification(n_classes, n=600, d=6, seed=0):
+    sk_data = pytest.importorskip("sklearn.datasets")
+    X, y = sk_data.make_classification(n, d, n_informative=4, n_redundant=0,
+                                       n_classes=n_classes, n_clusters_per_class=1,
+                                       random_state=seed)
+    return X, y
+
+
+def _sk_objective(clf, X, y, sw, C):
+    """scikit-learn's lbfgs objective (1/S) sum s_i CE_i + ||W||^2 / (2 C S)."""
+    S = sw.sum()
+    logp = clf.predict_log_proba(X)
+    codes = np.searchsorted(clf.classes_, y)
+    ce = -logp[np.arange(len(y)), codes]
+    return (sw @ ce) / S + np.sum(clf.coef_**2) / (2 * C * S)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_logistic_matches_sklearn_lbfgs(rng, n_classes, weighted):
+    sk = pytest.importorskip("sklearn.linear_model")
+    X, y = _classification(n_classes)
+    sw = rng.uniform(0.3, 2.0, len(y)) if weighted else None
+    ours = LogisticRegression(C=0.1, tol=1e-10, max_iter=500).fit(X, y, sample_weight=sw)
+    ref = sk.LogisticRegression(C=0.1, tol=1e-10, max_iter=500).fit(X, y, sample_weight=sw)
+    assert ours.coef_.shape == ref.coef_.shape
+    np.testing.assert_allclose(ours.coef_, ref.coef_, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-6)
+    np.testing.assert_allclose(ours.decision_function(X), ref.decision_function(X), atol=1e-5)
+    np.testing.assert_array_equal(ours.predict(X), ref.predict(X))
+    w = np.ones(len(y)) if sw is None else sw
+    obj = _sk_objective(ours, X, y, w, 0.1)
+    assert ours.objective_ == pytest.approx(obj, rel=1e-12)
+    assert obj <= _sk_objective(ref, X, y, w, 0.1) * (1 + 1e-10)
+
+
+def test_logistic_gradient_is_zero_at_the_solution():
+    # stationarity of the penalised likelihood: X^T (P - Y) / S + W / (C S) = 0
+    X, y = _classification(4, n=300)
+    C = 2.0
+    clf = LogisticRegression(C=C, tol=1e-12, max_iter=1000).fit(X, y)
+    P = clf.predict_proba(X)
+    Y = np.eye(4)[y]
+    S = len(y)
+    grad_W = (P - Y).T @ X / S + clf.coef_ / (C * S)
+    grad_b = (P - Y).sum(0) / S
+    assert np.max(np.abs(grad_W)) < 1e-7 and np.max(np.abs(grad_b)) < 1e-7
+
+
+def test_logistic_string_labels_and_proba(rng):
+    X, y = _classification(3, n=300)
+    labels = np.array(["cat", "dog", "emu"])[y]
+    clf = LogisticRegression().fit(X, labels)
+    np.testing.assert_array_equal(clf.classes_, ["cat", "dog", "emu"])
+    P = clf.predict_proba(X)
+    np.testing.assert_allclose(P.sum(1), 1.0, rtol=1e-14)
+    np.testing.assert_allclose(np.log(P), clf.predict_log_proba(X), rtol=1e-10)
+    assert set(clf.predict(X)) <= set(labels)
+    assert clf.score(X, labels) > 0.8
+    clf2 = LogisticRegression().fit(X[y < 2], np.array([-1, 7])[y[y < 2]])  # binary, odd labels
+    np.testing.assert_array_equal(clf2.classes_, [-1, 7])
+    assert clf2.coef_.shape == (1, X.shape[1]) and clf2.decision_function(X).shape == (len(X),)
+
+
+def test_logistic_integer_weights_equal_repeated_rows(rng):
+    X, y = _classification(3, n=200)
+    reps = rng.integers(1, 4, 200)
+    a = LogisticRegression(tol=1e-10, max_iter=500).fit(X, y, sample_weight=reps)
+    b = LogisticRegression(tol=1e-10, max_iter=500).fit(np.repeat(X, reps, 0), np.repeat(y, reps))
+    np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-6)
+
+
+def test_logistic_no_penalty_and_no_intercept():
+    X, y = _classification(2, n=400)
+    X = X + 0.3 * np.random.default_rng(1).normal(size=X.shape)  # not separable
+    a = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit(X, y)
+    P = a.predict_proba(X)[:, 1]
+    assert np.max(np.abs(X.T @ (P - y))) / len(y) < 1e-8  # plain MLE stationarity
+    b = LogisticRegression(fit_intercept=False).fit(X, y)
+    np.testing.assert_array_equal(b.intercept_, [0.0])
+
+
+def test_logistic_convergence_warning():
+    X, y = _classification(3)
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        clf = LogisticRegression(max_iter=2).fit(X, y)
+    assert clf.n_iter_[0] == 2
+
+
+def test_logistic_bad_input():
+    X, y = _classification(3, n=60)
+    with pytest.raises(ValueError, match="class"):
+        LogisticRegression().fit(X, np.zeros(60))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        LogisticRegression().fit(X, np.linspace(0, 1, 60))
+    with pytest.raises(ValueError, match="C must be > 0"):
+        LogisticRegression(C=0.0).fit(X, y)
+    with pytest.raises(ValueError, match="sample_weight"):
+        LogisticRegression().fit(X, y, sample_weight=np.zeros(60))
+    with pytest.raises(NotFittedError):
+        LogisticRegression().predict_proba(X)
+    clf = LogisticRegression().fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        clf.predict(X[:, :2])
+
+
+def test_logistic_deterministic_across_threads(threads):
+    X, y = _classification(4, n=2500)
+    threads(1)
+    a = LogisticRegression().fit(X, y)
+    threads(2)
+    b = LogisticRegression().fit(X, y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+
+
+# ---------------------------------------------------------------- scikit-learn contract
+EXPECTED_FAILED = {
+    "check_estimators_unfitted": (
+        "scikit-learn requires its own sklearn.exceptions.NotFittedError class; maxlik's "
+        "NotFittedError (ValueError, AttributeError) in the shared _base.py cannot subclass it "
+        "without importing scikit-learn at run time"
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Estimator .* does not inherit:UserWarning")
+@pytest.mark.filterwarnings("ignore:Skipping check:UserWarning")  # SkipTestWarning (no pandas)
+# check_supervised_y_2d records the column-vector warning; it must not be turned into an error
+@pytest.mark.filterwarnings("always::maxlik.linear_model.DataConversionWarning")
+@pytest.mark.parametrize("Est", [LinearRegression, LogisticRegression])
+def test_check_estimator(Est):
+    estimator_checks = pytest.importorskip("sklearn.utils.estimator_checks")
+    estimator_checks.check_estimator(Est(), expected_failed_checks=EXPECTED_FAILED)
+
+
+def test_clone_and_params():
+    base = pytest.importorskip("sklearn.base")
+    clf = LogisticRegression(C=3.0, max_iter=7)
+    c2 = base.clone(clf)
+    assert c2.get_params() == clf.get_params()
+    assert repr(clf) == "LogisticRegression(C=3.0, max_iter=7)"
+
+
+# ---------------------------------------------------------------- L-BFGS
+def _rosen(x):
+    f = np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+    g = np.zeros_like(x)
+    g[:-1] = -400 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2 * (1 - x[:-1])
+    g[1:] += 200 * (x[1:] - x[:-1] ** 2)
+    return f, g
+
+
+def test_lbfgs_rosenbrock():
+    res = minimize_lbfgs(_rosen, np.full(6, -1.2), max_iter=1000, gtol=1e-9, ftol=0.0)
+    assert res.converged
+    np.testing.assert_allclose(res.x, np.ones(6), atol=1e-7)
+
+
+def test_lbfgs_quadratic_matches_solve(rng):
+    A = rng.normal(size=(20, 20))
+    H = A @ A.T + 20 * np.eye(20)
+    b = rng.normal(size=20)
+    res = minimize_lbfgs(lambda x: (0.5 * x @ H @ x - b @ x, H @ x - b), np.zeros(20),
+                         max_iter=500, gtol=1e-8, ftol=0.0)
+    assert res.converged and np.max(np.abs(res.grad)) <= 1e-8
+    np.testing.assert_allclose(res.x, np.linalg.solve(H, b), rtol=1e-7, atol=1e-10)
+
+
+def test_models_exported():
+    assert maxlik.LogisticRegression is LogisticRegression
+    assert maxlik.LinearRegression is LinearRegression
+
+
+@pytest.mark.parametrize("D", [1, 7, 13, 100])
+@pytest.mark.parametrize("K", [1, 3, 6])
+def test_fused_linear_ce_kernel_matches_numpy(rng, D, K):
+    # the private kernel behind LogisticRegression: tails in rows, features and classes
+    N = 601
+    X = rng.normal(size=(N, D))
+    W = rng.normal(size=(K, D))
+    b = rng.normal(size=K)
+    sw = rng.uniform(0.0, 2.0, N)
+    y = rng.integers(0, 2 if K == 1 else K, N).astype(np.int64)
+    loss, gW, gb = maxlik._core._linear_ce(X, W, b, y, sw)
+    Z = X @ W.T + b
+    if K == 1:
+        z = Z[:, 0]
+        ref = sw @ (np.logaddexp(0, z) - y * z)
+        G = (sw * (1 / (1 + np.exp(-z)) - y))[:, None]
+    else:
+        lse = np.logaddexp.reduce(Z, axis=1)
+        ref = sw @ (lse - Z[np.arange(N), y])
+        G = sw[:, None] * (np.exp(Z - lse[:, None]) - np.eye(K)[y])
+    assert loss == pytest.approx(ref, rel=1e-12)
+    np.testing.assert_allclose(gW, G.T @ X, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(gb, G.sum(0), rtol=1e-10, atol=1e-10)
