@@ -171,5 +171,38 @@ def main(repeat=5):
     print(f"  peak RSS growth, sklearn (init given): {peak_rss_growth_mb('sklearn'):.0f} MB")
 
 
+def per_core(repeat=3):
+    """CPU time of one EM iteration, 1 thread each (maxlik threads=1, sklearn's BLAS
+    limited to 1 thread): a comparison that survives a shared, loaded machine."""
+    from threadpoolctl import threadpool_limits
+
+    def cpu(fn):
+        ts = []
+        for _ in range(repeat):
+            t = time.process_time()
+            fn()
+            ts.append(time.process_time() - t)
+        return float(np.median(ts))
+
+    old = maxlik.get_num_threads()
+    maxlik.set_num_threads(1)
+    print(f"per core: CPU seconds of one EM iteration, 1 thread each, median of {repeat}")
+    try:
+        with threadpool_limits(limits=1):
+            cases = [(c, dict()) for c in TYPES] + [("full", dict(D=64, K=8)),
+                                                    ("full", dict(dtype=np.float32))]
+            for ctype, kw in cases:
+                X, params, sk = _setup(ctype, **kw)
+                a = cpu(lambda: maxlik_iteration(X, params))
+                b = cpu(lambda: sklearn_iteration(X, sk))
+                print(f"  {ctype:9s} {kw!s:28s} maxlik {a * 1e3:8.1f} ms  sklearn "
+                      f"{b * 1e3:8.1f} ms  ratio {b / a:5.1f}x", flush=True)
+    finally:
+        maxlik.set_num_threads(old)
+
+
 if __name__ == "__main__":
-    main()
+    if "--per-core" in sys.argv:
+        per_core()
+    else:
+        main()
