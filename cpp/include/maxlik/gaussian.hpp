@@ -170,25 +170,10 @@ inline std::size_t padded_rows(std::size_t n, std::size_t tile) { return (n + ti
 // the transposed tile (a scalar transpose costs ~2 memory ops per element).
 namespace detail {
 template <class T> inline void transpose_tile(const T* A, std::size_t lda, T* B, std::size_t ldb) {
-  using V = simd::vec<T>;
-  using I = simd::ivec<T>;
   constexpr int L = simd::lanes<T>;
-  I lo, hi;
-  for (int q = 0; q < L / 2; ++q) {
-    lo[2 * q] = q;
-    lo[2 * q + 1] = q + L;
-    hi[2 * q] = q + L / 2;
-    hi[2 * q + 1] = q + L / 2 + L;
-  }
-  V r[L], t[L];
+  simd::vec<T> r[L];
   for (int i = 0; i < L; ++i) r[i] = simd::load(A + i * lda);
-  for (int round = 1; round < L; round *= 2) {
-    for (int i = 0; i < L / 2; ++i) {
-      t[2 * i] = __builtin_shuffle(r[i], r[i + L / 2], lo);
-      t[2 * i + 1] = __builtin_shuffle(r[i], r[i + L / 2], hi);
-    }
-    for (int i = 0; i < L; ++i) r[i] = t[i];
-  }
+  simd::transpose_tile<T>(r);
   for (int j = 0; j < L; ++j) simd::store(B + j * ldb, r[j]);
 }
 }  // namespace detail

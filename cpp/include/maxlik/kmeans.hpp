@@ -67,60 +67,7 @@ inline constexpr int kRowVecs = 4;
 template <class T> inline constexpr std::size_t kStrip = kRowVecs * static_cast<std::size_t>(simd::lanes<T>);
 
 namespace detail {
-#if defined(__has_builtin)
-#if __has_builtin(__builtin_shufflevector)
-#define MAXLIK_KMEANS_SHUFFLE 1
-#endif
-#endif
-
-#ifdef MAXLIK_KMEANS_SHUFFLE
-// Perfect-shuffle interleaves: lo(a,b) = a0 b0 a1 b1 ..., hi(a,b) = the upper halves.
-template <class V, int L, std::size_t... I> inline V ilo(V a, V b, std::index_sequence<I...>) {
-  return __builtin_shufflevector(a, b, ((I % 2) ? L + int(I / 2) : int(I / 2))...);
-}
-template <class V, int L, std::size_t... I> inline V ihi(V a, V b, std::index_sequence<I...>) {
-  return __builtin_shufflevector(a, b, ((I % 2) ? L + L / 2 + int(I / 2) : L / 2 + int(I / 2))...);
-}
-// In-register transpose of an L x L tile held as L row vectors: log2(L)
-// rounds of perfect shuffles pairing row i with row i + L/2.
-// Half `Part` of a float vector, converted exactly to a double vector.
-typedef float vf32_half __attribute__((vector_size(simd::kVecBytes / 2)));
-template <int Part, std::size_t... I> inline simd::vf64 widen_half_(simd::vf32 v, std::index_sequence<I...>) {
-  constexpr int H = simd::lanes<float> / 2;
-  const vf32_half h = __builtin_shufflevector(v, v, (Part * H + int(I))...);
-  return __builtin_convertvector(h, simd::vf64);
-}
-template <int Part> inline simd::vf64 widen_half(simd::vf32 v) {
-  return widen_half_<Part>(v, std::make_index_sequence<simd::lanes<float> / 2>{});
-}
-
-template <class T> inline void transpose_tile(simd::vec<T>* r) {
-  using V = simd::vec<T>;
-  constexpr int L = simd::lanes<T>;
-  if constexpr (L == 4) {
-    // 4 x 4 doubles (AVX2): in-lane unpacks, then 128-bit half swaps; the
-    // generic rounds below compile to slow lane-crossing permutes here.
-    const V t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 2, 6);
-    const V t1 = __builtin_shufflevector(r[0], r[1], 1, 5, 3, 7);
-    const V t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 2, 6);
-    const V t3 = __builtin_shufflevector(r[2], r[3], 1, 5, 3, 7);
-    r[0] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
-    r[1] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
-    r[2] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
-    r[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
-    return;
-  }
-  using Seq = std::make_index_sequence<L>;
-  for (int round = 1; round < L; round *= 2) {
-    V t[L];
-    for (int i = 0; i < L / 2; ++i) {
-      t[2 * i] = ilo<V, L>(r[i], r[i + L / 2], Seq{});
-      t[2 * i + 1] = ihi<V, L>(r[i], r[i + L / 2], Seq{});
-    }
-    for (int i = 0; i < L; ++i) r[i] = t[i];
-  }
-}
-#endif
+#define MAXLIK_KMEANS_SHUFFLE 1  // simd.hpp provides the shuffles
 
 // xt[f * ld + i] = x[i * D + f] - shift[f] for rows [0, n): whole L x L tiles
 // in registers (L stores instead of L*L scalar ones), the edges scalar.
@@ -136,7 +83,7 @@ inline void transpose_shift(const T* x, std::size_t n, std::size_t D, const T* s
     for (std::size_t i = 0; i < nt; i += L) {
       V r[L];
       for (std::size_t j = 0; j < L; ++j) r[j] = simd::load<T>(x + (i + j) * D + f) - sh;
-      transpose_tile<T>(r);
+      simd::transpose_tile<T>(r);
       for (std::size_t j = 0; j < L; ++j) simd::store<T>(xt + (f + j) * ld + i, r[j]);
     }
   }
@@ -274,8 +221,8 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, const T* shift, c
 #ifdef MAXLIK_KMEANS_SHUFFLE
           // Widen the two halves to double vectors (exact) and accumulate.
           constexpr std::size_t H = L / 2;
-          simd::store<double>(s + f, wi * detail::widen_half<0>(xs) + simd::load<double>(s + f));
-          simd::store<double>(s + f + H, wi * detail::widen_half<1>(xs) + simd::load<double>(s + f + H));
+          simd::store<double>(s + f, wi * simd::widen_half<0>(xs) + simd::load<double>(s + f));
+          simd::store<double>(s + f + H, wi * simd::widen_half<1>(xs) + simd::load<double>(s + f + H));
 #else
           for (std::size_t l = 0; l < L; ++l) s[f + l] += wi * static_cast<double>(xs[l]);
 #endif

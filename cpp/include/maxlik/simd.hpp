@@ -18,6 +18,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #define MAXLIK_INLINE inline __attribute__((always_inline))
 
@@ -126,6 +127,57 @@ template <class T> MAXLIK_INLINE bool any(ivec<T> mask) {
   for (int i = 0; i < lanes<T>; ++i)
     if (mask[i]) return true;
   return false;
+}
+
+// ---- in-register transpose and widening --------------------------------------------
+// Perfect-shuffle interleaves: lo(a,b) = a0 b0 a1 b1 ..., hi(a,b) = the upper halves.
+namespace detail {
+template <class V, int L, std::size_t... I> MAXLIK_INLINE V ilo(V a, V b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, ((I % 2) ? L + int(I / 2) : int(I / 2))...);
+}
+template <class V, int L, std::size_t... I> MAXLIK_INLINE V ihi(V a, V b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, ((I % 2) ? L + L / 2 + int(I / 2) : L / 2 + int(I / 2))...);
+}
+typedef float vf32_half __attribute__((vector_size(kVecBytes / 2)));
+template <int Part, std::size_t... I> MAXLIK_INLINE vf64 widen_half_(vf32 v, std::index_sequence<I...>) {
+  constexpr int H = lanes<float> / 2;
+  const vf32_half h = __builtin_shufflevector(v, v, (Part * H + int(I))...);
+  return __builtin_convertvector(h, vf64);
+}
+}  // namespace detail
+
+// Half `Part` (0 = low, 1 = high) of a float vector, converted exactly to double.
+template <int Part> MAXLIK_INLINE vf64 widen_half(vf32 v) {
+  return detail::widen_half_<Part>(v, std::make_index_sequence<lanes<float> / 2>{});
+}
+
+// In-register transpose of an L x L tile held as L row vectors (L = lanes<T>):
+// log2(L) rounds of perfect shuffles pairing row i with row i + L/2; 4 x 4
+// doubles use in-lane unpacks then 128-bit half swaps (the generic rounds
+// compile to slow lane-crossing permutes there).
+template <class T> MAXLIK_INLINE void transpose_tile(vec<T>* r) {
+  using V = vec<T>;
+  constexpr int L = lanes<T>;
+  if constexpr (L == 4) {
+    const V t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 2, 6);
+    const V t1 = __builtin_shufflevector(r[0], r[1], 1, 5, 3, 7);
+    const V t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 2, 6);
+    const V t3 = __builtin_shufflevector(r[2], r[3], 1, 5, 3, 7);
+    r[0] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+    r[1] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+    r[2] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+    r[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+    return;
+  }
+  using Seq = std::make_index_sequence<L>;
+  for (int round = 1; round < L; round *= 2) {
+    V t[L];
+    for (int i = 0; i < L / 2; ++i) {
+      t[2 * i] = detail::ilo<V, L>(r[i], r[i + L / 2], Seq{});
+      t[2 * i + 1] = detail::ihi<V, L>(r[i], r[i + L / 2], Seq{});
+    }
+    for (int i = 0; i < L; ++i) r[i] = t[i];
+  }
 }
 
 // ---- exp ------------------------------------------------------------------------
