@@ -329,6 +329,53 @@ inline void finalize_small(const T* m, const T* S, const T* W, std::size_t n, T*
   for (; i < n; ++i) scalar(i);
 }
 
+// Many short unweighted rows (L <= kLanesRowsMax): lanes<T> rows at a time,
+// transposed in registers so that lane i holds row i. Max, sums and the final
+// log1p then run across rows, with no per-row horizontal reductions.
+inline constexpr std::size_t kLanesRowsMax = 32;
+
+template <class T>
+MAXLIK_INLINE void rows_in_lanes(const T* const* rows, std::size_t L, T* out, T* sign, bool return_sign) {
+  using V = simd::vec<T>;
+  constexpr int Ln = simd::lanes<T>;
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  V cols[kLanesRowsMax + Ln];
+  const std::size_t nt = (L + Ln - 1) / Ln;
+  for (std::size_t t = 0; t < nt; ++t) {
+    const std::size_t c0 = t * Ln;
+    const int cnt = static_cast<int>(std::min<std::size_t>(Ln, L - c0));
+    V r[Ln];
+    for (int i = 0; i < Ln; ++i)
+      r[i] = cnt == Ln ? simd::load<T>(rows[i] + c0) : simd::load_partial<T>(rows[i] + c0, cnt, ninf);
+    simd::transpose_tile<T>(r);
+    for (int j = 0; j < Ln; ++j) cols[c0 + j] = r[j];
+  }
+  V vm = cols[0];
+  for (std::size_t j = 1; j < L; ++j) vm = simd::max<T>(vm, cols[j]);
+  const V zero{};
+  const V one = simd::set1<T>(T(1));
+  V s0 = zero, s1 = zero, w = zero;
+  std::size_t j = 0;
+  for (; j + 2 <= L; j += 2) {
+    const auto eq0 = cols[j] == vm, eq1 = cols[j + 1] == vm;
+    const V e0 = simd::exp_nonpositive<T>(cols[j] - vm), e1 = simd::exp_nonpositive<T>(cols[j + 1] - vm);
+    s0 += eq0 ? zero : e0;
+    s1 += eq1 ? zero : e1;
+    w += (eq0 ? one : zero) + (eq1 ? one : zero);
+  }
+  if (j < L) {
+    const auto eq0 = cols[j] == vm;
+    s0 += eq0 ? zero : simd::exp_nonpositive<T>(cols[j] - vm);
+    w += eq0 ? one : zero;
+  }
+  const V S = s0 + s1;
+  T ms[Ln], Ss[Ln], Ws[Ln];
+  simd::store<T>(ms, vm);
+  simd::store<T>(Ss, S);
+  simd::store<T>(Ws, w);
+  finalize_small<T>(ms, Ss, Ws, Ln, out, sign, return_sign);
+}
+
 // ---- row layout (si == 1) ------------------------------------------------------------
 template <class T>
 struct View {
@@ -540,10 +587,19 @@ void logsumexp(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdiff_t 
         }
         return;
       }
+      std::size_t k = r0;
+      if (a.L <= kLanesRowsMax) {
+        constexpr int Ln = simd::lanes<T>;
+        const T* rows[Ln];
+        for (; k + Ln <= r1; k += Ln) {
+          for (int i = 0; i < Ln; ++i) rows[i] = a.p + a.off(k + i);
+          rows_in_lanes<T>(rows, a.L, out + k, sign ? sign + k : nullptr, return_sign);
+        }
+      }
       T ms[kRowBlock], Ss[kRowBlock], Ws[kRowBlock];
-      for (std::size_t k = r0; k < r1; ++k)
-        chunk_core_unweighted<T>(a.p + a.off(k), a.L, ms[k - r0], Ss[k - r0], Ws[k - r0]);
-      finalize_small<T>(ms, Ss, Ws, r1 - r0, out + r0, sign ? sign + r0 : nullptr, return_sign);
+      for (std::size_t q = k; q < r1; ++q)
+        chunk_core_unweighted<T>(a.p + a.off(q), a.L, ms[q - k], Ss[q - k], Ws[q - k]);
+      finalize_small<T>(ms, Ss, Ws, r1 - k, out + k, sign ? sign + k : nullptr, return_sign);
     });
     return;
   }
