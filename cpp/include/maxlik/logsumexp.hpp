@@ -295,13 +295,26 @@ inline void finalize_block(const Acc* acc, std::size_t n, T* out, T* sign, bool 
 // Unweighted short rows, finalised in T: W >= 1 is the count at the max and
 // S >= 0, so out = m + log(W) + log1p(S/W) needs no sign logic; rows with a
 // non-finite max or a NaN go through the scalar path.
+// One vector of unweighted states (lane = output): returns false, writing
+// nothing, when a lane needs the scalar path (non-finite max, NaN sum).
+template <class T>
+MAXLIK_INLINE bool finalize_vec(simd::vec<T> vm, simd::vec<T> vs, simd::vec<T> vw, T* out, T* sign) {
+  using V = simd::vec<T>;
+  const V big = simd::set1<T>(std::numeric_limits<T>::max());
+  const V one = simd::set1<T>(T(1));
+  const auto bad = (simd::abs<T>(vm) > big) | (vm != vm) | (vs != vs);
+  if (simd::any<T>(bad)) return false;
+  const bool all_one = !simd::any<T>(vw != one);
+  const V o = all_one ? simd::log1p<T>(vs) + vm : (simd::log1p<T>(vs / vw) + simd::log<T>(vw)) + vm;
+  simd::store<T>(out, o);
+  if (sign) simd::store<T>(sign, one);
+  return true;
+}
+
 template <class T>
 inline void finalize_small(const T* m, const T* S, const T* W, std::size_t n, T* out, T* sign,
                            bool return_sign) {
-  using V = simd::vec<T>;
   constexpr int Ln = simd::lanes<T>;
-  const V one = simd::set1<T>(T(1));
-  const V big = simd::set1<T>(std::numeric_limits<T>::max());
   std::size_t i = 0;
   auto scalar = [&](std::size_t k) {
     Acc a;
@@ -311,20 +324,9 @@ inline void finalize_small(const T* m, const T* S, const T* W, std::size_t n, T*
     finalize<T>(a, out + k, sign ? sign + k : nullptr, return_sign);
   };
   for (; i + Ln <= n; i += Ln) {
-    const V vm = simd::load<T>(m + i), vs = simd::load<T>(S + i), vw = simd::load<T>(W + i);
-    const auto ok = (simd::abs<T>(vm) <= big) & (vs == vs);
-    bool all_ok = true, all_one = true;
-    for (int l = 0; l < Ln; ++l) {
-      all_ok &= ok[l] != 0;
-      all_one &= vw[l] == T(1);
-    }
-    if (!all_ok) {
+    if (!finalize_vec<T>(simd::load<T>(m + i), simd::load<T>(S + i), simd::load<T>(W + i), out + i,
+                         sign ? sign + i : nullptr))
       for (int l = 0; l < Ln; ++l) scalar(i + l);
-      continue;
-    }
-    const V o = all_one ? simd::log1p<T>(vs) + vm : (simd::log1p<T>(vs / vw) + simd::log<T>(vw)) + vm;
-    simd::store<T>(out + i, o);
-    if (sign) simd::store<T>(sign + i, one);
   }
   for (; i < n; ++i) scalar(i);
 }
@@ -369,6 +371,7 @@ MAXLIK_INLINE void rows_in_lanes(const T* const* rows, std::size_t L, T* out, T*
     w += eq0 ? one : zero;
   }
   const V S = s0 + s1;
+  if (finalize_vec<T>(vm, S, w, out, sign)) return;
   T ms[Ln], Ss[Ln], Ws[Ln];
   simd::store<T>(ms, vm);
   simd::store<T>(Ss, S);
