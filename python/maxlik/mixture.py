@@ -323,6 +323,13 @@ def mixture_update(stats: MixtureStatistics, reg_covar: float = 1e-6) -> Mixture
                 raise _collapse_error(int(bad[0]), reg_covar)
             prec = 1.0 / np.sqrt(cov)
     weights = nk / nk.sum()
+    if not (np.all(np.isfinite(means)) and np.all(np.isfinite(prec))
+            and np.all(np.isfinite(weights))):
+        # x² overflowed (|x| >~ 1e154) or the statistics were already non-finite:
+        # never hand back NaN parameters silently.
+        raise ValueError("the M-step gave non-finite parameters: the statistics overflowed, "
+                         "X has values too large in magnitude; rescale X (e.g. divide by its "
+                         "standard deviation)")
     return MixtureParameters(ctype, weights, means, prec, cov)
 
 
