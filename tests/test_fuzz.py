@@ -331,12 +331,14 @@ def test_fuzz_estimators(worker, cases):
     _check(worker, cases)
 
 
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="a deliberate segfault is (rightly) a sanitizer report")
 def test_worker_reports_a_crash(worker):
     """The harness itself: a segfault in the child fails the test, names the case,
     and the next batch gets a fresh child."""
     w = Worker()
     try:
-        with pytest.raises(pytest.fail.Exception, match=r"crashed with exit code -11 while running case 1"):
+        with pytest.raises(pytest.fail.Exception, match=r"crashed with exit code -?\d+ while running case 1"):
             w.run([("logsumexp", dict(args=([1.0],))), ("__segfault__", {})])
         assert w.run([("logsumexp", dict(args=([1.0, 2.0],)))])[0][0] == "ok"
     finally:
