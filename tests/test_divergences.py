@@ -100,6 +100,13 @@ def test_kl_std_normal_float32_and_shapes(rng):
     assert g_mu.dtype == g_lv.dtype == np.float32 and g_lv.shape == (3, 5, 16)
     ref = _kl_std_ref(mu.astype(np.float64), lv.astype(np.float64))
     np.testing.assert_allclose(kl, ref, rtol=2e-6)
+    # 2-D contiguous float32 (the fast path) gives the same numbers
+    k2, gm2, gl2 = maxlik.kl_to_standard_normal(mu.reshape(15, 16), lv.reshape(15, 16), return_grad=True)
+    assert k2.dtype == np.float32
+    np.testing.assert_array_equal(k2, kl.reshape(15))
+    np.testing.assert_array_equal(gl2, g_lv.reshape(15, 16))
+    # mixed float32 / float64 computes in float64
+    assert maxlik.kl_to_standard_normal(mu[0], lv[0].astype(np.float64)).dtype == np.float64
     # 1-D input: one distribution -> 0-d result
     k1 = maxlik.kl_to_standard_normal(mu[0, 0], lv[0, 0])
     assert k1.shape == () and k1 == pytest.approx(float(kl[0, 0]), rel=1e-6)
@@ -279,8 +286,12 @@ def test_no_silent_normalisation():
         maxlik.entropy([1.0, 2.0, 1.0])
     with pytest.raises(ValueError, match=r"q must sum to 1"):
         maxlik.kl_divergence([0.5, 0.5], [0.5, 0.6])
-    with pytest.raises(ValueError, match=r"distribution 1"):
+    with pytest.raises(ValueError, match=r"distribution 1 sums to 0.9"):
         maxlik.entropy([[0.5, 0.5], [0.5, 0.4]])
+    bad = np.full((2, 3, 4), 0.25)
+    bad[1, 2, 0] = 0.3
+    with pytest.raises(ValueError, match=r"distribution \(1, 2\) sums to 1.05"):
+        maxlik.kl_divergence(bad, np.full(4, 0.25))
     # normalize=True divides by the sum, like scipy.stats.entropy
     stats = pytest.importorskip("scipy.stats")
     counts = np.array([[3.0, 1.0, 0.0, 6.0], [1e6, 1.0, 2.0, 3.0]])
@@ -293,6 +304,13 @@ def test_no_silent_normalisation():
     assert maxlik.entropy(p, normalize=True) == pytest.approx(stats.entropy(p), rel=1e-14)
     with pytest.raises(ValueError, match="positive finite sum"):
         maxlik.entropy([[0.0, 0.0]], normalize=True)
+
+
+def test_empty_inputs():
+    assert maxlik.entropy(np.zeros((0, 3))).shape == (0,)
+    assert maxlik.kl_divergence(np.zeros((2, 0, 3)), np.full(3, 1 / 3)).shape == (2, 0)
+    with pytest.raises(ValueError, match="p must sum to 1"):
+        maxlik.entropy(np.zeros((3, 0)))
 
 
 def test_bad_probabilities():

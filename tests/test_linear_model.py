@@ -271,3 +271,28 @@ def test_lbfgs_quadratic_matches_solve(rng):
 def test_models_exported():
     assert maxlik.LogisticRegression is LogisticRegression
     assert maxlik.LinearRegression is LinearRegression
+
+
+@pytest.mark.parametrize("D", [1, 7, 13, 100])
+@pytest.mark.parametrize("K", [1, 3, 6])
+def test_fused_linear_ce_kernel_matches_numpy(rng, D, K):
+    # the private kernel behind LogisticRegression: tails in rows, features and classes
+    N = 601
+    X = rng.normal(size=(N, D))
+    W = rng.normal(size=(K, D))
+    b = rng.normal(size=K)
+    sw = rng.uniform(0.0, 2.0, N)
+    y = rng.integers(0, 2 if K == 1 else K, N).astype(np.int64)
+    loss, gW, gb = maxlik._core._linear_ce(X, W, b, y, sw)
+    Z = X @ W.T + b
+    if K == 1:
+        z = Z[:, 0]
+        ref = sw @ (np.logaddexp(0, z) - y * z)
+        G = (sw * (1 / (1 + np.exp(-z)) - y))[:, None]
+    else:
+        lse = np.logaddexp.reduce(Z, axis=1)
+        ref = sw @ (lse - Z[np.arange(N), y])
+        G = sw[:, None] * (np.exp(Z - lse[:, None]) - np.eye(K)[y])
+    assert loss == pytest.approx(ref, rel=1e-12)
+    np.testing.assert_allclose(gW, G.T @ X, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(gb, G.sum(0), rtol=1e-10, atol=1e-10)

@@ -450,5 +450,187 @@ def test_mse_matches_torch(torch, rng, reduction):
 
 
 def test_losses_exported():
-    for name in ["softmax_cross_entropy", "binary_cross_entropy_with_logits", "gaussian_nll", "mse"]:
+    for name in ["softmax_cross_entropy", "binary_cross_entropy_with_logits", "gaussian_nll", "mse",
+                 "vae_loss"]:
         assert getattr(maxlik, name) is getattr(maxlik.losses, name)
+
+
+# ---------------------------------------------------------------- VAE loss
+def _kl_reference(mu, logvar, return_grad=False):
+    """Closed-form KL(N(mu, e^logvar) || N(0, I)) per row (Kingma & Welling, app. B)."""
+    mu = np.asarray(mu, dtype=np.float64)
+    logvar = np.asarray(logvar, dtype=np.float64)
+    kl = 0.5 * np.sum(mu**2 + np.expm1(logvar) - logvar, axis=-1)
+    if return_grad:
+        return kl, mu.copy(), 0.5 * np.expm1(logvar)
+    return kl
+
+
+@pytest.fixture
+def kl_available(monkeypatch):
+    """Use maxlik.divergences.kl_to_standard_normal once it has landed; until then a
+    numpy reference of the same contract, so vae_loss's own code is still tested."""
+    if not hasattr(maxlik.divergences, "kl_to_standard_normal"):
+        monkeypatch.setattr(maxlik.divergences, "kl_to_standard_normal", _kl_reference,
+                            raising=False)
+    return maxlik.divergences.kl_to_standard_normal
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_vae_loss_matches_torch(torch, rng, kl_available, reduction):
+    F = torch.nn.functional
+    N = 7
+    x = rng.normal(size=(N, 2, 5))
+    rec = rng.normal(size=(N, 2, 5))
+    mu = rng.normal(size=(N, 3))
+    lv = rng.normal(size=(N, 3))
+    beta = 0.7
+    rt, mt, lt = _t(torch, rec, True), _t(torch, mu, True), _t(torch, lv, True)
+    nll = F.gaussian_nll_loss(rt, _t(torch, x), torch.full_like(rt, 0.5), full=True,
+                              reduction="none").reshape(N, -1).sum(1)
+    kl = 0.5 * (mt**2 + lt.exp() - 1 - lt).sum(1)
+    per = nll + beta * kl
+    ref = {"mean": per.mean(), "sum": per.sum(), "none": per}[reduction]
+    ref.sum().backward()
+    loss, g_rec, g_mu, g_lv = maxlik.vae_loss(x, rec, mu, lv, recon_var=0.5, beta=beta,
+                                              reduction=reduction, return_grad=True)
+    assert _rel(loss, ref.detach().numpy()) < 1e-10
+    np.testing.assert_allclose(g_rec, rt.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(g_mu, mt.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(g_lv, lt.grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+def test_vae_loss_finite_differences_and_bad_input(rng, kl_available):
+    x = rng.normal(size=(4, 6))
+    rec = rng.normal(size=(4, 6))
+    mu = rng.normal(size=(4, 2))
+    lv = rng.normal(size=(4, 2)) * 0.5
+    _, g_rec, g_mu, g_lv = maxlik.vae_loss(x, rec, mu, lv, return_grad=True)
+    np.testing.assert_allclose(g_rec, _fd_grad(lambda r: float(maxlik.vae_loss(x, r, mu, lv)), rec),
+                               rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(g_mu, _fd_grad(lambda m: float(maxlik.vae_loss(x, rec, m, lv)), mu),
+                               rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(g_lv, _fd_grad(lambda v: float(maxlik.vae_loss(x, rec, mu, v)), lv),
+                               rtol=1e-6, atol=1e-10)
+    with pytest.raises(ValueError, match="reconstruction"):
+        maxlik.vae_loss(x, rec[:, :3], mu, lv)
+    with pytest.raises(ValueError, match="mu"):
+        maxlik.vae_loss(x, rec, mu[:3], lv[:3])
+    with pytest.raises(ValueError, match="logvar"):
+        maxlik.vae_loss(x, rec, mu, lv[:, :1])
+    with pytest.raises(ValueError, match="recon_var"):
+        maxlik.vae_loss(x, rec, mu, lv, recon_var=0.0)
+
+
+def test_vae_loss_with_landed_kl_to_standard_normal(rng):
+    if not hasattr(maxlik.divergences, "kl_to_standard_normal"):
+        pytest.skip("maxlik.divergences.kl_to_standard_normal has not landed yet")
+    mu = rng.normal(size=(5, 3))
+    lv = rng.normal(size=(5, 3))
+    x = rng.normal(size=(5, 4))
+    loss = maxlik.vae_loss(x, x, mu, lv, full=False, reduction="none")
+    np.testing.assert_allclose(loss, _kl_reference(mu, lv), rtol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_ce_kdim_and_unbatched_layouts_match_torch(torch, rng, reduction):
+    F = torch.nn.functional
+    z = rng.normal(size=(3, 5, 4, 2))  # (N, C, d1, d2)
+    y = rng.integers(0, 5, (3, 4, 2))
+    y[0, 1, 1] = -100
+    w = rng.uniform(0.5, 2, 5)
+    zt = _t(torch, z, grad=True)
+    ref = F.cross_entropy(zt, torch.tensor(y), weight=_t(torch, w), label_smoothing=0.1,
+                          reduction=reduction)
+    ref.sum().backward()
+    loss, g = softmax_cross_entropy(z, y, weight=w, label_smoothing=0.1, reduction=reduction,
+                                    return_grad=True)
+    assert np.shape(loss) == tuple(ref.shape)
+    assert _rel(loss, ref.detach().numpy()) < 1e-10
+    assert g.shape == z.shape and g.flags.c_contiguous
+    np.testing.assert_allclose(g, zt.grad.numpy(), rtol=1e-10, atol=1e-15)
+    # probability targets in the K-dim layout
+    t = rng.dirichlet(np.ones(5), (3, 4, 2)).transpose(0, 3, 1, 2)
+    zt = _t(torch, z, grad=True)
+    ref = F.cross_entropy(zt, _t(torch, t), reduction=reduction)
+    ref.sum().backward()
+    loss, g = softmax_cross_entropy(z, t, reduction=reduction, return_grad=True)
+    assert _rel(loss, ref.detach().numpy()) < 1e-10
+    np.testing.assert_allclose(g, zt.grad.numpy(), rtol=1e-10, atol=1e-15)
+    # unbatched (C,) with a scalar index target
+    z1 = rng.normal(size=5)
+    zt = _t(torch, z1, grad=True)
+    ref = F.cross_entropy(zt, torch.tensor(3), reduction=reduction)
+    ref.sum().backward()
+    buf = np.empty(5)
+    loss, g = softmax_cross_entropy(z1, np.int64(3), reduction=reduction, grad_out=buf)
+    assert g is buf and np.shape(loss) == ()
+    assert _rel(loss, ref.detach().numpy()) < 1e-12
+    np.testing.assert_allclose(g, zt.grad.numpy(), rtol=1e-12)
+    with pytest.raises(ValueError, match="target"):
+        softmax_cross_entropy(z, y[:, :2])
+    with pytest.raises(ValueError, match="logits"):
+        softmax_cross_entropy(np.float64(1.0), np.int64(0))
+
+
+def test_ce_one_hot_probabilities_equal_index_targets(rng):
+    z = rng.normal(size=(300, 6)) * 2
+    y = rng.integers(0, 6, 300)
+    w = rng.uniform(0.5, 2, 6)
+    for ls in (0.0, 0.25):
+        a, ga = softmax_cross_entropy(z, y, weight=w, label_smoothing=ls, reduction="sum",
+                                      return_grad=True)
+        b, gb = softmax_cross_entropy(z, np.eye(6)[y], weight=w, label_smoothing=ls,
+                                      reduction="sum", return_grad=True)
+        assert a == pytest.approx(float(b), rel=1e-13)
+        np.testing.assert_allclose(ga, gb, rtol=1e-12, atol=1e-15)
+
+
+def test_ce_prob_targets_tolerance(rng):
+    z = rng.normal(size=(50, 128))
+    t32 = rng.dirichlet(np.ones(128), 50).astype(np.float32)  # rounding of float32 rows
+    softmax_cross_entropy(z, t32.astype(np.float64))  # accepted
+    t = t32.astype(np.float64)
+    t[7] *= 1.001
+    with pytest.raises(ValueError, match="row 7"):
+        softmax_cross_entropy(z, t)
+
+
+def _ce_reference(z, y, w, ls, ignore):
+    """torch.nn.functional.cross_entropy (index targets) written out in numpy."""
+    N, C = z.shape
+    logp = z - np.logaddexp.reduce(z, axis=1, keepdims=True)
+    w = np.ones(C) if w is None else w
+    keep = y != ignore
+    yk = np.where(keep, y, 0)
+    nll = -w[yk] * logp[np.arange(N), yk] * keep
+    smooth = -(logp * w).sum(1) * keep
+    rows = (1 - ls) * nll + ls / C * smooth
+    denom = np.sum(w[yk] * keep)
+    return rows, denom
+
+
+def test_ce_property_against_numpy_reference():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = pytest.importorskip("hypothesis.strategies")
+
+    @hypothesis.settings(max_examples=40, deadline=None)
+    @hypothesis.given(N=st.integers(1, 1100), C=st.integers(1, 40), seed=st.integers(0, 2**31),
+                      ls=st.sampled_from([0.0, 0.05, 0.5, 1.0]), weighted=st.booleans(),
+                      scale=st.sampled_from([1e-3, 1.0, 30.0]))
+    def check(N, C, seed, ls, weighted, scale):
+        r = np.random.default_rng(seed)
+        z = r.normal(size=(N, C)) * scale
+        y = r.integers(0, C, N)
+        y[r.uniform(size=N) < 0.1] = -100
+        w = r.uniform(0.1, 3.0, C) if weighted else None
+        rows, denom = _ce_reference(z, y, w, ls, -100)
+        got = softmax_cross_entropy(z, y, weight=w, label_smoothing=ls, reduction="none")
+        np.testing.assert_allclose(got, rows, rtol=1e-11, atol=1e-13)
+        mean = softmax_cross_entropy(z, y, weight=w, label_smoothing=ls)
+        if denom > 0:
+            assert mean == pytest.approx(rows.sum() / denom, rel=1e-11, abs=1e-13)
+        else:
+            assert np.isnan(mean)
+
+    check()

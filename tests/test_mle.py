@@ -92,13 +92,24 @@ def test_sample_weight_is_frequency_weight(rng):
     assert fit.n_samples == 40 and fit.weight_sum == w.sum()
 
 
-def test_chunked_passes_match_numpy(rng):
-    # more rows than one conversion chunk
+def test_many_blocks_match_numpy_and_are_thread_independent(rng, threads):
+    # more rows than 64 row blocks: several rows per block slot
     X = (rng.normal(size=(70_001, 3)) * [1.0, 5.0, 0.1]).astype(np.float32) + np.float32(50.0)
     fit = maxlik.fit_gaussian(X)
     X64 = X.astype(np.float64)
     np.testing.assert_allclose(fit.mean, X64.mean(axis=0), rtol=1e-13)
     np.testing.assert_allclose(fit.covariance, np.cov(X64, rowvar=False, ddof=0), rtol=1e-10, atol=1e-12)
+    w = rng.random(X.shape[0])
+    threads(1)
+    a = [maxlik.fit_gaussian(X, covariance_type=ct, sample_weight=w) for ct in ("full", "diag")]
+    threads(2)
+    b = [maxlik.fit_gaussian(X, covariance_type=ct, sample_weight=w) for ct in ("full", "diag")]
+    for fa, fb in zip(a, b):
+        np.testing.assert_array_equal(fa.mean, fb.mean)
+        np.testing.assert_array_equal(fa.covariance, fb.covariance)
+        assert fa.log_likelihood == fb.log_likelihood
+    np.testing.assert_allclose(a[0].covariance, np.cov(X64, rowvar=False, aweights=w, ddof=0),
+                               rtol=1e-10, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- #
@@ -370,3 +381,50 @@ def test_bernoulli(rng):
         maxlik.fit_bernoulli([])
     with pytest.raises(ValueError, match="alpha"):
         maxlik.fit_bernoulli([0, 1], alpha=np.nan)
+
+
+@pytest.mark.parametrize("ct", ["full", "diag", "spherical"])
+@pytest.mark.parametrize("D", [1, 3])
+def test_log_likelihood_matches_gaussian_logpdf(rng, ct, D):
+    X = rng.normal(size=(120, D)) * 2.0 + 5.0
+    for data in (X, X[:, 0]) if D == 1 else (X,):
+        for ddof in (0, 1, -1):
+            fit = maxlik.fit_gaussian(data, covariance_type=ct, ddof=ddof)
+            lp = fit.logpdf(data)
+            assert lp.shape == (120,)
+            assert fit.log_likelihood == pytest.approx(float(lp.sum()), rel=1e-11)
+            assert fit.log_likelihood == pytest.approx(
+                float(maxlik.gaussian_logpdf(data, np.atleast_1d(fit.mean),
+                                             np.atleast_2d(fit.covariance) if ct == "full"
+                                             else fit.covariance, ct).sum()), rel=1e-11)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    offset=st.sampled_from([0.0, 1e3, 1e6, -3e7, 1e9]),
+    log_spread=st.floats(-2, 3),
+    n=st.integers(2, 300),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_variance_stable_for_float32_offsets(offset, log_spread, n, seed):
+    r = np.random.default_rng(seed)
+    x = (offset + r.normal(scale=10.0**log_spread, size=(n, 2))).astype(np.float32)
+    ref = x.astype(np.longdouble)
+    ref_var = ((ref - ref.mean(axis=0)) ** 2).mean(axis=0)  # two-pass in extended precision
+    fit = maxlik.fit_gaussian(x, covariance_type="diag")
+    distinct = np.array([np.unique(x[:, j]).size > 1 for j in range(2)])
+    assert np.all(fit.covariance[distinct] > 0)
+    assert np.all(fit.covariance >= 0)
+    np.testing.assert_allclose(fit.covariance, ref_var.astype(np.float64), rtol=1e-9, atol=0)
+
+
+def test_fit_does_not_freeze_user_arrays():
+    counts = np.array([1.0, 2.0, 3.0])
+    maxlik.fit_categorical(counts=counts)
+    counts[0] = 5.0  # still writeable
+    X = np.arange(6.0).reshape(3, 2)
+    maxlik.fit_gaussian(X)
+    X[0, 0] = 1.0

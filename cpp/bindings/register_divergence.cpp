@@ -8,6 +8,7 @@
 
 #include "common.hpp"
 #include "maxlik/divergence.hpp"
+#include "maxlik/moments.hpp"
 #include "maxlik/parallel.hpp"
 
 namespace py = pybind11;
@@ -117,6 +118,43 @@ py::tuple discrete(const std::string& kind_s, const py::array& p, const py::obje
   throw py::type_error("discrete divergence: expected float32 or float64 arrays");
 }
 
+// Mean and scatter for fit_gaussian (mle.py). Bound here rather than in a
+// register_mle.cpp so that module.cpp needs no new entry.
+template <class T>
+py::tuple moments_impl(const py::array& X_in, const py::object& w_obj, bool full) {
+  carray<T> X = py::cast<carray<T>>(X_in);
+  require(X.ndim() == 2, "gaussian_moments: X must be 2-D");
+  const auto N = static_cast<std::size_t>(X.shape(0));
+  const auto D = static_cast<std::size_t>(X.shape(1));
+  require(N > 0 && D > 0, "gaussian_moments: X must be non-empty");
+  carray<double> w;
+  const double* pw = nullptr;
+  if (!w_obj.is_none()) {
+    w = py::cast<carray<double>>(w_obj);
+    require(w.ndim() == 1 && static_cast<std::size_t>(w.shape(0)) == N,
+            "gaussian_moments: sample_weight must have shape (N,)");
+    pw = w.data();
+  }
+  carray<double> mean(static_cast<py::ssize_t>(D));
+  carray<double> scatter = full ? carray<double>({X.shape(1), X.shape(1)}) : carray<double>(X.shape(1));
+  const T* px = X.data();
+  double* pm = mean.mutable_data();
+  double* ps = scatter.mutable_data();
+  double W;
+  {
+    // Safe without the GIL: raw buffers of arrays owned by this frame only.
+    py::gil_scoped_release release;
+    W = maxlik::moments::weighted_scatter<T>(px, pw, N, D, full, pm, ps);
+  }
+  return py::make_tuple(mean, scatter, W);
+}
+
+py::tuple gaussian_moments(const py::array& X, const py::object& w, bool full) {
+  if (X.dtype().is(py::dtype::of<double>())) return moments_impl<double>(X, w, full);
+  if (X.dtype().is(py::dtype::of<float>())) return moments_impl<float>(X, w, full);
+  throw py::type_error("gaussian_moments: expected a float32 or float64 array");
+}
+
 }  // namespace
 
 void register_divergence(py::module_& m) {
@@ -127,4 +165,7 @@ void register_divergence(py::module_& m) {
   m.def("discrete_divergence", &discrete, py::arg("kind"), py::arg("p"), py::arg("q") = py::none(),
         "Row-wise entropy / cross_entropy / kl (nats) of 2-D arrays with contiguous rows. "
         "Returns (values, sum_p, sum_q, n_bad_p, n_bad_q).");
+  m.def("gaussian_moments", &gaussian_moments, py::arg("X"), py::arg("sample_weight"), py::arg("full"),
+        "Shifted two-pass weighted mean and scatter (sum of w (x-m)(x-m)^T, or its diagonal) "
+        "in float64. Returns (mean, scatter, weight_sum).");
 }

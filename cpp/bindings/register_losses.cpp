@@ -84,7 +84,9 @@ py::tuple ce_prob(carray<T> logits, carray<T> target, py::object class_w, double
   py::array_t<T> rows = want_rows ? py::array_t<T>(N) : py::array_t<T>(0);
   T* rl = want_rows ? rows.mutable_data() : nullptr;
   std::vector<double> bs(maxlik::n_blocks(N));
-  const T tol = std::sqrt(std::numeric_limits<T>::epsilon()) * T(4);
+  // Loose enough for float32-computed probabilities handed over as float64
+  // (rounding grows with C), tight enough to catch unnormalised rows.
+  const T tol = sizeof(T) == 4 ? T(1e-4) : T(1e-6 * std::max(1.0, double(C) / 10.0));
   std::int64_t bad = -1;
   int kind = 0;
   double total;
@@ -175,6 +177,44 @@ py::tuple mse(carray<T> x, carray<T> t, double scale, bool want_elems, py::objec
   return py::make_tuple(total, want_elems ? py::object(el) : py::object(py::none()));
 }
 
+
+// Objective pieces of LogisticRegression: (sum_i sw_i CE_i, grad_W (K, D), grad_b (K)).
+py::tuple linear_ce(carray<double> X, carray<double> W, py::object b, carray<std::int64_t> y,
+                    carray<double> sw) {
+  require(X.ndim() == 2 && W.ndim() == 2 && X.shape(1) == W.shape(1), "X (N, D) and W (K, D)");
+  const std::size_t N = X.shape(0), D = X.shape(1), K = W.shape(0);
+  require(K >= 1, "W needs at least one row");
+  require(static_cast<std::size_t>(y.size()) == N && static_cast<std::size_t>(sw.size()) == N,
+          "y and sample_weight need N entries");
+  std::vector<carray<double>> keep;
+  const double* bp = opt_in<double>(b, K, "intercept", keep);
+  const std::int64_t* yp = y.data();
+  for (std::size_t i = 0; i < N; ++i)
+    require(yp[i] >= 0 && yp[i] < static_cast<std::int64_t>(K == 1 ? 2 : K), "class codes out of range");
+  const std::size_t nb = maxlik::n_blocks(N, L::linear_task_rows(N));
+  const std::size_t P = K * (D + 1);
+  std::vector<double> slots(nb * P), bs(nb);
+  py::array_t<double> gW({K, D});
+  py::array_t<double> gb(K);
+  double* gw = gW.mutable_data();
+  double* gbp = gb.mutable_data();
+  double total;
+  {
+    // Safe: only raw pointers into arrays the caller holds; no Python objects touched.
+    py::gil_scoped_release nogil;
+    L::linear_ce<double>(X.data(), N, D, W.data(), bp, K, yp, sw.data(), slots.data(), bs.data());
+    total = L::merge_blocks(bs.data(), nb);
+    std::fill(gw, gw + K * D, 0.0);
+    std::fill(gbp, gbp + K, 0.0);
+    for (std::size_t blk = 0; blk < nb; ++blk) {  // block order: thread-count independent
+      const double* s = slots.data() + blk * P;
+      for (std::size_t j = 0; j < K * D; ++j) gw[j] += s[j];
+      for (std::size_t k = 0; k < K; ++k) gbp[k] += s[K * D + k];
+    }
+  }
+  return py::make_tuple(total, gW, gb);
+}
+
 }  // namespace
 
 void register_losses(py::module_& m) {
@@ -190,4 +230,5 @@ void register_losses(py::module_& m) {
   m.def("_gaussian_nll", &gnll<float>);
   m.def("_mse", &mse<double>);
   m.def("_mse", &mse<float>);
+  m.def("_linear_ce", &linear_ce);
 }

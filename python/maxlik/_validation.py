@@ -121,7 +121,8 @@ def as_float_array(
         raise ValueError(f"{name} needs at least {min_rows} row(s); got {got} (shape {arr.shape})")
     source = arr
     if order == "C":
-        arr = np.ascontiguousarray(arr, dtype=target)
+        # np.asarray keeps 0-d input 0-d (np.ascontiguousarray would make it 1-d)
+        arr = np.asarray(arr, dtype=target, order="C")
     else:
         arr = arr.astype(target, copy=False)
     if copy and np.may_share_memory(arr, source):

@@ -1,17 +1,818 @@
-"""Command-line interface (``maxlik`` / ``python -m maxlik``)."""
+"""The ``maxlik`` command line (also ``python -m maxlik``).
+
+    maxlik                      fit a 2-component Gaussian mixture to the bundled
+                                Old Faithful data and print the summary
+    maxlik fit [DATA] [...]     fit gmm | kmeans | gaussian to a CSV/.npy/.npz/Parquet file
+    maxlik bench [AREA] [...]   time maxlik against the installed peers
+    maxlik info                 version, compiler, flags, ISA, threads, optional deps
+
+Exit codes: 0 success, 1 data error (one line on stderr, no traceback),
+2 usage error (argparse).
+"""
 from __future__ import annotations
 
+import argparse
+import contextlib
+import csv
+import io
+import json
+import math
+import os
 import sys
+import time
+import warnings
+
+import numpy as np
+
+EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
+COMMANDS = ("fit", "bench", "info")
+BENCH_AREAS = ("logsumexp", "gaussian", "gmm", "kmeans", "cross-entropy", "logistic")
+_NA_TOKENS = {"", "na", "nan", "n/a", "null", "none", "?"}
 
 
-def main(argv=None) -> int:
+class DataError(Exception):
+    """A problem with the user's data: reported in one line, exit code 1."""
+
+
+# ----------------------------------------------------------------------------- data
+def _bundled_faithful():
+    from importlib import resources
+
+    return resources.files("maxlik").joinpath("data", "faithful.csv")
+
+
+def _parse_columns(spec):
+    if spec is None:
+        return None
+    items = [s.strip() for s in spec.split(",")]
+    if not items or any(s == "" for s in items):
+        raise argparse.ArgumentTypeError(f"--columns expects names or 0-based indices "
+                                         f"separated by commas, e.g. a,b or 0,2; got {spec!r}")
+    return items
+
+
+def _select(names, spec, source):
+    """Indices of the requested columns (names or 0-based indices)."""
+    if spec is None:
+        return list(range(len(names)))
+    out = []
+    for item in spec:
+        if item in names:
+            out.append(names.index(item))
+        elif item.lstrip("-").isdigit() and -len(names) <= int(item) < len(names):
+            out.append(int(item) % len(names))
+        else:
+            raise DataError(f"{source}: no column {item!r}; the columns are "
+                            f"{', '.join(names)}")
+    return out
+
+
+def _is_number(cell):
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return cell.strip().lower() in _NA_TOKENS
+
+
+def _read_csv(path, source, columns):
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            text = fh.read()
+    except UnicodeDecodeError:
+        raise DataError(f"{source}: not a text (CSV) file; use .csv, .npy, .npz or .parquet") from None
+    if not text.strip():
+        raise DataError(f"{source}: the file is empty")
+    try:
+        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t| ")
+    except csv.Error:
+        dialect = csv.excel
+    rows = [(i + 1, r) for i, r in enumerate(csv.reader(io.StringIO(text), dialect))]
+    rows = [(ln, [c.strip() for c in r]) for ln, r in rows if any(c.strip() for c in r)]
+    first = rows[0][1]
+    # Header detection: the first row is a header if some column is text in
+    # the first row but a number in the second (a text column of data does not
+    # make a header), or, for a single row, if any of its cells is text.
+    if len(rows) > 1:
+        has_header = any(not _is_number(a) and _is_number(b)
+                         for a, b in zip(first, rows[1][1]))
+    else:
+        has_header = not all(_is_number(c) for c in first)
+    ncol = len(first)
+    names = first if has_header else [f"x{j}" for j in range(ncol)]
+    body = rows[1:] if has_header else rows
+    if not body:
+        raise DataError(f"{source}: no data rows")
+    cols = _select(names, columns, source)
+    data = np.empty((len(body), len(cols)), dtype=np.float64)
+    for i, (ln, r) in enumerate(body):
+        if len(r) != ncol:
+            raise DataError(f"{source}: line {ln} has {len(r)} fields, expected {ncol}")
+        for j, c in enumerate(cols):
+            cell = r[c]
+            try:
+                data[i, j] = float(cell)
+            except ValueError:
+                if cell.lower() in _NA_TOKENS:
+                    data[i, j] = np.nan
+                else:
+                    raise DataError(f"{source}: column {names[c]!r} is not numeric "
+                                    f"(line {ln}: {cell!r}); choose numeric columns with "
+                                    "--columns") from None
+    return data, [names[c] for c in cols]
+
+
+def _numeric_2d(arr, source, what="array"):
+    if arr.dtype.names:
+        names = list(arr.dtype.names)
+        try:
+            arr = np.stack([np.asarray(arr[n], dtype=np.float64) for n in names], axis=1)
+        except (TypeError, ValueError):
+            raise DataError(f"{source}: the {what} has non-numeric fields") from None
+        return arr, names
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"{source}: the {what} has dtype {arr.dtype}, expected numbers")
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise DataError(f"{source}: the {what} must be 1-D or 2-D (rows x columns); "
+                        f"got shape {arr.shape}")
+    return arr.astype(np.float64), [f"x{j}" for j in range(arr.shape[1])]
+
+
+def _read_parquet(path, source, columns):
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f"{source}: reading Parquet needs pyarrow (pip install pyarrow), "
+                        "or convert the file to CSV") from None
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise DataError(f"{source}: cannot read Parquet: {exc}") from None
+    names = list(table.column_names)
+    cols = _select(names, columns, source)
+    out = np.empty((table.num_rows, len(cols)), dtype=np.float64)
+    for j, c in enumerate(cols):
+        try:
+            col = table.column(c).to_numpy(zero_copy_only=False)
+            out[:, j] = np.asarray(col, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"{source}: column {names[c]!r} is not numeric; choose numeric "
+                            "columns with --columns") from None
+    return out, [names[c] for c in cols]
+
+
+def load_data(path, *, columns=None, key=None, drop_na=False):
+    """(X float64 (n, d), column names, display name) for the fit command.
+
+    Raises DataError for anything wrong with the file or its contents.
+    """
+    if path is None:
+        source = "faithful (bundled Old Faithful data)"
+        with contextlib.ExitStack() as stack:
+            from importlib import resources
+
+            real = stack.enter_context(resources.as_file(_bundled_faithful()))
+            X, names = _read_csv(real, source, columns)
+    else:
+        source = path
+        if not os.path.exists(path):
+            raise DataError(f"{path}: no such file")
+        if os.path.isdir(path):
+            raise DataError(f"{path}: is a directory, expected a data file")
+        ext = os.path.splitext(path)[1].lower()
+        if ext == ".npy":
+            try:
+                arr = np.load(path, allow_pickle=False)
+            except Exception as exc:
+                raise DataError(f"{path}: cannot read .npy: {exc}") from None
+            X, names = _numeric_2d(arr, path)
+            X = X[:, _select(names, columns, path)]
+            names = [names[i] for i in _select(names, columns, path)]
+        elif ext == ".npz":
+            try:
+                z = np.load(path, allow_pickle=False)
+            except Exception as exc:
+                raise DataError(f"{path}: cannot read .npz: {exc}") from None
+            with z:
+                keys = list(z.keys())
+                if key is None:
+                    if len(keys) != 1:
+                        raise DataError(f"{path}: holds arrays {', '.join(keys) or '(none)'}; "
+                                        "choose one with --key")
+                    key = keys[0]
+                elif key not in keys:
+                    raise DataError(f"{path}: no array {key!r}; it holds {', '.join(keys)}")
+                X, names = _numeric_2d(z[key], path, f"array {key!r}")
+            sel = _select(names, columns, path)
+            X, names = X[:, sel], [names[i] for i in sel]
+        elif ext in (".parquet", ".pq"):
+            X, names = _read_parquet(path, path, columns)
+        else:
+            X, names = _read_csv(path, path, columns)
+    if X.shape[0] == 0:
+        raise DataError(f"{source}: no data rows")
+    bad = ~np.isfinite(X).all(axis=1)
+    if bad.any():
+        n_bad = int(bad.sum())
+        if not drop_na:
+            first = int(np.argmax(bad))
+            raise DataError(f"{source}: {n_bad} row(s) have missing or non-finite values "
+                            f"(first: data row {first + 1}); pass --drop-na to drop them")
+        X = X[~bad]
+        print(f"maxlik: dropped {n_bad} row(s) with missing values", file=sys.stderr)
+        if X.shape[0] == 0:
+            raise DataError(f"{source}: no rows left after --drop-na")
+    return np.ascontiguousarray(X), names, source
+
+
+# ----------------------------------------------------------------------------- models
+def _progress(total, desc):
+    """A tqdm bar if tqdm is installed and stdout is a terminal, else None.
+
+    The bar appears only once a fit has run for about a second (tqdm's delay).
+    """
+    if not sys.stdout.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    import shutil
+
+    # Some pseudo-terminals report a 0 x 0 size, which makes tqdm draw nothing.
+    size = shutil.get_terminal_size((80, 24))
+    return tqdm(total=total, desc=desc, delay=1.0, leave=False, file=sys.stdout,
+                ncols=size.columns or 80, nrows=size.lines or 24)
+
+
+def _gaussian_mixture_class():
+    import maxlik
+
+    cls = getattr(maxlik, "GaussianMixture", None)
+    if cls is not None:
+        return cls
+    # Until maxlik.GaussianMixture is available: scikit-learn's, same API.
+    try:
+        from sklearn.mixture import GaussianMixture
+    except ImportError:
+        raise DataError("this maxlik build has no GaussianMixture and scikit-learn is not "
+                        "installed") from None
+    return GaussianMixture
+
+
+def _full_covariances(cov, ctype, K, D):
+    cov = np.asarray(cov, dtype=np.float64)
+    if ctype == "full":
+        return cov
+    if ctype == "tied":
+        return np.broadcast_to(cov, (K, D, D)).copy()
+    if ctype == "diag":
+        return np.stack([np.diag(c) for c in cov])
+    return np.stack([np.eye(D) * c for c in np.atleast_1d(cov)])
+
+
+def _fit_gmm(X, K, args, show_progress=True):
+    cls = _gaussian_mixture_class()
+    params = dict(n_components=K, covariance_type=args.covariance, random_state=args.seed,
+                  n_init=args.n_init)
+    if args.max_iter is not None:
+        params["max_iter"] = args.max_iter
+    if args.tol is not None:
+        params["tol"] = args.tol
+    history = []
+    bar = _progress(params.get("max_iter", 100), f"EM K={K}") if show_progress else None
+    accepts_callback = "callback" in cls().get_params()
+    if accepts_callback:
+        def callback(iteration, lower_bound):
+            history.append(float(lower_bound))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(lower_bound=f"{lower_bound:.6g}")
+        params["callback"] = callback
+    model = cls(**params)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.fit(X)
+        except ValueError as exc:
+            raise DataError(str(exc).splitlines()[0]) from None
+        finally:
+            if bar is not None:
+                bar.close()
+    notes = [str(w.message).splitlines()[0] for w in caught
+             if "Converge" in type(w.message).__name__]
+    if not history:
+        history = [float(v) for v in getattr(model, "lower_bounds_", [model.lower_bound_])]
+    n = X.shape[0]
+    D = X.shape[1]
+    loglik = float(model.score(X)) * n
+    return {
+        "model": "gmm",
+        "estimator": f"{type(model).__module__.split('.')[0]}.{type(model).__name__}",
+        "n_components": K,
+        "covariance_type": args.covariance,
+        "weights": model.weights_,
+        "means": model.means_,
+        "covariances": model.covariances_,
+        "log_likelihood": loglik,
+        "mean_log_likelihood": loglik / n,
+        "bic": float(model.bic(X)),
+        "aic": float(model.aic(X)),
+        "n_iter": int(model.n_iter_),
+        "converged": bool(model.converged_),
+        "lower_bounds": history,
+        "_labels": model.predict(X),
+        "_full_cov": _full_covariances(model.covariances_, args.covariance, K, D),
+        "_notes": notes,
+    }
+
+
+def _fit_kmeans(X, K, args):
+    import maxlik
+
+    params = dict(n_clusters=K, random_state=args.seed, n_init=args.n_init)
+    if args.max_iter is not None:
+        params["max_iter"] = args.max_iter
+    if args.tol is not None:
+        params["tol"] = args.tol
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            km = maxlik.KMeans(**params).fit(X)
+        except ValueError as exc:
+            raise DataError(str(exc).splitlines()[0]) from None
+    notes = [str(w.message).splitlines()[0] for w in caught]
+    sizes = np.bincount(km.labels_, minlength=K)
+    return {
+        "model": "kmeans",
+        "estimator": "maxlik.KMeans",
+        "n_clusters": K,
+        "centers": km.cluster_centers_,
+        "sizes": sizes,
+        "inertia": float(km.inertia_),
+        "n_iter": int(km.n_iter_),
+        "_labels": km.labels_,
+        "_notes": notes,
+    }
+
+
+def _fit_gaussian(X, args):
+    import maxlik
+
+    fit_gaussian = getattr(maxlik, "fit_gaussian", None)
+    if fit_gaussian is None:
+        raise DataError("--model gaussian needs maxlik.fit_gaussian, which this build lacks")
+    ctype = "full" if args.covariance == "tied" else args.covariance
+    try:
+        res = fit_gaussian(X, covariance_type=ctype)
+    except ValueError as exc:
+        raise DataError(str(exc).splitlines()[0]) from None
+    D = X.shape[1]
+    cov = _full_covariances(np.asarray(res.covariance)[None] if ctype == "full" else
+                            np.asarray(res.covariance).reshape(1, -1) if ctype == "diag" else
+                            np.asarray([res.covariance]), ctype, 1, D)
+    return {
+        "model": "gaussian",
+        "estimator": "maxlik.fit_gaussian",
+        "covariance_type": ctype,
+        "mean": np.asarray(res.mean),
+        "covariance": np.asarray(res.covariance),
+        "log_likelihood": float(res.log_likelihood),
+        "mean_log_likelihood": float(res.log_likelihood) / X.shape[0],
+        "bic": float(res.bic),
+        "aic": float(res.aic),
+        "_labels": np.zeros(X.shape[0], dtype=int),
+        "_full_cov": cov,
+        "_means": np.asarray(res.mean).reshape(1, -1),
+        "_notes": [],
+    }
+
+
+# ----------------------------------------------------------------------------- output
+def _fmt(a, precision=4):
+    return np.array2string(np.asarray(a, dtype=np.float64), precision=precision,
+                           suppress_small=True, separator=", ", max_line_width=100)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items() if not k.startswith("_")}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def _print_summary(res, X, names, source):
+    n, d = X.shape
+    out = sys.stdout
+    print(f"data: {source}: {n} rows x {d} columns ({', '.join(names)})", file=out)
+    model = res["model"]
+    if model == "gmm":
+        print(f"model: Gaussian mixture, {res['n_components']} components, "
+              f"{res['covariance_type']} covariance ({res['estimator']})", file=out)
+        conv = "yes" if res["converged"] else "NO"
+        print(f"converged: {conv} after {res['n_iter']} EM iterations", file=out)
+        print(f"log-likelihood: {res['log_likelihood']:.6g}  "
+              f"(per row {res['mean_log_likelihood']:.6g})", file=out)
+        print(f"BIC: {res['bic']:.6g}   AIC: {res['aic']:.6g}", file=out)
+        for k in range(res["n_components"]):
+            print(f"\ncomponent {k}: weight {res['weights'][k]:.4f}", file=out)
+            print(f"  mean: {_fmt(res['means'][k])}", file=out)
+            cov = res["_full_cov"][k]
+            lines = _fmt(cov).splitlines()
+            print(f"  covariance: {lines[0]}", file=out)
+            for line in lines[1:]:
+                print(f"              {line}", file=out)
+    elif model == "kmeans":
+        print(f"model: k-means, {res['n_clusters']} clusters ({res['estimator']})", file=out)
+        print(f"iterations: {res['n_iter']}", file=out)
+        print(f"inertia (sum of squared distances): {res['inertia']:.6g}", file=out)
+        for k in range(res["n_clusters"]):
+            print(f"\ncluster {k}: {res['sizes'][k]} rows", file=out)
+            print(f"  center: {_fmt(res['centers'][k])}", file=out)
+    else:
+        print(f"model: one Gaussian, {res['covariance_type']} covariance "
+              f"({res['estimator']}, maximum likelihood)", file=out)
+        print(f"log-likelihood: {res['log_likelihood']:.6g}  "
+              f"(per row {res['mean_log_likelihood']:.6g})", file=out)
+        print(f"BIC: {res['bic']:.6g}   AIC: {res['aic']:.6g}", file=out)
+        print(f"mean: {_fmt(res['mean'])}", file=out)
+        lines = _fmt(res["_full_cov"][0]).splitlines()
+        print(f"covariance: {lines[0]}", file=out)
+        for line in lines[1:]:
+            print(f"            {line}", file=out)
+
+
+# ----------------------------------------------------------------------------- plot
+def _require_matplotlib():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: F401
+    except ImportError:
+        raise DataError("--plot needs matplotlib: pip install 'maxlik[plot]'") from None
+
+
+def _plot(path, X, names, res):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Ellipse
+
+    history = res.get("lower_bounds") or []
+    two_panels = len(history) > 0
+    fig, axes = plt.subplots(1, 2 if two_panels else 1, figsize=(11 if two_panels else 6, 4.5),
+                             squeeze=False)
+    ax = axes[0, 0]
+    labels = res["_labels"]
+    cmap = plt.get_cmap("tab10")
+    colors = cmap(np.asarray(labels) % 10)
+    if X.shape[1] >= 2:
+        ax.scatter(X[:, 0], X[:, 1], c=colors, s=10, alpha=0.7, linewidths=0)
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+        if "_full_cov" in res:
+            means = res.get("_means", res.get("means"))
+            for k, (mu, cov) in enumerate(zip(np.asarray(means), res["_full_cov"])):
+                # 1 and 2 sigma contours of the first two coordinates.
+                vals, vecs = np.linalg.eigh(cov[:2, :2])
+                vals = np.clip(vals, 0, None)
+                angle = math.degrees(math.atan2(vecs[1, 1], vecs[0, 1]))
+                for nsig, ls in ((1, "-"), (2, "--")):
+                    ax.add_patch(Ellipse(mu[:2], 2 * nsig * math.sqrt(vals[1]),
+                                         2 * nsig * math.sqrt(vals[0]), angle=angle,
+                                         fill=False, color=cmap(k % 10), lw=1.5, ls=ls))
+                ax.plot(mu[0], mu[1], "x", color="k")
+        elif "centers" in res:
+            c = np.asarray(res["centers"])
+            ax.plot(c[:, 0], c[:, 1], "kx", ms=10, mew=2)
+        title = {"gmm": "Gaussian mixture: 1σ and 2σ ellipses", "kmeans": "k-means clusters",
+                 "gaussian": "Gaussian: 1σ and 2σ ellipses"}[res["model"]]
+        if X.shape[1] > 2:
+            title += f" (first 2 of {X.shape[1]} columns)"
+        ax.set_title(title)
+    else:
+        x = X[:, 0]
+        ax.hist(x, bins=40, density=True, color="0.8")
+        if "_full_cov" in res:
+            grid = np.linspace(x.min(), x.max(), 400)
+            means = np.asarray(res.get("_means", res.get("means")))
+            weights = np.asarray(res.get("weights", [1.0]))
+            total = np.zeros_like(grid)
+            for k in range(len(weights)):
+                var = res["_full_cov"][k][0, 0]
+                pdf = weights[k] * np.exp(-0.5 * (grid - means[k, 0]) ** 2 / var) / np.sqrt(
+                    2 * np.pi * var)
+                total += pdf
+                ax.plot(grid, pdf, color=cmap(k % 10))
+            ax.plot(grid, total, "k")
+        ax.set_xlabel(names[0])
+        ax.set_ylabel("density")
+    if two_panels:
+        ax2 = axes[0, 1]
+        ax2.plot(np.arange(1, len(history) + 1), history, "o-", ms=3)
+        ax2.xaxis.get_major_locator().set_params(integer=True)
+        ax2.set_xlabel("EM iteration")
+        ax2.set_ylabel("log-likelihood lower bound per row")
+        ax2.set_title("EM never decreases the likelihood")
+        ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=100)
+    except OSError as exc:
+        raise DataError(f"cannot write the plot to {path}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- commands
+def _parse_k_range(spec):
+    try:
+        if ".." in spec:
+            lo, hi = spec.split("..", 1)
+            ks = list(range(int(lo), int(hi) + 1))
+        else:
+            ks = sorted({int(s) for s in spec.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a range like 1..8 or a list like 1,2,4; "
+                                         f"got {spec!r}") from None
+    if not ks or ks[0] < 1:
+        raise argparse.ArgumentTypeError(f"needs numbers of components >= 1; got {spec!r}")
+    return ks
+
+
+def _cmd_fit(args, parser):
+    if args.select_k is not None and args.model != "gmm":
+        parser.error("--select-k needs --model gmm (it compares BIC across K)")
+    if args.plot:
+        _require_matplotlib()
+    X, names, source = load_data(args.data, columns=args.columns, key=args.key,
+                                 drop_na=args.drop_na)
+    t0 = time.perf_counter()
+    table = None
+    if args.model == "gmm":
+        if args.select_k:
+            table = []
+            fits = {}
+            bar = _progress(len(args.select_k), "select K")
+            try:
+                for K in args.select_k:
+                    if K > X.shape[0]:
+                        raise DataError(f"--select-k: K={K} exceeds the number of rows "
+                                        f"({X.shape[0]})")
+                    r = _fit_gmm(X, K, args, show_progress=False)
+                    fits[K] = r
+                    table.append({"n_components": K, "log_likelihood": r["log_likelihood"],
+                                  "bic": r["bic"], "aic": r["aic"], "n_iter": r["n_iter"],
+                                  "converged": r["converged"]})
+                    if bar is not None:
+                        bar.update(1)
+            finally:
+                if bar is not None:
+                    bar.close()
+            best_k = min(table, key=lambda row: row["bic"])["n_components"]
+            res = fits[best_k]
+        else:
+            res = _fit_gmm(X, args.components, args)
+    elif args.model == "kmeans":
+        res = _fit_kmeans(X, args.components, args)
+    else:
+        res = _fit_gaussian(X, args)
+    elapsed = time.perf_counter() - t0
+    if args.plot:
+        _plot(args.plot, X, names, res)
+    if args.json:
+        payload = {"data": {"source": source, "n_samples": X.shape[0], "columns": names}}
+        payload.update(_jsonable(res))
+        payload["seconds"] = elapsed
+        if table is not None:
+            payload["select_k"] = {"criterion": "bic", "table": _jsonable(table),
+                                   "best_n_components": res["n_components"]}
+        if args.plot:
+            payload["plot"] = args.plot
+        print(json.dumps(payload, indent=2))
+    else:
+        import maxlik
+
+        info = maxlik.build_info()
+        print(f"maxlik {info['version']} (instruction set {info['isa']}, "
+              f"{info['num_threads']} threads)\n")
+        if table is not None:
+            print("K   log-likelihood          BIC          AIC  iter  converged")
+            for row in table:
+                mark = "  <- best BIC" if row["n_components"] == res["n_components"] else ""
+                print(f"{row['n_components']:<3d} {row['log_likelihood']:14.6g} "
+                      f"{row['bic']:12.6g} {row['aic']:12.6g} {row['n_iter']:5d}  "
+                      f"{'yes' if row['converged'] else 'no':>9s}{mark}")
+            print()
+        _print_summary(res, X, names, source)
+        print(f"\ntime: {elapsed:.3g} s")
+        if args.plot:
+            print(f"plot: {args.plot}")
+    for note in res.get("_notes", []):
+        print(f"maxlik: note: {note}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _threads():
+    import maxlik
+
+    return maxlik.get_num_threads()
+
+
+_OPTIONAL = (
+    ("scipy", "scipy", "peer for bench"),
+    ("scikit-learn", "sklearn", "peer for bench"),
+    ("torch", "torch", "peer for bench"),
+    ("matplotlib", "matplotlib", "maxlik fit --plot (pip install 'maxlik[plot]')"),
+    ("tqdm", "tqdm", "progress bars"),
+    ("pyarrow", "pyarrow", "Parquet input"),
+    ("dask", "dask", "distributed fits (pip install 'maxlik[dask]')"),
+)
+
+
+def _optional_deps():
+    from importlib import metadata, util
+
+    out = {}
+    for dist, module, purpose in _OPTIONAL:
+        found = util.find_spec(module) is not None
+        version = None
+        if found:
+            try:
+                version = metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                version = "?"
+        out[dist] = {"found": found, "version": version, "for": purpose}
+    return out
+
+
+def _cmd_info(args, parser):
+    import platform
+
     import maxlik
 
     info = maxlik.build_info()
+    deps = _optional_deps()
+    if args.json:
+        payload = dict(info)
+        payload["python"] = platform.python_version()
+        payload["numpy"] = np.__version__
+        payload["optional"] = deps
+        print(json.dumps(payload, indent=2))
+        return EXIT_OK
     print(f"maxlik {info['version']}")
-    print(f"instruction set: {info['isa']} (this CPU: {info['host_isa']})")
-    print(f"threads: {info['num_threads']}")
-    return 0
+    print(f"compiler: {info['compiler']}")
+    print(f"flags: {info['compile_flags']}")
+    print(f"instruction set: {info['isa']} (this CPU supports {info['host_isa']})")
+    print(f"threads: {info['num_threads']} (set MAXLIK_NUM_THREADS or maxlik.set_num_threads)")
+    print(f"python {platform.python_version()}, numpy {np.__version__}")
+    print("optional dependencies:")
+    for name, d in deps.items():
+        state = f"{d['version']}" if d["found"] else "not found"
+        print(f"  {name:<13s} {state:<12s} {d['for']}")
+    return EXIT_OK
+
+
+def _cmd_bench(args, parser):
+    from . import _bench
+
+    return _bench.run(args.area, args.size, args.json, args.repeat)
+
+
+# ----------------------------------------------------------------------------- parser
+def _positive_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+    return v
+
+
+def _nonneg_float(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    if not (v >= 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {s!r}")
+    return v
+
+
+def build_parser():
+    import maxlik
+
+    p = argparse.ArgumentParser(
+        prog="maxlik",
+        description="Maximum-likelihood fits and benchmarks with a C++ core. "
+                    "With no command, fits a Gaussian mixture to the bundled Old Faithful data.",
+        epilog="exit codes: 0 ok, 1 data error, 2 usage error",
+    )
+    p.add_argument("--version", action="version", version=f"maxlik {maxlik.__version__}")
+    sub = p.add_subparsers(dest="command", metavar="{fit,bench,info}")
+
+    f = sub.add_parser("fit", help="fit a model to a data file (default: Old Faithful)",
+                       description="Fit a Gaussian mixture (EM), k-means or one Gaussian by "
+                                   "maximum likelihood and print a summary.")
+    f.add_argument("data", nargs="?", metavar="DATA",
+                   help="CSV (header detected), .npy, .npz (with --key) or .parquet "
+                        "(needs pyarrow); default: the bundled Old Faithful data")
+    f.add_argument("--model", choices=("gmm", "kmeans", "gaussian"), default="gmm",
+                   help="model to fit (default gmm)")
+    f.add_argument("--components", "-k", type=_positive_int, default=2, metavar="K",
+                   help="mixture components / clusters (default 2)")
+    f.add_argument("--covariance", choices=("full", "tied", "diag", "spherical"),
+                   default="full", help="covariance type (default full)")
+    f.add_argument("--columns", type=_parse_columns, metavar="A,B",
+                   help="columns to use, by name or 0-based index (default all)")
+    f.add_argument("--key", help="array name inside an .npz file")
+    f.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    f.add_argument("--max-iter", type=_positive_int, metavar="N",
+                   help="iteration limit (default: the estimator's)")
+    f.add_argument("--tol", type=_nonneg_float, help="convergence tolerance "
+                                                     "(default: the estimator's)")
+    f.add_argument("--n-init", type=_positive_int, default=1, metavar="N",
+                   help="initialisations; the best is kept (default 1)")
+    f.add_argument("--select-k", type=_parse_k_range, metavar="1..8",
+                   help="fit each K, print the BIC/AIC table and keep the K with the "
+                        "lowest BIC (gmm only)")
+    f.add_argument("--drop-na", action="store_true",
+                   help="drop rows with missing values instead of failing")
+    f.add_argument("--plot", metavar="OUT.png",
+                   help="save a plot: data by component, 1σ/2σ ellipses, log-likelihood "
+                        "per iteration (needs matplotlib)")
+    f.add_argument("--json", action="store_true", help="machine-readable output")
+    f.set_defaults(func=_cmd_fit)
+
+    b = sub.add_parser("bench", help="time maxlik against the installed peers",
+                       description="Time maxlik and the installed peers (scipy, scikit-learn, "
+                                   "torch) on the same data in this process; prints median "
+                                   "times and ratios.")
+    b.add_argument("area", nargs="?", default="all", choices=BENCH_AREAS + ("all",),
+                   help="what to time (default all)")
+    b.add_argument("--size", choices=("small", "medium", "large"), default="small",
+                   help="problem size (small finishes in under a minute)")
+    b.add_argument("--repeat", type=_positive_int, default=None, metavar="N",
+                   help="timed runs per case (default 5 small, 7 medium/large)")
+    b.add_argument("--json", action="store_true", help="machine-readable output")
+    b.set_defaults(func=_cmd_bench)
+
+    i = sub.add_parser("info", help="version, compiler, flags, ISA, threads, optional deps")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.set_defaults(func=_cmd_info)
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``maxlik`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `maxlik`, `maxlik data.csv` and `maxlik --components 3` all mean `maxlik fit ...`.
+    parser = build_parser()
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-") \
+            and not os.path.exists(argv[0]) and not any(c in argv[0] for c in "./\\"):
+        # A mistyped command rather than a data file.
+        try:
+            parser.error(f"unknown command {argv[0]!r} (choose from {', '.join(COMMANDS)}), "
+                         "and no data file of that name")
+        except SystemExit as exc:
+            return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["fit"] + argv
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 0 for --help/--version, 2 for usage errors
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    sub = {a.dest: a for a in parser._actions}.get("command")
+    sub_parser = sub.choices[args.command] if sub is not None else parser
+    try:
+        return args.func(args, sub_parser)
+    except SystemExit as exc:  # parser.error() inside a command
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    except DataError as exc:
+        print(f"maxlik: error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    except KeyboardInterrupt:
+        print("maxlik: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `maxlik fit | head`
+        with contextlib.suppress(Exception):
+            sys.stdout = open(os.devnull, "w")
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

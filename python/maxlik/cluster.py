@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from . import _core
+from . import _core, _streaming
 from ._base import BaseEstimator, ConvergenceWarning, check_is_fitted
 from ._validation import (
     as_float_array,
@@ -173,6 +173,11 @@ class KMeans(BaseEstimator):
         Accepted for scikit-learn compatibility; X is never modified.
     algorithm : {"lloyd", "elkan"}, default="lloyd"
         Accepted for compatibility; Lloyd's algorithm is always used.
+    block_size : int, optional
+        Rows per block when X is out of core (``np.memmap``, HDF5, zarr);
+        default about 16 MB of rows. A ``dask.array`` is fitted on the Dask
+        workers (:mod:`maxlik.dask`). Both initialise from a random subsample
+        of at most 100 000 rows unless `init` is an array.
 
     Attributes
     ----------
@@ -214,7 +219,7 @@ class KMeans(BaseEstimator):
     _estimator_type = "clusterer"
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4,
-                 verbose=0, random_state=None, copy_x=True, algorithm="lloyd"):
+                 verbose=0, random_state=None, copy_x=True, algorithm="lloyd", block_size=None):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -224,6 +229,7 @@ class KMeans(BaseEstimator):
         self.random_state = random_state
         self.copy_x = copy_x
         self.algorithm = algorithm
+        self.block_size = block_size
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
@@ -414,6 +420,8 @@ class KMeans(BaseEstimator):
         TypeError
             Non-numeric X or wrongly typed hyper-parameters.
         """
+        if _streaming.is_streamed(X):  # memmap / HDF5 / zarr / dask: row blocks
+            return _streaming.fit_kmeans(self, X, sample_weight)
         n_clusters, max_iter, tol, verbose, init, n_init = self._check_params()
         X = self._validate_X(X, reset=True)
         n, d = X.shape
@@ -456,6 +464,28 @@ class KMeans(BaseEstimator):
         self.n_iter_ = n_iter
         return self
 
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One mini-batch k-means update from the batch `X` (MiniBatchKMeans semantics).
+
+        Each centre moves to the weighted mean of all rows ever assigned to
+        it (per-centre counts); the first call initialises from its batch (after
+        :meth:`fit`: starts from the fitted centres). Sets ``labels_`` and
+        ``inertia_`` of the batch under the updated centres. Unlike
+        scikit-learn's MiniBatchKMeans, centres with small counts are not
+        randomly reassigned.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_batch, n_features)
+        y : ignored
+        sample_weight : array_like of shape (n_batch,), optional
+
+        Returns
+        -------
+        self : KMeans
+        """
+        return _streaming.partial_fit_kmeans(self, X, sample_weight)
+
     def _labels_inertia(self, X, sample_weight=None):
         centers = self.cluster_centers_
         shift = np.ascontiguousarray(centers.mean(axis=0), dtype=centers.dtype)
@@ -478,6 +508,8 @@ class KMeans(BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,), int32
         """
+        if _streaming.is_streamed(X):  # lazy for dask, block by block for memmaps
+            return _streaming.apply_blockwise(self, "predict", X)
         X = self._validate_X(X, reset=False)
         return self._labels_inertia(X)[0]
 
@@ -496,6 +528,9 @@ class KMeans(BaseEstimator):
         -------
         distances : ndarray of shape (n_samples, n_clusters)
         """
+        if _streaming.is_streamed(X):
+            return _streaming.apply_blockwise(self, "transform", X,
+                                              n_out=self.cluster_centers_.shape[0])
         X = self._validate_X(X, reset=False)
         return self._transform(X)
 
@@ -506,6 +541,8 @@ class KMeans(BaseEstimator):
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """Fit and return the distances of X to the fitted centres."""
+        if _streaming.is_streamed(X):
+            return self.fit(X, sample_weight=sample_weight).transform(X)
         self.fit(X, sample_weight=sample_weight)
         return self._transform(as_float_array(X, "X", ndim=2, dtype=self.cluster_centers_.dtype))
 

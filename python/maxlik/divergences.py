@@ -92,6 +92,12 @@ def kl_to_standard_normal(mu, logvar, return_grad=False):
     >>> g_lv
     array([[0. , 0.5]])
     """
+    if (type(mu) is np.ndarray and type(logvar) is np.ndarray and mu.ndim == 2
+            and mu.dtype == logvar.dtype and mu.dtype.char in "fd" and mu.shape == logvar.shape
+            and mu.flags.c_contiguous and logvar.flags.c_contiguous
+            and type(return_grad) is bool):
+        # the per-batch call of a training loop: skip the general conversion path
+        return _core.kl_to_standard_normal(mu, logvar, return_grad)
     return_grad = check_bool(return_grad, "return_grad")
     mu_a = as_float_array(mu, "mu", order=None)
     lv_a = as_float_array(logvar, "logvar", order=None)
@@ -201,14 +207,20 @@ def _discrete(kind, p, q, axis, base, normalize, func):
         rows.append(_as_rows(a))
     out_shape = tuple(n for i, n in enumerate(shape) if i != ax)
     D = shape[ax]
+    if rows[0].shape[0] == 0:
+        return np.empty(out_shape, dtype=dtype)
+
+    def where(i: int) -> str:  # a flat distribution index as the user's index
+        idx = np.unravel_index(i, out_shape)
+        return str(int(idx[0])) if len(idx) == 1 else str(tuple(int(k) for k in idx))
 
     vals, s_p, s_q, bad_p, bad_q = _core.discrete_divergence(kind, *rows)
     for n_bad, name, r2 in zip((bad_p, bad_q), names, rows):
         if n_bad:
             r, c, v = _first_bad(r2)
             raise ValueError(
-                f"{func}: {name} must hold probabilities (non-negative, not NaN); got {v} "
-                f"at position {c} along axis {ax} of distribution {r} ({n_bad} such entries)"
+                f"{func}: {name} must hold probabilities (non-negative, not NaN); got {float(v)} "
+                f"at position {c} along axis {ax} of distribution {where(r)} ({n_bad} such entries)"
             )
     sums = [s_p] + ([s_q] if two else [])
     tol = _sum_tolerance(dtype, D)
@@ -220,7 +232,7 @@ def _discrete(kind, p, q, axis, base, normalize, func):
                     i = int(np.argmax(o))
                     raise ValueError(
                         f"{func}: {name} must sum to 1 along axis {ax} (tolerance {tol:g}); "
-                        f"distribution {i} sums to {s[i]!r}. Pass normalize=True to divide "
+                        f"distribution {where(i)} sums to {float(s[i])!r}. Pass normalize=True to divide "
                         f"each distribution by its sum ({int(o.sum())} of {o.size} are off)"
                     )
         for s, name in zip(sums, names):
@@ -229,7 +241,7 @@ def _discrete(kind, p, q, axis, base, normalize, func):
                 i = int(np.argmax(bad))
                 raise ValueError(
                     f"{func}: normalize=True needs every distribution of {name} to have a "
-                    f"positive finite sum; distribution {i} sums to {s[i]!r}"
+                    f"positive finite sum; distribution {where(i)} sums to {float(s[i])!r}"
                 )
         # Off by more than rounding (e.g. counts): divide explicitly and recompute,
         # which keeps full accuracy, rather than correcting the sums afterwards.

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from . import _core
+from . import _core, _streaming
 from ._base import BaseEstimator, ConvergenceWarning, check_is_fitted
 from ._optimize import minimize_lbfgs
 from ._validation import as_float_array, check_bool, check_float, check_int, check_sample_weight
@@ -288,10 +288,11 @@ class LogisticRegression(BaseEstimator):
               + \frac{1}{2\,C\,S}\,\lVert W\rVert_F^2,
 
     i.e. ``C * sum_i s_i CE_i + ||W||^2 / 2`` divided by ``C S``. The
-    intercept is not penalised. The penalty is the negative log-density of
-    a Gaussian prior :math:`W_{kj} \sim N(0, C S)` (up to a constant and the
-    overall scaling), so the fit is the MAP estimate under that prior;
-    ``C=np.inf`` gives plain maximum likelihood.
+    intercept is not penalised (flat prior). Multiplied by S, the objective
+    is the negative log-likelihood ``sum_i s_i CE_i`` plus ``||W||^2 / (2 C)``,
+    the negative log-density (up to a constant) of independent Gaussian priors
+    :math:`W_{kj} \sim N(0, C)`: the fit is the MAP estimate under that prior,
+    and ``C=np.inf`` (a flat prior) gives plain maximum likelihood.
 
     Two classes use the binomial parametrisation (one weight vector and a
     sigmoid), as scikit-learn does; more classes use the full softmax with one
@@ -366,6 +367,10 @@ class LogisticRegression(BaseEstimator):
         ValueError
             Fewer than two classes, continuous y, non-finite X, bad weights.
         """
+        if _streaming.is_dask(X):  # loss+gradient summed over blocks on the workers
+            from . import dask as _dask
+
+            return _dask.fit_logistic_regression(self, X, y, sample_weight)
         C, fit_intercept, max_iter, tol = self._check_params()
         X = _check_X(X, self, reset=True)
         n, D = X.shape
@@ -381,13 +386,9 @@ class LogisticRegression(BaseEstimator):
         l2 = 0.0 if math.isinf(C) else 1.0 / (C * S)
         sw = np.ascontiguousarray(s / S)
         K = classes.shape[0]
-        if K == 2:
-            fun = self._binary_objective(X, (codes == 1).astype(np.float64), sw, l2,
-                                         fit_intercept)
-            n_out = 1
-        else:
-            fun = self._multinomial_objective(X, codes.astype(np.int64), sw, l2, fit_intercept, K)
-            n_out = K
+        n_out = 1 if K == 2 else K
+        fun = self._objective(X, np.ascontiguousarray(codes, dtype=np.int64), sw, l2,
+                              fit_intercept, n_out)
         n_par = n_out * (D + int(fit_intercept))
         res = minimize_lbfgs(fun, np.zeros(n_par), max_iter=max_iter, gtol=tol)
         if not res.converged:
@@ -406,44 +407,38 @@ class LogisticRegression(BaseEstimator):
         self.objective_ = float(res.fun)
         return self
 
+    # Entry points used by maxlik.dask (one call per row block); thin wrappers of _objective.
     @staticmethod
     def _binary_objective(X, t, sw, l2, fit_intercept):
-        n, D = X.shape
-        g_logit = np.empty(n)
-
-        def fun(theta):
-            w = theta[:D]
-            z = X @ w
-            if fit_intercept:
-                z += theta[D]
-            # weight = s_i / S: the kernel returns the weighted mean BCE and its logit gradient
-            loss, _ = _core._bce_with_logits(z, t, sw, None, 1.0, False, g_logit)
-            grad = np.empty_like(theta)
-            grad[:D] = X.T @ g_logit + l2 * w
-            if fit_intercept:
-                grad[D] = g_logit.sum()
-            return loss + 0.5 * l2 * float(w @ w), grad
-
-        return fun
+        codes = np.ascontiguousarray(t, dtype=np.int64)  # 0/1 targets
+        return LogisticRegression._objective(X, codes, sw, l2, fit_intercept, 1)
 
     @staticmethod
     def _multinomial_objective(X, codes, sw, l2, fit_intercept, K):
+        codes = np.ascontiguousarray(codes, dtype=np.int64)
+        return LogisticRegression._objective(X, codes, sw, l2, fit_intercept, K)
+
+    @staticmethod
+    def _objective(X, codes, sw, l2, fit_intercept, n_out):
+        """theta -> (objective, gradient) for n_out weight vectors (1: binomial, K: softmax).
+
+        One fused C++ pass over X per call computes the logits, the weighted
+        cross-entropy sum_i sw_i CE_i (sw already divided by S) and its
+        gradient G^T X, G^T 1 (G = dCE/dlogits); only the O(K D) penalty
+        terms are added here.
+        """
         n, D = X.shape
         P = D + int(fit_intercept)
-        G = np.empty((n, K))
 
         def fun(theta):
-            Th = theta.reshape(K, P)
-            W = Th[:, :D]
-            Z = X @ W.T
+            Th = theta.reshape(n_out, P)
+            W = np.ascontiguousarray(Th[:, :D])
+            b = np.ascontiguousarray(Th[:, D]) if fit_intercept else None
+            loss, gW, gb = _core._linear_ce(X, W, b, codes, sw)
+            grad = np.empty((n_out, P))
+            grad[:, :D] = gW + l2 * W
             if fit_intercept:
-                Z += Th[:, D]
-            # per-row weight s_i / S, 'sum' reduction: weighted mean CE and dCE/dZ in G
-            loss, _, _ = _core._softmax_ce_index(Z, codes, None, sw, -1, 0.0, False, False, G)
-            grad = np.empty((K, P))
-            grad[:, :D] = G.T @ X + l2 * W
-            if fit_intercept:
-                grad[:, D] = G.sum(axis=0)
+                grad[:, D] = gb
             return loss + 0.5 * l2 * float(np.sum(W * W)), grad.ravel()
 
         return fun
@@ -464,10 +459,15 @@ class LogisticRegression(BaseEstimator):
 
     def predict_proba(self, X):
         """Class probabilities, shape (n, n_classes), columns ordered as classes_."""
+        if _streaming.is_dask(X):  # lazy, block by block
+            return _streaming.apply_blockwise(self, "predict_proba", X,
+                                              n_out=self.classes_.shape[0])
         return np.exp(self.predict_log_proba(X))
 
     def predict(self, X):
         """The most probable class of each row."""
+        if _streaming.is_dask(X):
+            return _streaming.apply_blockwise(self, "predict", X)
         z = self.decision_function(X)
         idx = (z > 0).astype(np.intp) if z.ndim == 1 else np.argmax(z, axis=1)
         return self.classes_[idx]

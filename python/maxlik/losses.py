@@ -26,6 +26,7 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "gaussian_nll",
     "mse",
+    "vae_loss",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -62,13 +63,16 @@ def softmax_cross_entropy(logits, target, *, weight=None, ignore_index=-100,
 
     Parameters
     ----------
-    logits : array_like, shape (N, C)
-        Unnormalised log-probabilities; float32 is kept, other dtypes follow
-        maxlik's dtype policy (integers -> float64).
+    logits : array_like, shape (N, C), (C,) or (N, C, d1, ..., dk)
+        Unnormalised log-probabilities, classes along axis 1 (torch's
+        layouts; the unbatched and K-dimensional ones are moved to (rows, C)
+        by a copy). float32 is kept, other dtypes follow maxlik's dtype
+        policy (integers -> float64).
     target : array_like
-        Either integer class indices of shape (N,) in ``[0, C)`` (or equal to
-        `ignore_index`), or class probabilities of shape (N, C) (a float
-        array; non-negative rows summing to 1).
+        Either integer class indices of shape (N,) (or (), (N, d1, ..., dk))
+        in ``[0, C)`` or equal to `ignore_index`, or class probabilities of
+        the shape of `logits` (a float array; non-negative, summing to 1
+        over the classes).
     weight : array_like, shape (C,), optional
         A weight per class (torch's ``weight``).
     ignore_index : int, default -100
@@ -104,7 +108,8 @@ def softmax_cross_entropy(logits, target, *, weight=None, ignore_index=-100,
     ValueError
         A label outside ``[0, C)`` that is not `ignore_index`; probability
         targets with a negative entry or a row not summing to 1 (tolerance
-        ``4 * sqrt(machine epsilon)`` of the dtype); mismatched shapes.
+        1e-4 in float32, ``1e-6 * max(1, C / 10)`` in float64, so that
+        probabilities computed in float32 pass); mismatched shapes.
     TypeError
         Non-numeric input.
 
@@ -141,11 +146,13 @@ def softmax_cross_entropy(logits, target, *, weight=None, ignore_index=-100,
     True
     """
     z = as_float_array(logits, "logits")
+    if np.ndim(logits) == 0:  # as_float_array (ascontiguousarray) turns 0-d into 1-d
+        raise ValueError("logits must have a class axis: (C,), (N, C) or (N, C, d1, ...); "
+                         "got a scalar")
     if z.ndim != 2:
-        raise ValueError(
-            f"logits must be 2-D (N, C) with the classes along axis 1; got a {z.ndim}-D "
-            f"array of shape {z.shape}"
-        )
+        return _softmax_ce_nd(z, target, weight=weight, ignore_index=ignore_index,
+                              label_smoothing=label_smoothing, reduction=reduction,
+                              return_grad=return_grad, grad_out=grad_out)
     N, C = z.shape
     if C < 1:
         raise ValueError(f"logits must have at least one class column; got shape {z.shape}")
@@ -195,6 +202,68 @@ def softmax_cross_entropy(logits, target, *, weight=None, ignore_index=-100,
     else:
         loss = _scalar(total, dtype)
     return (loss, g) if return_grad else loss
+
+
+def _softmax_ce_nd(z, target, *, grad_out, return_grad, reduction, **kw):
+    """torch's other layouts: unbatched (C,) and K-dimensional (N, C, d1, ..., dk).
+
+    Moved to the (rows, C) layout of the kernel (a copy), then back.
+    """
+    if z.ndim == 0:
+        raise ValueError("logits must have a class axis: (C,), (N, C) or (N, C, d1, ...); got a 0-d array")
+    t = np.asarray(target)
+    is_prob = t.dtype.kind == "f"
+    if z.ndim == 1:
+        C = z.shape[0]
+        if is_prob:
+            if t.shape != (C,):
+                raise ValueError(f"target must have shape ({C},) for unbatched logits; got {t.shape}")
+            t2 = t[None, :]
+        else:
+            if t.ndim != 0:
+                raise ValueError(
+                    f"target must be one class index for unbatched logits of shape ({C},); got "
+                    f"shape {t.shape}")
+            t2 = t.reshape(1)
+        want = bool(return_grad) or grad_out is not None
+        res = softmax_cross_entropy(z[None, :], t2, reduction=reduction, return_grad=want, **kw)
+        loss, g = (res if want else (res, None))
+        if reduction == "none":
+            loss = loss[0]
+        if g is None:
+            return loss
+        g = g[0]
+    else:
+        N, C = z.shape[:2]
+        spatial = z.shape[2:]
+        z2 = np.moveaxis(z, 1, -1).reshape(-1, C)
+        if is_prob:
+            if t.shape != z.shape:
+                raise ValueError(
+                    f"target holding class probabilities must have the shape of logits {z.shape}; "
+                    f"got {t.shape}")
+            t2 = np.moveaxis(t, 1, -1).reshape(-1, C)
+        else:
+            if t.shape != (N,) + spatial:
+                raise ValueError(
+                    f"target holding class indices must have shape {(N,) + spatial} for logits "
+                    f"of shape {z.shape}; got {t.shape}")
+            t2 = t.reshape(-1)
+        res = softmax_cross_entropy(z2, t2, reduction=reduction, return_grad=return_grad or
+                                    grad_out is not None, **kw)
+        loss, g = (res if (return_grad or grad_out is not None) else (res, None))
+        if reduction == "none":
+            loss = loss.reshape((N,) + spatial)
+        if g is None:
+            return loss
+        g = np.moveaxis(g.reshape((N,) + spatial + (C,)), -1, 1)
+    if grad_out is not None:
+        out = _grad_buffer(grad_out, z.shape, z.dtype)
+        out[...] = g
+        g = out
+    else:
+        g = np.ascontiguousarray(g)
+    return loss, g
 
 
 def _broadcast_full(a, shape, name, dtype):
@@ -456,3 +525,121 @@ def mse(input, target, *, reduction="mean", return_grad=False, grad_out=None):
     else:
         loss = _scalar(total, dtype)
     return (loss, g) if return_grad else loss
+
+
+def vae_loss(x, reconstruction, mu, logvar, *, recon_var=1.0, full=True, beta=1.0,
+             reduction="mean", return_grad=False):
+    r"""Negative evidence lower bound of a VAE with a Gaussian decoder, and its gradients.
+
+    Per sample i (Kingma & Welling 2014, eq. 10 with a Gaussian decoder):
+
+    .. math:: \ell_i = \sum_j \mathrm{NLL}\big(x_{ij} \mid \hat x_{ij}, \sigma^2\big)
+              + \beta\, \mathrm{KL}\big(N(\mu_i, \mathrm{diag}\, e^{\mathrm{logvar}_i})
+              \,\|\, N(0, I)\big),
+
+    the Gaussian reconstruction negative log-likelihood (``gaussian_nll``,
+    summed over the features of the sample) plus ``kl_to_standard_normal``.
+    With ``beta=1`` and ``full=True`` it is exactly minus the ELBO.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, ...)
+        Data; the first axis is the batch.
+    reconstruction : array_like, shape of `x`
+        Decoder means.
+    mu, logvar : array_like, shape (N, D_latent)
+        Encoder means and log-variances.
+    recon_var : float or array_like, default 1.0
+        Decoder variance sigma^2 (> 0): a scalar or an array of the shape of `x`.
+    full : bool, default True
+        Include the constant ``0.5 * log(2 pi)`` per feature.
+    beta : float, default 1.0
+        Weight of the KL term (beta-VAE).
+    reduction : {"mean", "sum", "none"}
+        "mean" averages over the N samples (not over features), "none"
+        returns the N per-sample losses.
+    return_grad : bool
+        Also return the gradients with respect to `reconstruction`, `mu` and
+        `logvar` (of the reduced loss; for "none", of the sum).
+
+    Returns
+    -------
+    loss : scalar or ndarray of shape (N,)
+    grad_reconstruction, grad_mu, grad_logvar : ndarray (only with `return_grad`)
+
+    Raises
+    ------
+    ValueError
+        Mismatched shapes (including a batch size of `mu` different from
+        that of `x`), non-positive `recon_var`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from maxlik import vae_loss
+    >>> x = np.zeros((2, 3))
+    >>> loss = vae_loss(x, x, np.zeros((2, 4)), np.zeros((2, 4)), full=False)
+    >>> float(loss)  # perfect reconstruction with unit variance, posterior = prior
+    0.0
+    """
+    from .divergences import kl_to_standard_normal
+
+    xa = as_float_array(x, "x")
+    dtype = xa.dtype
+    rec = as_float_array(reconstruction, "reconstruction", dtype=dtype)
+    if rec.shape != xa.shape:
+        raise ValueError(
+            f"reconstruction must have the shape of x {xa.shape}; got shape {rec.shape}"
+        )
+    if xa.ndim < 1:
+        raise ValueError("x must have a batch axis; got a 0-d array")
+    m = as_float_array(mu, "mu", dtype=dtype)
+    lv = as_float_array(logvar, "logvar", dtype=dtype)
+    if m.ndim != 2 or m.shape[0] != xa.shape[0]:
+        raise ValueError(
+            f"mu must have shape (N, D_latent) with N = {xa.shape[0]} (the batch size of x); "
+            f"got shape {m.shape}"
+        )
+    if lv.shape != m.shape:
+        raise ValueError(f"logvar must have the shape of mu {m.shape}; got shape {lv.shape}")
+    beta = check_float(beta, "beta", min=0.0)
+    reduction = check_option(reduction, "reduction", _REDUCTIONS)
+    return_grad = check_bool(return_grad, "return_grad")
+    full = check_bool(full, "full")
+    rv = as_float_array(recon_var, "recon_var", dtype=dtype, order=None)
+    if rv.ndim != 0 and rv.shape != xa.shape:
+        raise ValueError(
+            f"recon_var must be a scalar or have the shape of x {xa.shape}; got shape {rv.shape}"
+        )
+    if not np.all(rv > 0):
+        raise ValueError("recon_var must be positive (the decoder variance)")
+    N = xa.shape[0]
+    # reconstruction NLL summed over everything; gaussian_nll's "mean" divides by elements
+    if reduction == "none":
+        rec_rows = gaussian_nll(rec, xa, rv, full=full, eps=0.0, reduction="none")
+        rec_rows = rec_rows.reshape(N, -1).sum(axis=1, dtype=np.float64)
+        out = gaussian_nll(rec, xa, rv, full=full, eps=0.0, reduction="sum", return_grad=True) \
+            if return_grad else None
+    else:
+        out = gaussian_nll(rec, xa, rv, full=full, eps=0.0, reduction="sum",
+                           return_grad=return_grad)
+    if return_grad:
+        kl, g_mu, g_lv = kl_to_standard_normal(m, lv, return_grad=True)
+    else:
+        kl = kl_to_standard_normal(m, lv)
+    kl = np.asarray(kl, dtype=np.float64).reshape(N)
+    scale = 1.0 / N if (reduction == "mean" and N) else 1.0
+    if reduction == "none":
+        loss = (rec_rows + beta * kl).astype(dtype)
+    else:
+        rec_sum = float(out[0] if return_grad else out)
+        total = rec_sum + beta * float(kl.sum())
+        loss = _scalar(total * scale if N else (math.nan if reduction == "mean" else 0.0), dtype)
+    if not return_grad:
+        return loss
+    g_rec = out[1]
+    if scale != 1.0:
+        g_rec *= dtype.type(scale)
+    g_mu = np.asarray(g_mu, dtype=dtype) * dtype.type(beta * scale)
+    g_lv = np.asarray(g_lv, dtype=dtype) * dtype.type(beta * scale)
+    return loss, g_rec, g_mu, g_lv

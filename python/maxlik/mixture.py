@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _core
+from . import _core, _streaming
 from ._base import BaseEstimator, ConvergenceWarning, check_is_fitted
 from ._validation import (
     as_float_array,
@@ -444,6 +444,12 @@ class GaussianMixture(BaseEstimator):
     verbose_interval : int, default 10
     callback : callable, optional
         ``callback(iteration, lower_bound)`` after every EM iteration.
+    block_size : int, optional
+        Rows per block when `X` is out of core (``np.memmap``, HDF5, zarr);
+        default about 16 MB of rows. See "Scaling" below.
+    learning_decay, learning_offset : float, default 0.7 and 1.0
+        Step sizes of :meth:`partial_fit` (stepwise EM):
+        ρ_t = (t + learning_offset)^(−learning_decay), 0.5 < learning_decay <= 1.
 
     Attributes
     ----------
@@ -463,6 +469,13 @@ class GaussianMixture(BaseEstimator):
     statistics are merged in block order, so results do not depend on the
     number of threads. See :func:`mixture_statistics` / :func:`mixture_update`.
 
+    Scaling: an ``np.memmap`` (or HDF5 / zarr dataset) is streamed in row
+    blocks with memory independent of N, a ``dask.array`` is fitted on the
+    Dask workers (one graph per EM iteration, :mod:`maxlik.dask`); both
+    initialise from a random subsample of at most 100 000 rows unless all of
+    weights_init, means_init and precisions_init are given.
+    :meth:`partial_fit` is stepwise (online) EM.
+
     Examples
     --------
     >>> import numpy as np
@@ -480,7 +493,8 @@ class GaussianMixture(BaseEstimator):
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
-                 verbose=0, verbose_interval=10, callback=None):
+                 verbose=0, verbose_interval=10, callback=None, block_size=None,
+                 learning_decay=0.7, learning_offset=1.0):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -496,6 +510,9 @@ class GaussianMixture(BaseEstimator):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.callback = callback
+        self.block_size = block_size
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # -- validation ------------------------------------------------------------
     def _check_hyper(self):
@@ -652,11 +669,37 @@ class GaussianMixture(BaseEstimator):
             Bad hyper-parameters or data, n_components > n_samples, or a
             collapsed component (suggesting a larger reg_covar).
         """
+        if _streaming.is_streamed(X):  # memmap / HDF5 / zarr / dask: row blocks
+            return _streaming.fit_gaussian_mixture(self, X, sample_weight)
         self._fit(X, sample_weight)
         return self
 
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One stepwise-EM update from the batch `X` (online EM).
+
+        The running sufficient statistics s are blended with the batch's,
+        s ← (1 − ρ_t) s + ρ_t s_batch with ρ_t = (t + learning_offset)^(−learning_decay)
+        for call t = 1, 2, ... (Cappé & Moulines 2009), then the M-step sets
+        the parameters. Call 0 sets s to its batch's statistics; on an
+        unfitted estimator it first initialises from that batch, after
+        :meth:`fit` it starts from the fitted parameters.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_batch, D)
+        y : ignored
+        sample_weight : array_like of shape (n_batch,), optional
+
+        Returns
+        -------
+        self
+        """
+        return _streaming.partial_fit_gaussian_mixture(self, X, sample_weight)
+
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then return the most likely component of each row of `X`."""
+        if _streaming.is_streamed(X):
+            return self.fit(X, sample_weight=sample_weight).predict(X)
         self._fit(X, sample_weight)
         return self.predict(X)
 
@@ -796,6 +839,8 @@ class GaussianMixture(BaseEstimator):
 
     def score_samples(self, X):
         """log p(x_n) of every row under the fitted mixture, shape (N,)."""
+        if _streaming.is_streamed(X):  # lazy for dask, block by block for memmaps
+            return _streaming.apply_blockwise(self, "score_samples", X)
         return np.concatenate([self._lse(a) for a in self._weighted_log_prob_chunks(X)])
 
     def score(self, X, y=None, sample_weight=None):
@@ -808,10 +853,15 @@ class GaussianMixture(BaseEstimator):
 
     def predict(self, X):
         """Most likely component of every row, shape (N,)."""
+        if _streaming.is_streamed(X):
+            return _streaming.apply_blockwise(self, "predict", X)
         return np.concatenate([a.argmax(axis=1) for a in self._weighted_log_prob_chunks(X)])
 
     def predict_proba(self, X):
         """Responsibilities γ_nk, shape (N, K)."""
+        if _streaming.is_streamed(X):
+            return _streaming.apply_blockwise(self, "predict_proba", X,
+                                              n_out=self.means_.shape[0])
         out = []
         for a in self._weighted_log_prob_chunks(X):
             out.append(np.exp(a - self._lse(a)[:, None]))

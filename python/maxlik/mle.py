@@ -12,15 +12,13 @@ import numbers
 
 import numpy as np
 
+from . import _core
 from ._validation import as_float_array, check_float, check_int, check_option, check_sample_weight
 from .results import BernoulliFit, CategoricalFit, GaussianFit
 
 __all__ = ["fit_gaussian", "fit_categorical", "fit_bernoulli"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
-# Rows converted to float64 at a time: bounds the temporary memory of a fit
-# on a large (possibly float32 or memory-mapped) X to ~CHUNK·D·8 bytes.
-_CHUNK_ROWS = 65536
 
 
 def _ic(k: int, n: float, ll: float) -> tuple[float, float]:
@@ -37,44 +35,18 @@ def _check_ddof(ddof) -> float:
     return ddof
 
 
-def _scatter(X: np.ndarray, w: np.ndarray, W: float, full: bool):
+def _scatter(X: np.ndarray, w, full: bool):
     """Weighted mean and scatter Σ w (x - m)(x - m)ᵀ (or its diagonal), in float64.
 
-    Shifted two-pass algorithm with the correction term of Chan, Golub &
-    LeVeque (1983), in float64 whatever the input dtype:
-      pass 1: m = x₀ + Σ w (x - x₀) / W, shifting by the first row, so that a
-              constant column gets its mean, and a zero variance, exactly;
-      pass 2: S = Σ w d dᵀ - b bᵀ / W with d = x - m and b = Σ w d, which
-              removes the first-order effect of the rounding error in m.
-    Summing squares of float64 differences never goes negative and never
-    cancels, unlike E[x²] - E[x]² (scikit-learn #30382).
+    The C++ kernel (cpp/include/maxlik/moments.hpp) runs the shifted two-pass
+    algorithm with the correction term of Chan, Golub & LeVeque (1983), in
+    float64 whatever the input dtype: the mean is taken relative to the first
+    row, so a constant column gets its mean, and a zero variance, exactly, and
+    squares of centred float64 values never cancel, unlike E[x²] - E[x]²
+    (scikit-learn #30382).
     """
-    n, D = X.shape
-    x0 = X[0].astype(np.float64)
-    s = np.zeros(D)
-    for i in range(0, n, _CHUNK_ROWS):
-        d = X[i:i + _CHUNK_ROWS].astype(np.float64) - x0
-        s += w[i:i + _CHUNK_ROWS] @ d
-    m = x0 + s / W
-    b = np.zeros(D)
-    S = np.zeros((D, D)) if full else np.zeros(D)
-    for i in range(0, n, _CHUNK_ROWS):
-        d = X[i:i + _CHUNK_ROWS].astype(np.float64) - m
-        wi = w[i:i + _CHUNK_ROWS]
-        wd = d * wi[:, None]
-        b += wd.sum(axis=0)
-        if full:
-            S += wd.T @ d
-        else:
-            S += np.einsum("ij,ij->j", wd, d)
-    if full:
-        S -= np.outer(b, b) / W
-        S = 0.5 * (S + S.T)  # exactly symmetric
-        np.fill_diagonal(S, np.maximum(np.diag(S), 0.0))
-    else:
-        S -= b * b / W
-        S = np.maximum(S, 0.0)
-    return m, S
+    mean, scatter, _ = _core.gaussian_moments(X, w, full)
+    return mean, scatter
 
 
 def fit_gaussian(X, *, covariance_type="full", ddof=0, sample_weight=None):
@@ -160,10 +132,10 @@ def fit_gaussian(X, *, covariance_type="full", ddof=0, sample_weight=None):
     """
     ct = check_option(covariance_type, "covariance_type", ("full", "diag", "spherical"))
     ddof = _check_ddof(ddof)
-    X = as_float_array(X, "X", ndim=(1, 2), finite=True, order=None)
+    X = as_float_array(X, "X", ndim=(1, 2), finite=True)
     one_d = X.ndim == 1
     if one_d:
-        X = X[:, None]
+        X = X.reshape(-1, 1)
     n, D = X.shape
     if n == 0:
         raise ValueError("X must have at least one row; got 0 rows")
@@ -179,7 +151,7 @@ def fit_gaussian(X, *, covariance_type="full", ddof=0, sample_weight=None):
         )
     factor = W / (W - ddof)
 
-    mean, scatter = _scatter(X, w, W, full=(ct == "full"))
+    mean, scatter = _scatter(X, None if sample_weight is None else w, full=(ct == "full"))
     cov = scatter / (W - ddof)  # not (scatter / W) * factor: one rounding, as np.cov
     if ct == "full":
         try:
@@ -297,7 +269,7 @@ def fit_categorical(labels=None, *, counts=None, n_categories=None, alpha=0.0, s
     if counts is not None:
         if sample_weight is not None:
             raise ValueError("sample_weight applies to labels; with counts, weight the counts instead")
-        c = as_float_array(counts, "counts", ndim=1, dtype=np.float64)
+        c = as_float_array(counts, "counts", ndim=1, dtype=np.float64, copy=True)  # frozen later
         if np.any(~(c >= 0)) or np.any(~np.isfinite(c)):
             i = int(np.argmax(~((c >= 0) & np.isfinite(c))))
             raise ValueError(f"counts must be non-negative and finite; got {c[i]} at index {i}")

@@ -98,6 +98,16 @@ class GaussianFit(_Result):
         """-log_likelihood / n: the empirical cross-entropy (nats) of the data under the fit."""
         return -self.log_likelihood / self.weight_sum
 
+    def logpdf(self, X) -> np.ndarray:
+        """Log-density of the rows of `X` under the fitted Gaussian (via maxlik.gaussian_logpdf)."""
+        from .stats import gaussian_logpdf  # late import: results has no kernel dependency
+
+        mean = np.atleast_1d(np.asarray(self.mean, dtype=np.float64))
+        cov = self.covariance
+        if np.ndim(cov) == 0 and self.n_features == 1 and self.covariance_type == "full":
+            cov = np.array([[cov]])
+        return gaussian_logpdf(X, mean, cov, self.covariance_type)
+
 
 @dataclass(frozen=True, repr=False, eq=False)
 class CategoricalFit(_Result):

@@ -202,7 +202,12 @@ def gaussian_logpdf(X, means, covariances=None, covariance_type: str = "full", *
     else:
         cov = as_float_array(covariances, "covariances", dtype=np.float64, finite=True)
         if single and covariance_type != "tied":
-            cov = cov.reshape(1) if covariance_type == "spherical" else cov[None]
+            if covariance_type == "spherical":
+                cov = cov.reshape(1)
+            elif cov.ndim == 0:  # a scalar variance for D == 1
+                cov = cov.reshape((1, 1) if covariance_type == "diag" else (1, 1, 1))
+            else:
+                cov = cov[None]
         expected = {"full": (K, D, D), "tied": (D, D), "diag": (K, D),
                     "spherical": (K,)}[covariance_type]
         if cov.shape != expected:

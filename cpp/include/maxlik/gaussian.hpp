@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -164,29 +165,72 @@ template <class T> inline constexpr std::size_t kRowTile = kRowTileVecs<T> * sim
 
 inline std::size_t padded_rows(std::size_t n, std::size_t tile) { return (n + tile - 1) / tile * tile; }
 
-// XT[i*Bp + r] = X[r, i] for r < nr; 0 for padded rows.
+// B[j*ldb + i] = A[i*lda + j] for i < m, j < n. Whole L×L tiles go through
+// registers: log2(L) rounds of "zip" (perfect shuffle) on L loaded rows give
+// the transposed tile (a scalar transpose costs ~2 memory ops per element).
+namespace detail {
+template <class T> inline void transpose_tile(const T* A, std::size_t lda, T* B, std::size_t ldb) {
+  using V = simd::vec<T>;
+  using I = simd::ivec<T>;
+  constexpr int L = simd::lanes<T>;
+  I lo, hi;
+  for (int q = 0; q < L / 2; ++q) {
+    lo[2 * q] = q;
+    lo[2 * q + 1] = q + L;
+    hi[2 * q] = q + L / 2;
+    hi[2 * q + 1] = q + L / 2 + L;
+  }
+  V r[L], t[L];
+  for (int i = 0; i < L; ++i) r[i] = simd::load(A + i * lda);
+  for (int round = 1; round < L; round *= 2) {
+    for (int i = 0; i < L / 2; ++i) {
+      t[2 * i] = __builtin_shuffle(r[i], r[i + L / 2], lo);
+      t[2 * i + 1] = __builtin_shuffle(r[i], r[i + L / 2], hi);
+    }
+    for (int i = 0; i < L; ++i) r[i] = t[i];
+  }
+  for (int j = 0; j < L; ++j) simd::store(B + j * ldb, r[j]);
+}
+}  // namespace detail
+
 template <class T>
-inline void transpose_block(const T* X, std::size_t nr, std::size_t D, T* XT, std::size_t Bp) {
-  constexpr std::size_t R = 8;
-  std::size_t r = 0;
-  for (; r + R <= nr; r += R)
-    for (std::size_t i = 0; i < D; ++i)
-      for (std::size_t q = 0; q < R; ++q) XT[i * Bp + r + q] = X[(r + q) * D + i];
-  for (; r < nr; ++r)
-    for (std::size_t i = 0; i < D; ++i) XT[i * Bp + r] = X[r * D + i];
+inline void transpose(const T* A, std::size_t lda, std::size_t m, std::size_t n, T* B,
+                      std::size_t ldb) {
+  constexpr std::size_t L = simd::lanes<T>;
+  const std::size_t m0 = m / L * L, n0 = n / L * L;
+  for (std::size_t i = 0; i < m0; i += L) {
+    // X streams from memory: ask for the rows 4 tiles ahead (one cache line per
+    // 64 bytes of the next rows).
+    const char* ahead = reinterpret_cast<const char*>(A + (i + 4 * L) * lda);
+    if (i + 4 * L < m)
+      for (std::size_t b = 0; b < L * lda * sizeof(T); b += 64) __builtin_prefetch(ahead + b);
+    for (std::size_t j = 0; j < n0; j += L) detail::transpose_tile(A + i * lda + j, lda, B + j * ldb + i, ldb);
+    for (std::size_t j = n0; j < n; ++j)
+      for (std::size_t q = 0; q < L; ++q) B[j * ldb + i + q] = A[(i + q) * lda + j];
+  }
+  for (std::size_t i = m0; i < m; ++i)
+    for (std::size_t j = 0; j < n; ++j) B[j * ldb + i] = A[i * lda + j];
+}
+
+// XT[i*ld + r] = X[r, i] for r < nr; 0 for padded rows up to Bp.
+template <class T>
+inline void transpose_block(const T* X, std::size_t nr, std::size_t D, T* XT, std::size_t ld,
+                            std::size_t Bp) {
+  transpose(X, D, nr, D, XT, ld);
   for (std::size_t i = 0; i < D; ++i)
-    for (std::size_t q = nr; q < Bp; ++q) XT[i * Bp + q] = T(0);
+    for (std::size_t q = nr; q < Bp; ++q) XT[i * ld + q] = T(0);
 }
 
 // XC = XT − shift (per feature), over Bp rows.
 template <class T>
-inline void centre_block(const T* XT, std::size_t D, std::size_t Bp, const T* shift, T* XC) {
+inline void centre_block(const T* XT, std::size_t D, std::size_t ld, std::size_t Bp, const T* shift,
+                         T* XC) {
   using V = simd::vec<T>;
   constexpr std::size_t L = simd::lanes<T>;
   for (std::size_t i = 0; i < D; ++i) {
     const V s = simd::set1<T>(shift[i]);
-    const T* x = XT + i * Bp;
-    T* y = XC + i * Bp;
+    const T* x = XT + i * ld;
+    T* y = XC + i * ld;
     for (std::size_t r = 0; r < Bp; r += L) simd::store(y + r, simd::load(x + r) - s);
   }
 }
@@ -196,7 +240,8 @@ inline void centre_block(const T* XT, std::size_t D, std::size_t Bp, const T* sh
 // kMaha: out[r] = cst − ½ Σ_j y_j², else Y[j*Bp + r] = y_j.
 // Register tile: 2 output features × kRowTileVecs row vectors (8 accumulators).
 template <class T, bool kMaha>
-inline void tri_product(const T* XC, std::size_t D, std::size_t Bp, const T* U, T cst, T* out) {
+inline void tri_product(const T* XC, std::size_t D, std::size_t ld, std::size_t Bp, const T* U, T cst,
+                        T* out) {
   using V = simd::vec<T>;
   constexpr std::size_t L = simd::lanes<T>;
   constexpr std::size_t RV = kRowTileVecs<T>;
@@ -210,7 +255,7 @@ inline void tri_product(const T* XC, std::size_t D, std::size_t Bp, const T* U, 
       for (std::size_t i = 0; i <= j0 + 1; ++i) {
         const V u0 = simd::set1<T>(U[i * D + j0]);  // 0 for i = j0+1 (upper factor)
         const V u1 = simd::set1<T>(U[i * D + j0 + 1]);
-        const T* x = XC + i * Bp + r0;
+        const T* x = XC + i * ld + r0;
         for (std::size_t v = 0; v < RV; ++v) {
           const V xv = simd::load(x + v * L);
           a0[v] += u0 * xv;
@@ -221,8 +266,8 @@ inline void tri_product(const T* XC, std::size_t D, std::size_t Bp, const T* U, 
         for (std::size_t v = 0; v < RV; ++v) mh[v] += a0[v] * a0[v] + a1[v] * a1[v];
       } else {
         for (std::size_t v = 0; v < RV; ++v) {
-          simd::store(out + j0 * Bp + r0 + v * L, a0[v]);
-          simd::store(out + (j0 + 1) * Bp + r0 + v * L, a1[v]);
+          simd::store(out + j0 * ld + r0 + v * L, a0[v]);
+          simd::store(out + (j0 + 1) * ld + r0 + v * L, a1[v]);
         }
       }
     }
@@ -231,13 +276,13 @@ inline void tri_product(const T* XC, std::size_t D, std::size_t Bp, const T* U, 
       for (std::size_t v = 0; v < RV; ++v) a0[v] = V{};
       for (std::size_t i = 0; i <= j0; ++i) {
         const V u0 = simd::set1<T>(U[i * D + j0]);
-        const T* x = XC + i * Bp + r0;
+        const T* x = XC + i * ld + r0;
         for (std::size_t v = 0; v < RV; ++v) a0[v] += u0 * simd::load(x + v * L);
       }
       if constexpr (kMaha) {
         for (std::size_t v = 0; v < RV; ++v) mh[v] += a0[v] * a0[v];
       } else {
-        for (std::size_t v = 0; v < RV; ++v) simd::store(out + j0 * Bp + r0 + v * L, a0[v]);
+        for (std::size_t v = 0; v < RV; ++v) simd::store(out + j0 * ld + r0 + v * L, a0[v]);
       }
     }
     if constexpr (kMaha) {
@@ -250,8 +295,8 @@ inline void tri_product(const T* XC, std::size_t D, std::size_t Bp, const T* U, 
 // out[r] = cst − ½ Σ_i ((xt_i − μ_i) p_i)²   (diag / spherical / D = 1, and
 // tied after the transform with p = 1).
 template <class T>
-inline void diag_logdens(const T* XT, std::size_t D, std::size_t Bp, const T* mu, const T* p,
-                         T cst, T* out) {
+inline void diag_logdens(const T* XT, std::size_t D, std::size_t ld, std::size_t Bp, const T* mu,
+                         const T* p, T cst, T* out) {
   using V = simd::vec<T>;
   constexpr std::size_t L = simd::lanes<T>;
   constexpr std::size_t RV = kRowTileVecs<T>;
@@ -260,7 +305,7 @@ inline void diag_logdens(const T* XT, std::size_t D, std::size_t Bp, const T* mu
     for (std::size_t v = 0; v < RV; ++v) mh[v] = V{};
     for (std::size_t i = 0; i < D; ++i) {
       const V m = simd::set1<T>(mu[i]);
-      const T* x = XT + i * Bp + r0;
+      const T* x = XT + i * ld + r0;
       if (p) {
         const V pi = simd::set1<T>(p[i]);
         for (std::size_t v = 0; v < RV; ++v) {
@@ -280,40 +325,47 @@ inline void diag_logdens(const T* XT, std::size_t D, std::size_t Bp, const T* mu
 }
 
 // Per-block scratch, sized once per task.
+// Row stride ld = Bmax + one cache line: rows of a feature-major block must
+// not sit a multiple of 4 KiB apart, or the 7–16 streams of the inner loops
+// all map to one L1 set and evict each other.
 template <class T> struct Workspace {
-  std::vector<T> XT, XC, G, LP, W;
-  void resize(std::size_t D, std::size_t K, std::size_t Bp) {
-    XT.resize(D * Bp);
-    XC.resize(D * Bp);
-    G.resize(D * Bp);
-    LP.resize(K * Bp);
-    W.resize(Bp);
+  std::vector<T> XT, XC, G, LP, W, GW;
+  std::vector<std::uint32_t> idx;
+  std::size_t ld = 0;
+  void resize(std::size_t D, std::size_t K, std::size_t Bmax) {
+    ld = Bmax + 64 / sizeof(T);
+    XT.resize(D * ld);
+    XC.resize(D * ld);
+    G.resize(D * ld);
+    LP.resize(K * ld);
+    W.resize(ld);
+    GW.resize(ld);
   }
 };
 
 // LP[k*Bp + r] = log N(x_r | k) + log π_k for the block already in ws.XT.
 template <class T> inline void block_log_densities(const Model<T>& m, std::size_t Bp, Workspace<T>& ws) {
-  const std::size_t D = m.D, K = m.K;
+  const std::size_t D = m.D, K = m.K, ld = ws.ld;
   switch (m.type) {
     case CovType::full:
       for (std::size_t k = 0; k < K; ++k) {
-        centre_block(ws.XT.data(), D, Bp, m.mean.data() + k * D, ws.XC.data());
-        tri_product<T, true>(ws.XC.data(), D, Bp, m.prec.data() + k * D * D, m.cst[k],
-                             ws.LP.data() + k * Bp);
+        centre_block(ws.XT.data(), D, ld, Bp, m.mean.data() + k * D, ws.XC.data());
+        tri_product<T, true>(ws.XC.data(), D, ld, Bp, m.prec.data() + k * D * D, m.cst[k],
+                             ws.LP.data() + k * ld);
       }
       break;
     case CovType::tied:
       // Transform once per block (not once per component): z = (x − c)ᵀU.
-      centre_block(ws.XT.data(), D, Bp, m.center.data(), ws.XC.data());
-      tri_product<T, false>(ws.XC.data(), D, Bp, m.prec.data(), T(0), ws.G.data());
+      centre_block(ws.XT.data(), D, ld, Bp, m.center.data(), ws.XC.data());
+      tri_product<T, false>(ws.XC.data(), D, ld, Bp, m.prec.data(), T(0), ws.G.data());
       for (std::size_t k = 0; k < K; ++k)
-        diag_logdens<T>(ws.G.data(), D, Bp, m.mean.data() + k * D, nullptr, m.cst[k],
-                        ws.LP.data() + k * Bp);
+        diag_logdens<T>(ws.G.data(), D, ld, Bp, m.mean.data() + k * D, nullptr, m.cst[k],
+                        ws.LP.data() + k * ld);
       break;
     default:
       for (std::size_t k = 0; k < K; ++k)
-        diag_logdens<T>(ws.XT.data(), D, Bp, m.mean.data() + k * D, m.prec.data() + k * D,
-                        m.cst[k], ws.LP.data() + k * Bp);
+        diag_logdens<T>(ws.XT.data(), D, ld, Bp, m.mean.data() + k * D, m.prec.data() + k * D,
+                        m.cst[k], ws.LP.data() + k * ld);
   }
 }
 
@@ -325,15 +377,16 @@ template <class T> void log_densities(const Model<T>& m, const T* X, std::size_t
   const std::size_t per_task = 4;  // blocks per task: amortises the workspace
   const std::size_t n_tasks = (nb + per_task - 1) / per_task;
   parallel_for(n_tasks, [&](std::size_t t) {
-    Workspace<T> ws;
+    // One scratch per thread, reused across calls: fresh multi-100 KB buffers
+    // per task cost an mmap + page faults each.
+    thread_local Workspace<T> ws;
     ws.resize(D, K, padded_rows(kRowBlock, kRowTile<T>));
     for (std::size_t b = t * per_task; b < std::min(nb, (t + 1) * per_task); ++b) {
       const std::size_t r0 = b * kRowBlock, nr = std::min(N, r0 + kRowBlock) - r0;
       const std::size_t Bp = padded_rows(nr, kRowTile<T>);
-      transpose_block(X + r0 * D, nr, D, ws.XT.data(), Bp);
+      transpose_block(X + r0 * D, nr, D, ws.XT.data(), ws.ld, Bp);
       block_log_densities(m, Bp, ws);
-      for (std::size_t r = 0; r < nr; ++r)
-        for (std::size_t k = 0; k < K; ++k) out[(r0 + r) * K + k] = ws.LP[k * Bp + r];
+      transpose(ws.LP.data(), ws.ld, K, nr, out + r0 * K, K);
     }
   });
 }

@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -82,6 +83,17 @@ template <class V, int L, std::size_t... I> inline V ihi(V a, V b, std::index_se
 }
 // In-register transpose of an L x L tile held as L row vectors: log2(L)
 // rounds of perfect shuffles pairing row i with row i + L/2.
+// Half `Part` of a float vector, converted exactly to a double vector.
+typedef float vf32_half __attribute__((vector_size(simd::kVecBytes / 2)));
+template <int Part, std::size_t... I> inline simd::vf64 widen_half_(simd::vf32 v, std::index_sequence<I...>) {
+  constexpr int H = simd::lanes<float> / 2;
+  const vf32_half h = __builtin_shufflevector(v, v, (Part * H + int(I))...);
+  return __builtin_convertvector(h, simd::vf64);
+}
+template <int Part> inline simd::vf64 widen_half(simd::vf32 v) {
+  return widen_half_<Part>(v, std::make_index_sequence<simd::lanes<float> / 2>{});
+}
+
 template <class T> inline void transpose_tile(simd::vec<T>* r) {
   using V = simd::vec<T>;
   constexpr int L = simd::lanes<T>;
@@ -230,28 +242,6 @@ inline void assign_block(const T* x, std::size_t n, const T* shift, const Prepar
   }
 }
 
-// Squared distance of the shifted row to centre c (direct form: never
-// negative). Vectorised over features with a fixed summation order; a plain
-// loop would stay a serial scalar chain without -ffast-math.
-template <class T>
-inline double row_sqdist(const T* x, const T* shift, const T* c, std::size_t D) {
-  using V = simd::vec<T>;
-  constexpr std::size_t L = static_cast<std::size_t>(simd::lanes<T>);
-  V acc{};
-  std::size_t f = 0;
-  for (; f + L <= D; f += L) {
-    const V d = (simd::load<T>(x + f) - simd::load<T>(shift + f)) - simd::load<T>(c + f);
-    acc = d * d + acc;
-  }
-  if (f < D) {
-    const int r = static_cast<int>(D - f);
-    const V d = (simd::load_partial<T>(x + f, r, T(0)) - simd::load_partial<T>(shift + f, r, T(0))) -
-                simd::load_partial<T>(c + f, r, T(0));
-    acc = d * d + acc;
-  }
-  return static_cast<double>(simd::hsum<T>(acc));
-}
-
 // One block of a Lloyd iteration: labels, and (if st.S) the update statistics
 // added into `st`; the inertia J is always accumulated.
 template <class T>
@@ -277,8 +267,20 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, const T* shift, c
       const V xs = simd::load<T>(xi + f) - simd::load<T>(shift + f);
       const V d = xs - simd::load<T>(c + f);
       acc = d * d + acc;
-      if (s)
-        for (std::size_t l = 0; l < L; ++l) s[f + l] += wi * static_cast<double>(xs[l]);
+      if (s) {
+        if constexpr (std::is_same_v<T, double>) {
+          simd::store<double>(s + f, wi * xs + simd::load<double>(s + f));
+        } else {
+#ifdef MAXLIK_KMEANS_SHUFFLE
+          // Widen the two halves to double vectors (exact) and accumulate.
+          constexpr std::size_t H = L / 2;
+          simd::store<double>(s + f, wi * detail::widen_half<0>(xs) + simd::load<double>(s + f));
+          simd::store<double>(s + f + H, wi * detail::widen_half<1>(xs) + simd::load<double>(s + f + H));
+#else
+          for (std::size_t l = 0; l < L; ++l) s[f + l] += wi * static_cast<double>(xs[l]);
+#endif
+        }
+      }
     }
     if (f < D) {
       const int r = static_cast<int>(D - f);
@@ -293,6 +295,9 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, const T* shift, c
   }
   *st.J += J;
 }
+
+// Rows per assignment/update sweep inside a block (a whole number of strips).
+inline constexpr std::size_t kSubBlock = 64;
 
 // Rows per task: a multiple of kRowBlock chosen from N, K, D only (never the
 // thread count), so that all task statistics together stay below ~32 MB.
@@ -319,7 +324,7 @@ inline double lloyd_pass(const T* X, const T* w, std::size_t N, std::size_t D, c
   std::vector<double> slots(n_tasks * slot, 0.0);
   parallel_for(n_tasks, [&](std::size_t t) {
     Scratch<T> scratch;
-    scratch.reserve(kRowBlock, D);
+    scratch.reserve(kSubBlock, D);
     double* base = slots.data() + t * slot;
     Stats st;
     st.K = K;
@@ -334,7 +339,13 @@ inline double lloyd_pass(const T* X, const T* w, std::size_t N, std::size_t D, c
     const std::size_t r_end = std::min(N, (t + 1) * rpt);
     for (std::size_t r0 = t * rpt; r0 < r_end; r0 += kRowBlock) {
       const std::size_t r1 = std::min(r_end, r0 + kRowBlock);
-      lloyd_block(X + r0 * D, w ? w + r0 : nullptr, r1 - r0, shift, P, scratch, labels + r0, st);
+      // Sub-blocks small enough that the rows, their transposed copy and the
+      // statistics stay in L1 between the assignment and the update sweep.
+      // Same row order as one sweep over the block; the task slot is unchanged.
+      for (std::size_t q0 = r0; q0 < r1; q0 += kSubBlock) {
+        const std::size_t q1 = std::min(r1, q0 + kSubBlock);
+        lloyd_block(X + q0 * D, w ? w + q0 : nullptr, q1 - q0, shift, P, scratch, labels + q0, st);
+      }
     }
   });
   // Merge in task order: bit-identical for any thread count.

@@ -63,7 +63,7 @@ inline constexpr std::size_t kChunksPerRange = 64;  // chunks merged per range (
 // Unweighted: the hot path. Padding lanes hold -inf: they add e^{-inf} = 0 to
 // S and never equal a finite max (for an all -inf chunk W is irrelevant).
 template <class T>
-MAXLIK_INLINE Acc chunk_state_unweighted(const T* x, std::size_t n) {
+MAXLIK_INLINE void chunk_core_unweighted(const T* x, std::size_t n, T& m_out, T& S_out, T& W_out) {
   using V = simd::vec<T>;
   constexpr int Ln = simd::lanes<T>;
   constexpr T ninf = -std::numeric_limits<T>::infinity();
@@ -96,10 +96,19 @@ MAXLIK_INLINE Acc chunk_state_unweighted(const T* x, std::size_t n) {
   }
   if (i < nv) step(simd::load<T>(x + i), s0, w0);
   if (tail) step(xt, s1, w1);
+  m_out = m;
+  S_out = simd::hsum<T>(s0 + s1);
+  W_out = simd::hsum<T>(w0 + w1);
+}
+
+template <class T>
+MAXLIK_INLINE Acc chunk_state_unweighted(const T* x, std::size_t n) {
+  T m, S, W;
+  chunk_core_unweighted<T>(x, n, m, S, W);
   Acc a;
   a.m = static_cast<double>(m);
-  a.S = static_cast<double>(simd::hsum<T>(s0 + s1));
-  a.W = static_cast<double>(simd::hsum<T>(w0 + w1));
+  a.S = static_cast<double>(S);
+  a.W = static_cast<double>(W);
   return a;
 }
 
@@ -262,12 +271,11 @@ inline void finalize_block(const Acc* acc, std::size_t n, T* out, T* sign, bool 
   constexpr int Ld = simd::lanes<double>;
   std::size_t i = 0;
   for (; i + Ld <= n; i += Ld) {
-    VD m, W, S;
+    VD m, S;
     bool simple = true;
     for (int k = 0; k < Ld; ++k) {
       const Acc& a = acc[i + k];
       m[k] = a.m;
-      W[k] = a.W;
       S[k] = a.S;
       simple &= std::isfinite(a.m) && a.W == 1.0 && a.S >= 0.0 && a.S <= 1e300;
     }
@@ -284,6 +292,43 @@ inline void finalize_block(const Acc* acc, std::size_t n, T* out, T* sign, bool 
   for (; i < n; ++i) finalize<T>(acc[i], out + i, sign ? sign + i : nullptr, return_sign);
 }
 
+// Unweighted short rows, finalised in T: W >= 1 is the count at the max and
+// S >= 0, so out = m + log(W) + log1p(S/W) needs no sign logic; rows with a
+// non-finite max or a NaN go through the scalar path.
+template <class T>
+inline void finalize_small(const T* m, const T* S, const T* W, std::size_t n, T* out, T* sign,
+                           bool return_sign) {
+  using V = simd::vec<T>;
+  constexpr int Ln = simd::lanes<T>;
+  const V one = simd::set1<T>(T(1));
+  const V big = simd::set1<T>(std::numeric_limits<T>::max());
+  std::size_t i = 0;
+  auto scalar = [&](std::size_t k) {
+    Acc a;
+    a.m = m[k];
+    a.S = S[k];
+    a.W = W[k];
+    finalize<T>(a, out + k, sign ? sign + k : nullptr, return_sign);
+  };
+  for (; i + Ln <= n; i += Ln) {
+    const V vm = simd::load<T>(m + i), vs = simd::load<T>(S + i), vw = simd::load<T>(W + i);
+    const auto ok = (simd::abs<T>(vm) <= big) & (vs == vs);
+    bool all_ok = true, all_one = true;
+    for (int l = 0; l < Ln; ++l) {
+      all_ok &= ok[l] != 0;
+      all_one &= vw[l] == T(1);
+    }
+    if (!all_ok) {
+      for (int l = 0; l < Ln; ++l) scalar(i + l);
+      continue;
+    }
+    const V o = all_one ? simd::log1p<T>(vs) + vm : (simd::log1p<T>(vs / vw) + simd::log<T>(vw)) + vm;
+    simd::store<T>(out + i, o);
+    if (sign) simd::store<T>(sign + i, one);
+  }
+  for (; i < n; ++i) scalar(i);
+}
+
 // ---- row layout (si == 1) ------------------------------------------------------------
 template <class T>
 struct View {
@@ -292,6 +337,7 @@ struct View {
   std::ptrdiff_t sb, so, si;
   // element offset of output k = (batch, o) in (b, o) order
   std::ptrdiff_t off(std::size_t k) const {
+    if (nb == 1) return static_cast<std::ptrdiff_t>(k) * so;  // no integer division on the hot path
     return static_cast<std::ptrdiff_t>(k / no) * sb + static_cast<std::ptrdiff_t>(k % no) * so;
   }
 };
@@ -349,35 +395,48 @@ void column_block(const T* base, std::ptrdiff_t si, const T* b, std::ptrdiff_t b
   };
   for (std::size_t rb = r0; rb < r1; rb += kColRows) {
     const std::size_t re = std::min(r1, rb + kColRows);
+    // Column-vector outer, rows inner: max and sums stay in registers; the
+    // block (<= kColRows rows x kColWidth columns) is re-read from L1/L2.
     for (std::size_t j = 0; j < nvec; ++j) {
-      vmax[j] = vninf;
-      vs[j] = zero;
-      vw[j] = zero;
-    }
-    for (std::size_t r = rb; r < re; ++r) {
-      const T* row = base + static_cast<std::ptrdiff_t>(r) * si;
-      const T* brow = b ? b + static_cast<std::ptrdiff_t>(r) * bsi : nullptr;
-      for (std::size_t j = 0; j < nvec; ++j) {
-        V x = ld(row, j, ninf);
-        if (brow) x = ld(brow, j, T(0)) == zero ? vninf : x;
-        vmax[j] = simd::max<T>(vmax[j], x);
-      }
-    }
-    for (std::size_t r = rb; r < re; ++r) {
-      const T* row = base + static_cast<std::ptrdiff_t>(r) * si;
-      const T* brow = b ? b + static_cast<std::ptrdiff_t>(r) * bsi : nullptr;
-      for (std::size_t j = 0; j < nvec; ++j) {
-        V x = ld(row, j, ninf);
-        V bv = one;
-        if (brow) {
-          bv = ld(brow, j, T(0));
-          x = bv == zero ? vninf : x;
+      const std::size_t c = j * Ln;
+      const bool full = c + Ln <= w;
+      V vm = vninf, s = zero, wsum = zero;
+      if (!b && full) {
+        const T* p = base + static_cast<std::ptrdiff_t>(rb) * si + static_cast<std::ptrdiff_t>(c);
+        const T* q = p;
+        for (std::size_t r = rb; r < re; ++r, q += si) vm = simd::max<T>(vm, simd::load<T>(q));
+        q = p;
+        for (std::size_t r = rb; r < re; ++r, q += si) {
+          const V x = simd::load<T>(q);
+          const auto eq = x == vm;
+          const V e = simd::exp_nonpositive<T>(x - vm);
+          s += eq ? zero : e;
+          wsum += eq ? one : zero;
         }
-        const auto eq = x == vmax[j];
-        const V e = simd::exp_nonpositive<T>(x - vmax[j]);
-        vs[j] += eq ? zero : bv * e;
-        vw[j] += eq ? bv : zero;
+      } else {
+        for (std::size_t r = rb; r < re; ++r) {
+          const T* row = base + static_cast<std::ptrdiff_t>(r) * si;
+          V x = ld(row, j, ninf);
+          if (b) x = ld(b + static_cast<std::ptrdiff_t>(r) * bsi, j, T(0)) == zero ? vninf : x;
+          vm = simd::max<T>(vm, x);
+        }
+        for (std::size_t r = rb; r < re; ++r) {
+          const T* row = base + static_cast<std::ptrdiff_t>(r) * si;
+          V x = ld(row, j, ninf);
+          V bv = one;
+          if (b) {
+            bv = ld(b + static_cast<std::ptrdiff_t>(r) * bsi, j, T(0));
+            x = bv == zero ? vninf : x;
+          }
+          const auto eq = x == vm;
+          const V e = simd::exp_nonpositive<T>(x - vm);
+          s += eq ? zero : bv * e;
+          wsum += eq ? bv : zero;
+        }
       }
+      vmax[j] = vm;
+      vs[j] = s;
+      vw[j] = wsum;
     }
     for (std::size_t c = 0; c < w; ++c) {
       Acc blk;
@@ -403,8 +462,10 @@ void column_block(const T* base, std::ptrdiff_t si, const T* b, std::ptrdiff_t b
   }
 }
 
-template <class T>
-void column_states(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdiff_t bsi, Acc* states) {
+// Calls on_done(k0, states, n) for consecutive runs of outputs k0..k0+n-1,
+// so callers can finalise without a global N-sized state array.
+template <class T, class OnDone>
+void column_states(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdiff_t bsi, OnDone&& on_done) {
   // a.so == 1 (and b's output stride is 1): outputs are adjacent columns.
   const std::size_t ncr = (a.no + kColWidth - 1) / kColWidth;
   // Row super-blocks give parallelism when there are few columns; their size
@@ -414,12 +475,7 @@ void column_states(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdif
   while ((a.L + sb_rows - 1) / sb_rows * a.no * a.nb > max_slots && sb_rows < a.L) sb_rows *= 2;
   const std::size_t nsb = std::max<std::size_t>(1, (a.L + sb_rows - 1) / sb_rows);
   const std::size_t n_out = a.nb * a.no;
-  std::vector<Acc> slots;
-  Acc* dst = states;
-  if (nsb > 1) {
-    slots.resize(nsb * n_out);
-    dst = slots.data();
-  }
+  std::vector<Acc> slots(nsb > 1 ? nsb * n_out : 0);
   const std::size_t n_tasks = a.nb * ncr * nsb;
   parallel_for(n_tasks, [&](std::size_t t) {
     const std::size_t s = t % nsb;
@@ -430,14 +486,25 @@ void column_states(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdif
     const std::size_t r0 = s * sb_rows, r1 = std::min(a.L, r0 + sb_rows);
     const T* base = a.p + static_cast<std::ptrdiff_t>(bi) * a.sb + static_cast<std::ptrdiff_t>(c0);
     const T* bb = b ? b + static_cast<std::ptrdiff_t>(bi) * bsb + static_cast<std::ptrdiff_t>(c0) : nullptr;
-    column_block<T>(base, a.si, bb, bsi, w, r0, r1, dst + s * n_out + bi * a.no + c0);
+    const std::size_t k0 = bi * a.no + c0;
+    if (nsb == 1) {
+      Acc loc[kColWidth];
+      column_block<T>(base, a.si, bb, bsi, w, r0, r1, loc);
+      on_done(k0, static_cast<const Acc*>(loc), w);
+    } else {
+      column_block<T>(base, a.si, bb, bsi, w, r0, r1, slots.data() + s * n_out + k0);
+    }
   });
   if (nsb > 1) {
-    for (std::size_t k = 0; k < n_out; ++k) {
-      Acc acc = slots[k];
-      for (std::size_t s = 1; s < nsb; ++s) merge(acc, slots[s * n_out + k]);
-      states[k] = acc;
-    }
+    parallel_for_blocks(n_out, kColWidth, [&](std::size_t, std::size_t k0, std::size_t k1) {
+      Acc loc[kColWidth];
+      for (std::size_t k = k0; k < k1; ++k) {
+        Acc acc = slots[k];
+        for (std::size_t s = 1; s < nsb; ++s) merge(acc, slots[s * n_out + k]);
+        loc[k - k0] = acc;
+      }
+      on_done(k0, static_cast<const Acc*>(loc), k1 - k0);
+    });
   }
 }
 
@@ -449,8 +516,13 @@ void states(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdiff_t bso
     for (std::size_t k = 0; k < a.nb * a.no; ++k) st[k] = Acc{};
     return;
   }
-  if (a.si == 1 && (!b || bsi == 1 || bsi == 0)) row_states<T>(a, b, bsb, bso, bsi, st);
-  else column_states<T>(a, b, bsb, bsi, st);
+  if (a.si == 1 && (!b || bsi == 1 || bsi == 0)) {
+    row_states<T>(a, b, bsb, bso, bsi, st);
+  } else {
+    column_states<T>(a, b, bsb, bsi, [st](std::size_t k0, const Acc* loc, std::size_t n) {
+      std::copy(loc, loc + n, st + k0);
+    });
+  }
 }
 
 // out[k] (and sign[k]) for every output k in (b, o) order.
@@ -461,18 +533,30 @@ void logsumexp(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdiff_t 
   if (a.L > 0 && a.si == 1 && (!b || bsi == 1 || bsi == 0) && n_ranges(a.L) == 1) {
     // Short rows: states live only per block, finalised in place.
     parallel_for_blocks(n_out, kRowBlock, [&](std::size_t, std::size_t r0, std::size_t r1) {
-      Acc st[kRowBlock];
-      for (std::size_t k = r0; k < r1; ++k) {
-        const T* bp = b ? b + static_cast<std::ptrdiff_t>(k / a.no) * bsb + static_cast<std::ptrdiff_t>(k % a.no) * bso : nullptr;
-        st[k - r0] = b ? chunk_state<T>(a.p + a.off(k), bp, bsi, a.L)
-                       : chunk_state_unweighted<T>(a.p + a.off(k), a.L);
-      }
       if (b) {
-        for (std::size_t k = r0; k < r1; ++k) finalize<T>(st[k - r0], out + k, sign ? sign + k : nullptr, return_sign);
-      } else {
-        finalize_block<T>(st, r1 - r0, out + r0, sign ? sign + r0 : nullptr, return_sign);
+        for (std::size_t k = r0; k < r1; ++k) {
+          const T* bp = b + static_cast<std::ptrdiff_t>(k / a.no) * bsb + static_cast<std::ptrdiff_t>(k % a.no) * bso;
+          finalize<T>(chunk_state<T>(a.p + a.off(k), bp, bsi, a.L), out + k, sign ? sign + k : nullptr, return_sign);
+        }
+        return;
       }
+      T ms[kRowBlock], Ss[kRowBlock], Ws[kRowBlock];
+      for (std::size_t k = r0; k < r1; ++k)
+        chunk_core_unweighted<T>(a.p + a.off(k), a.L, ms[k - r0], Ss[k - r0], Ws[k - r0]);
+      finalize_small<T>(ms, Ss, Ws, r1 - r0, out + r0, sign ? sign + r0 : nullptr, return_sign);
     });
+    return;
+  }
+  auto fin = [&](std::size_t k0, const Acc* loc, std::size_t n) {
+    if (b) {
+      for (std::size_t k = 0; k < n; ++k)
+        finalize<T>(loc[k], out + k0 + k, sign ? sign + k0 + k : nullptr, return_sign);
+    } else {
+      finalize_block<T>(loc, n, out + k0, sign ? sign + k0 : nullptr, return_sign);
+    }
+  };
+  if (a.L > 0 && !(a.si == 1 && (!b || bsi == 1 || bsi == 0))) {
+    column_states<T>(a, b, bsb, bsi, fin);  // finalised per column range
     return;
   }
   std::vector<Acc> st(n_out);

@@ -452,6 +452,189 @@ void mse(const T* x, const T* t, std::size_t n, T grad_scale, T* grad, T* elem_l
   });
 }
 
+// ---------------------------------------------------------------------------
+// Fused linear model + cross-entropy (the objective of LogisticRegression).
+// X (N, D) row-major; W (K, D) row-major; b (K) or nullptr; y (N) class codes
+// in [0, K) (binary: 0/1 with K = 1); sw (N) row weights.
+//   softmax (K >= 2):  z = W x + b, loss_i = sw_i (logsumexp(z) - z_y),
+//                      dloss_i/dz_k = sw_i (p_k - [k == y])
+//   binary  (K == 1):  z = w.x + b, loss_i = sw_i (softplus(z) - t z),
+//                      dloss_i/dz = sw_i (sigmoid(z) - t)
+// grad_W = sum_i dloss_i/dz x_i^T, grad_b = sum_i dloss_i/dz.
+// One read of X per evaluation: each row's dot products and its gradient
+// contribution are done while the row is in L1. Per-block gradients go to
+// slot[block] (K * (D + 1) values) and per-block losses to block_sum; the
+// caller merges both in block order.
+namespace detail {
+// Z[r, k0..k0+KB) = X[r] . W[k] + b[k] for the rows of one block; RB rows at a
+// time share each load of W (register tile RB x KB vectors).
+template <class T, int RB, int KB>
+inline void logits_tile(const T* X, std::size_t D, std::size_t r, const T* W, const T* b,
+                        std::size_t k0, std::size_t K, T* Z /* block-local row r */) {
+  using V = simd::vec<T>;
+  constexpr int L = simd::lanes<T>;
+  V a[RB][KB];
+  for (int q = 0; q < RB; ++q)
+    for (int j = 0; j < KB; ++j) a[q][j] = V{};
+  std::size_t d = 0;
+  for (; d + L <= D; d += L) {
+    V u[RB];
+    for (int q = 0; q < RB; ++q) u[q] = simd::load<T>(X + (r + q) * D + d);
+    for (int j = 0; j < KB; ++j) {
+      const V w = simd::load<T>(W + (k0 + j) * D + d);
+      for (int q = 0; q < RB; ++q) a[q][j] += u[q] * w;
+    }
+  }
+  for (int q = 0; q < RB; ++q)
+    for (int j = 0; j < KB; ++j) {
+      T v = simd::hsum<T>(a[q][j]);
+      for (std::size_t e = d; e < D; ++e) v += X[(r + q) * D + e] * W[(k0 + j) * D + e];
+      Z[q * K + k0 + j] = v + (b ? b[k0 + j] : T(0));
+    }
+}
+
+// gW[k0..k0+KB) += sum over rows r..r+RB of G[row, k] X[row]: RB rows stay in
+// L1 while each gW vector is loaded and stored once per RB rows.
+template <class T, int RB, int KB>
+inline void grad_tile(const T* Xb, std::size_t r, std::size_t D, const T* G, std::size_t K,
+                      std::size_t k0, T* gW) {
+  using V = simd::vec<T>;
+  constexpr int L = simd::lanes<T>;
+  T g[RB][KB];
+  for (int q = 0; q < RB; ++q)
+    for (int j = 0; j < KB; ++j) g[q][j] = G[(r + q) * K + k0 + j];
+  std::size_t d = 0;
+  for (; d + L <= D; d += L) {
+    V x[RB];
+    for (int q = 0; q < RB; ++q) x[q] = simd::load<T>(Xb + (r + q) * D + d);
+    for (int j = 0; j < KB; ++j) {
+      T* o = gW + (k0 + j) * D + d;
+      V acc = simd::load<T>(o);
+      for (int q = 0; q < RB; ++q) acc += g[q][j] * x[q];
+      simd::store<T>(o, acc);
+    }
+  }
+  for (; d < D; ++d)
+    for (int j = 0; j < KB; ++j) {
+      T acc = gW[(k0 + j) * D + d];
+      for (int q = 0; q < RB; ++q) acc += g[q][j] * Xb[(r + q) * D + d];
+      gW[(k0 + j) * D + d] = acc;
+    }
+}
+
+template <class T> inline void exp_inplace(T* a, std::size_t n) {
+  constexpr int L = simd::lanes<T>;
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) simd::store<T>(a + i, simd::exp<T>(simd::load<T>(a + i)));
+  if (i < n) simd::store_partial<T>(a + i, simd::exp<T>(simd::load_partial<T>(a + i, int(n - i), T(0))), int(n - i));
+}
+template <class T> inline void log_inplace(T* a, std::size_t n) {
+  constexpr int L = simd::lanes<T>;
+  std::size_t i = 0;
+  for (; i + L <= n; i += L) simd::store<T>(a + i, simd::log<T>(simd::load<T>(a + i)));
+  if (i < n) simd::store_partial<T>(a + i, simd::log<T>(simd::load_partial<T>(a + i, int(n - i), T(1))), int(n - i));
+}
+
+template <class T, int RB>
+inline void grad_rows(const T* Xb, std::size_t r, std::size_t D, const T* G, std::size_t K, T* gW) {
+  std::size_t k = 0;
+  for (; k + 2 <= K; k += 2) grad_tile<T, RB, 2>(Xb, r, D, G, K, k, gW);
+  if (k < K) grad_tile<T, RB, 1>(Xb, r, D, G, K, k, gW);
+}
+}  // namespace detail
+
+inline constexpr std::size_t kLinearBlock = 256;  // rows per sub-block (X tile in L2)
+inline constexpr std::size_t kLinearMaxTasks = 64;
+
+// Rows per task: a multiple of kLinearBlock chosen from N alone (never from the
+// thread count), so that at most kLinearMaxTasks gradient slots of K (D + 1)
+// values exist however large N is.
+inline std::size_t linear_task_rows(std::size_t N) {
+  const std::size_t sub = n_blocks(n_blocks(N, kLinearMaxTasks), kLinearBlock);
+  return std::max<std::size_t>(1, sub) * kLinearBlock;
+}
+
+template <class T>
+void linear_ce(const T* X, std::size_t N, std::size_t D, const T* W, const T* b, std::size_t K,
+               const std::int64_t* y, const T* sw, T* slots, double* block_sum) {
+  const std::size_t P = K * (D + 1);
+  parallel_for_blocks(N, linear_task_rows(N), [&](std::size_t blk, std::size_t t0, std::size_t t1) {
+    T* gW = slots + blk * P;  // K rows of D, then K intercept entries
+    T* gb = gW + K * D;
+    std::fill(gW, gW + P, T(0));
+    std::vector<T> Zbuf(kLinearBlock * K), aux(2 * kLinearBlock);
+    double acc = 0;
+    for (std::size_t r0 = t0; r0 < t1; r0 += kLinearBlock) {
+      const std::size_t r1 = std::min(t1, r0 + kLinearBlock);
+      const std::size_t R = r1 - r0;
+      T* Z = Zbuf.data();  // logits, then overwritten by dloss/dlogits
+      const T* Xb = X + r0 * D;
+      // Z = X_block W^T + b
+      std::size_t r = 0;
+      for (; r + 2 <= R; r += 2) {
+        std::size_t k = 0;
+        for (; k + 4 <= K; k += 4) detail::logits_tile<T, 2, 4>(Xb, D, r, W, b, k, K, Z + r * K);
+        switch (K - k) {  // remaining classes in one tile
+          case 3: detail::logits_tile<T, 2, 3>(Xb, D, r, W, b, k, K, Z + r * K); break;
+          case 2: detail::logits_tile<T, 2, 2>(Xb, D, r, W, b, k, K, Z + r * K); break;
+          case 1: detail::logits_tile<T, 2, 1>(Xb, D, r, W, b, k, K, Z + r * K); break;
+          default: break;
+        }
+      }
+      for (; r < R; ++r)
+        for (std::size_t k = 0; k < K; ++k) detail::logits_tile<T, 1, 1>(Xb, D, r, W, b, k, K, Z + r * K);
+      // loss and dloss/dz per row, in place
+      if (K == 1) {
+        for (r = 0; r < R; ++r) {
+          T* z = Z + r;
+          const T wi = sw[r0 + r];
+          const T zz = z[0], t = T(y[r0 + r]);
+          const T ea = simd::exp1<T>(-std::fabs(zz));
+          const T sp = std::max(zz, T(0)) + simd::log1p1<T>(ea);  // softplus(z)
+          const T sig = zz >= 0 ? T(1) / (T(1) + ea) : ea / (T(1) + ea);
+          acc += double(wi * (sp - t * zz));
+          z[0] = wi * (sig - t);
+          gb[0] += z[0];
+        }
+      } else {
+        // Whole-block softmax: shift each row by its max, one vectorised exp
+        // sweep over the R*K logits and one log sweep over the R row sums
+        // (the logits are finite here: X and W are).
+        T* zy = aux.data();      // z_y - max, per row
+        T* srow = zy + kLinearBlock;  // sum of exponentials, then its log
+        for (r = 0; r < R; ++r) {
+          T* z = Z + r * K;
+          T m = z[0];
+          for (std::size_t k = 1; k < K; ++k) m = z[k] > m ? z[k] : m;
+          for (std::size_t k = 0; k < K; ++k) z[k] -= m;
+          zy[r] = z[y[r0 + r]];
+        }
+        detail::exp_inplace(Z, R * K);
+        for (r = 0; r < R; ++r) {
+          const T* z = Z + r * K;
+          T sum = 0;
+          for (std::size_t k = 0; k < K; ++k) sum += z[k];
+          srow[r] = sum;
+        }
+        for (r = 0; r < R; ++r) {
+          T* z = Z + r * K;
+          const T wi = sw[r0 + r];
+          const T c = wi / srow[r];
+          for (std::size_t k = 0; k < K; ++k) z[k] *= c;
+          z[y[r0 + r]] -= wi;
+          for (std::size_t k = 0; k < K; ++k) gb[k] += z[k];
+        }
+        detail::log_inplace(srow, R);
+        for (r = 0; r < R; ++r) acc += double(sw[r0 + r] * (srow[r] - zy[r]));
+      }
+      // gW += G^T X_block
+      for (r = 0; r + 4 <= R; r += 4) detail::grad_rows<T, 4>(Xb, r, D, Z, K, gW);
+      for (; r < R; ++r) detail::grad_rows<T, 1>(Xb, r, D, Z, K, gW);
+    }
+    block_sum[blk] = acc;
+  });
+}
+
 // Merge per-block partial sums in block order (thread-count independent).
 inline double merge_blocks(const double* s, std::size_t nb) {
   double acc = 0;

@@ -51,9 +51,11 @@ template <class T> MAXLIK_INLINE vec<T> load(const T* p) {
 }
 template <class T> MAXLIK_INLINE void store(T* p, vec<T> v) { std::memcpy(p, &v, sizeof(v)); }
 template <class T> MAXLIK_INLINE vec<T> set1(T x) {
-  vec<T> v;
-  for (int i = 0; i < lanes<T>; ++i) v[i] = x;
-  return v;
+  // A scalar operand broadcasts, and x - (+0) == x exactly for every x (also
+  // -0, inf, NaN), so this is one vbroadcast. The lane-by-lane loop it replaces
+  // compiled to narrow stack stores + a wide reload (a store-forwarding stall
+  // per broadcast), halving the speed of FMA loops.
+  return x - vec<T>{};
 }
 // Partial load: lanes >= n are filled with `fill`.
 template <class T> MAXLIK_INLINE vec<T> load_partial(const T* p, int n, T fill) {
@@ -76,8 +78,8 @@ template <class T> MAXLIK_INLINE vec<T> load_strided(const T* p, std::ptrdiff_t 
 template <class T> MAXLIK_INLINE vec<T> select(ivec<T> mask, vec<T> a, vec<T> b) {
   return mask ? a : b;
 }
-template <class T> MAXLIK_INLINE ivec<T> as_int(vec<T> v) { return reinterpret_cast<ivec<T>&>(v); }
-template <class T> MAXLIK_INLINE vec<T> as_float(ivec<T> v) { return reinterpret_cast<vec<T>&>(v); }
+template <class T> MAXLIK_INLINE ivec<T> as_int(vec<T> v) { return __builtin_bit_cast(ivec<T>, v); }
+template <class T> MAXLIK_INLINE vec<T> as_float(ivec<T> v) { return __builtin_bit_cast(vec<T>, v); }
 // max/min that ignore NaN in `b` (NaNs are propagated separately by exp/sum).
 template <class T> MAXLIK_INLINE vec<T> max(vec<T> a, vec<T> b) { return a > b ? a : b; }
 template <class T> MAXLIK_INLINE vec<T> min(vec<T> a, vec<T> b) { return a < b ? a : b; }

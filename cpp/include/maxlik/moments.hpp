@@ -1,0 +1,138 @@
+// Weighted first and second central moments of one data set, for the
+// closed-form Gaussian fit (python/maxlik/mle.py).
+//
+// Notation: N rows of D features, row-major X (float or double), optional
+// per-row weights w (double; null = all ones). Everything accumulates in
+// double whatever T is.
+//
+// Shifted two-pass algorithm with the correction of Chan, Golub & LeVeque
+// (1983):
+//   pass 1  m = x₀ + Σ w (x − x₀) / W        (x₀ = the first row)
+//   pass 2  S = Σ w d dᵀ − b bᵀ / W,  d = x − m,  b = Σ w d
+// Shifting by a data row makes a constant column's mean — and so its variance,
+// 0 — exact; squares of centred doubles never cancel, unlike E[x²] − E[x]²
+// (scikit-learn #30382). b is the first-order rounding error of m.
+//
+// Determinism: rows are split into a fixed number of blocks that depends on N
+// and D only (never on the thread count); each block sums into its own slot,
+// and slots are merged in block order.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+#include "maxlik/parallel.hpp"
+#include "maxlik/simd.hpp"
+
+namespace maxlik {
+namespace moments {
+
+// Rows per block: at least kRowBlock, and few enough blocks that the per-block
+// D×D slots stay small (≤ 2^24 doubles in total, ≤ 64 blocks).
+inline std::size_t block_rows(std::size_t N, std::size_t D) {
+  const std::size_t per_slot = D * D + 2 * D + 1;
+  std::size_t max_blocks = std::max<std::size_t>(1, std::min<std::size_t>(64, (std::size_t(1) << 24) / per_slot));
+  return std::max<std::size_t>(kRowBlock, (N + max_blocks - 1) / max_blocks);
+}
+
+// acc[j] += Σ_r w_r (x_rj − shift_j) over rows [r0, r1); returns Σ w_r.
+template <class T>
+double shifted_sum_rows(const T* X, const double* w, std::size_t r0, std::size_t r1, std::size_t D,
+                        const double* shift, double* acc) {
+  double wsum = 0.0;
+  for (std::size_t r = r0; r < r1; ++r) {
+    const double wr = w ? w[r] : 1.0;
+    if (wr == 0.0) continue;  // weight-0 rows are absent rows (also skips their inf*0)
+    wsum += wr;
+    const T* x = X + r * D;
+    for (std::size_t j = 0; j < D; ++j) acc[j] += wr * (static_cast<double>(x[j]) - shift[j]);
+  }
+  return wsum;
+}
+
+// b[j] += Σ w d_j and S += Σ w d dᵀ (upper triangle, row-major D×D; with
+// full == false only the diagonal, stored as S[j]), d = x − mean, rows [r0, r1).
+// d is formed in double in `d` (D doubles of scratch).
+template <class T>
+void scatter_rows(const T* X, const double* w, std::size_t r0, std::size_t r1, std::size_t D,
+                  const double* mean, bool full, double* b, double* S, double* d) {
+  using V = simd::vec<double>;
+  constexpr std::size_t L = simd::lanes<double>;
+  for (std::size_t r = r0; r < r1; ++r) {
+    const double wr = w ? w[r] : 1.0;
+    if (wr == 0.0) continue;
+    const T* x = X + r * D;
+    for (std::size_t j = 0; j < D; ++j) {
+      d[j] = static_cast<double>(x[j]) - mean[j];
+      b[j] += wr * d[j];
+    }
+    if (!full) {
+      for (std::size_t j = 0; j < D; ++j) S[j] += wr * d[j] * d[j];
+      continue;
+    }
+    // Upper triangle only, starting each row at the vector boundary at or
+    // below the diagonal: about half the multiply-adds of the full outer product.
+    for (std::size_t i = 0; i < D; ++i) {
+      const double a = wr * d[i];
+      const V av = simd::set1<double>(a);
+      double* Si = S + i * D;
+      std::size_t j = (i / L) * L;
+      for (; j + L <= D; j += L) simd::store<double>(Si + j, simd::load<double>(Si + j) + av * simd::load<double>(d + j));
+      for (; j < D; ++j) Si[j] += a * d[j];
+    }
+  }
+}
+
+// Full two-pass computation over N rows on the thread pool. Outputs: mean (D),
+// scatter (D×D, symmetric, or D diagonal entries), and the weight sum.
+template <class T>
+double weighted_scatter(const T* X, const double* w, std::size_t N, std::size_t D, bool full,
+                        double* mean, double* scatter) {
+  const std::size_t block = block_rows(N, D);
+  const std::size_t nb = n_blocks(N, block);
+  std::vector<double> shift(D);
+  for (std::size_t j = 0; j < D; ++j) shift[j] = N ? static_cast<double>(X[j]) : 0.0;
+
+  // pass 1: shifted sums
+  std::vector<double> s1(nb * D, 0.0), ws(nb, 0.0);
+  parallel_for_blocks(N, block, [&](std::size_t bi, std::size_t r0, std::size_t r1) {
+    ws[bi] = shifted_sum_rows<T>(X, w, r0, r1, D, shift.data(), s1.data() + bi * D);
+  });
+  double W = 0.0;
+  std::vector<double> s(D, 0.0);
+  for (std::size_t bi = 0; bi < nb; ++bi) {
+    W += ws[bi];
+    for (std::size_t j = 0; j < D; ++j) s[j] += s1[bi * D + j];
+  }
+  for (std::size_t j = 0; j < D; ++j) mean[j] = shift[j] + s[j] / W;
+
+  // pass 2: centred scatter + first-order correction
+  const std::size_t sl = full ? D * D : D;
+  std::vector<double> b2(nb * D, 0.0), S2(nb * sl, 0.0);
+  parallel_for_blocks(N, block, [&](std::size_t bi, std::size_t r0, std::size_t r1) {
+    std::vector<double> d(D);
+    scatter_rows<T>(X, w, r0, r1, D, mean, full, b2.data() + bi * D, S2.data() + bi * sl, d.data());
+  });
+  std::vector<double> b(D, 0.0);
+  std::fill(scatter, scatter + sl, 0.0);
+  for (std::size_t bi = 0; bi < nb; ++bi) {
+    for (std::size_t j = 0; j < D; ++j) b[j] += b2[bi * D + j];
+    for (std::size_t k = 0; k < sl; ++k) scatter[k] += S2[bi * sl + k];
+  }
+  if (full) {
+    for (std::size_t i = 0; i < D; ++i)
+      for (std::size_t j = i; j < D; ++j) {
+        double v = scatter[i * D + j] - b[i] * b[j] / W;
+        if (i == j && v < 0.0) v = 0.0;  // only rounding can make it negative
+        scatter[i * D + j] = v;
+        scatter[j * D + i] = v;
+      }
+  } else {
+    for (std::size_t j = 0; j < D; ++j) scatter[j] = std::max(0.0, scatter[j] - b[j] * b[j] / W);
+  }
+  return W;
+}
+
+}  // namespace moments
+}  // namespace maxlik

@@ -1,0 +1,298 @@
+"""The maxlik command line, run as the installed console script in a subprocess."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import maxlik
+
+_BIN = os.path.dirname(sys.executable)
+_SCRIPT = shutil.which("maxlik", path=_BIN)
+CMD = [_SCRIPT] if _SCRIPT else [sys.executable, "-m", "maxlik"]
+
+
+def run(*args, env=None, cmd=None):
+    e = dict(os.environ)
+    e.pop("MAXLIK_NUM_THREADS", None)
+    if env:
+        e.update(env)
+    p = subprocess.run((cmd or CMD) + [str(a) for a in args], capture_output=True, text=True,
+                       env=e, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def assert_data_error(rc, out, err, *fragments):
+    assert rc == 1, (rc, out, err)
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("maxlik: error: "), err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+def faithful():
+    path = os.path.join(os.path.dirname(maxlik.__file__), "data", "faithful.csv")
+    return np.loadtxt(path, delimiter=",", skiprows=1)
+
+
+# ---- default job, info -------------------------------------------------------------------
+
+def test_no_arguments_fits_bundled_old_faithful():
+    rc, out, err = run()
+    assert rc == 0, err
+    info = maxlik.build_info()
+    assert out.startswith(f"maxlik {maxlik.__version__} (instruction set {info['isa']}, "
+                          f"{info['num_threads']} threads)")
+    assert "272 rows x 2 columns (eruptions, waiting)" in out
+    assert "component 0" in out and "component 1" in out and "component 2" not in out
+    for word in ("weight", "mean", "covariance", "log-likelihood", "BIC", "AIC", "converged"):
+        assert word in out
+    assert "Traceback" not in err
+
+
+def test_python_dash_m_is_the_same_program():
+    rc, out, _ = run("info", cmd=[sys.executable, "-m", "maxlik"])
+    assert rc == 0 and out.startswith(f"maxlik {maxlik.__version__}")
+
+
+def test_info():
+    rc, out, err = run("info")
+    assert rc == 0, err
+    info = maxlik.build_info()
+    assert out.startswith(f"maxlik {maxlik.__version__}")
+    assert f"instruction set: {info['isa']}" in out
+    assert "compiler:" in out and "flags:" in out
+    assert f"threads: {maxlik.get_num_threads()}" in out
+    assert "optional dependencies" in out and "scikit-learn" in out
+    rc, out, _ = run("info", "--json", env={"MAXLIK_NUM_THREADS": "1"})
+    d = json.loads(out)
+    assert d["num_threads"] == 1 and d["isa"] == info["isa"]
+    assert set(d["optional"]) >= {"scipy", "scikit-learn", "torch", "matplotlib", "pyarrow"}
+
+
+# ---- fit: numbers ------------------------------------------------------------------------
+
+def test_fit_json_matches_in_process_mixture():
+    rc, out, err = run("fit", "--json", "--seed", "0")
+    assert rc == 0, err
+    d = json.loads(out)
+    X = faithful()
+    assert d["data"]["n_samples"] == 272 and d["data"]["columns"] == ["eruptions", "waiting"]
+    assert d["model"] == "gmm" and d["n_components"] == 2 and d["covariance_type"] == "full"
+    # The classic two-component fit of Old Faithful.
+    from sklearn.mixture import GaussianMixture
+
+    ref = GaussianMixture(2, random_state=0).fit(X)
+    order = np.argsort(np.asarray(d["means"])[:, 0])
+    ref_order = np.argsort(ref.means_[:, 0])
+    np.testing.assert_allclose(np.asarray(d["means"])[order], ref.means_[ref_order], rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(d["weights"])[order], ref.weights_[ref_order],
+                               rtol=1e-4)
+    np.testing.assert_allclose(d["log_likelihood"], ref.score(X) * len(X), rtol=1e-6)
+    np.testing.assert_allclose(d["bic"], ref.bic(X), rtol=1e-6)
+    np.testing.assert_allclose(d["aic"], ref.aic(X), rtol=1e-6)
+    assert d["converged"] is True and d["n_iter"] >= 1
+    lb = d["lower_bounds"]
+    assert len(lb) >= 1 and all(b >= a - 1e-9 for a, b in zip(lb, lb[1:]))  # EM is monotone
+
+
+def test_select_k_picks_lowest_bic():
+    rc, out, err = run("fit", "--select-k", "1..4", "--json")
+    assert rc == 0, err
+    d = json.loads(out)
+    table = d["select_k"]["table"]
+    assert [row["n_components"] for row in table] == [1, 2, 3, 4]
+    best = min(table, key=lambda r: r["bic"])["n_components"]
+    assert d["select_k"]["best_n_components"] == best == d["n_components"] == 2
+    rc, out, _ = run("fit", "--select-k", "1,2")
+    assert rc == 0 and "<- best BIC" in out and "BIC" in out.splitlines()[2]
+
+
+def test_kmeans_model_matches_estimator(tmp_path):
+    X = faithful()
+    rc, out, err = run("fit", "--model", "kmeans", "-k", "3", "--seed", "1", "--json")
+    assert rc == 0, err
+    d = json.loads(out)
+    km = maxlik.KMeans(3, random_state=1).fit(X)
+    np.testing.assert_allclose(d["centers"], km.cluster_centers_, rtol=1e-12)
+    np.testing.assert_allclose(d["inertia"], km.inertia_, rtol=1e-12)
+    assert sum(d["sizes"]) == 272
+
+
+def test_gaussian_model():
+    if not hasattr(maxlik, "fit_gaussian"):
+        rc, out, err = run("fit", "--model", "gaussian")
+        assert_data_error(rc, out, err, "fit_gaussian")
+        pytest.skip("maxlik.fit_gaussian not in this build")
+    rc, out, err = run("fit", "--model", "gaussian", "--json")
+    assert rc == 0, err
+    d = json.loads(out)
+    X = faithful()
+    np.testing.assert_allclose(d["mean"], X.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(d["covariance"], np.cov(X.T, ddof=0), rtol=1e-10)
+
+
+# ---- fit: data formats -------------------------------------------------------------------
+
+def test_csv_header_detection_delimiters_and_columns(tmp_path):
+    X = faithful()
+    # no header, semicolons, an extra text column that --columns leaves out
+    p = tmp_path / "plain.csv"
+    p.write_text("\n".join(f"{a};{b};x{i}" for i, (a, b) in enumerate(X)) + "\n")
+    rc, out, err = run("fit", p, "--columns", "0,1", "--json")
+    assert rc == 0, err
+    d = json.loads(out)
+    assert d["data"]["columns"] == ["x0", "x1"] and d["data"]["n_samples"] == 272
+    # header, columns by name in another order
+    p2 = tmp_path / "named.csv"
+    p2.write_text("id,waiting,eruptions\n" + "\n".join(
+        f"{i},{b},{a}" for i, (a, b) in enumerate(X)) + "\n")
+    rc, out, err = run("fit", p2, "--columns", "eruptions,waiting", "--model", "kmeans",
+                       "--json")
+    assert rc == 0, err
+    assert json.loads(out)["data"]["columns"] == ["eruptions", "waiting"]
+
+
+def test_npy_and_npz(tmp_path):
+    X = faithful()
+    np.save(tmp_path / "x.npy", X)
+    rc, out, err = run("fit", tmp_path / "x.npy", "--model", "kmeans", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["data"]["n_samples"] == 272
+    np.savez(tmp_path / "x.npz", a=X, b=X[:10])
+    rc, out, err = run("fit", tmp_path / "x.npz", "--key", "a", "--model", "kmeans", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["data"]["n_samples"] == 272
+    rc, out, err = run("fit", tmp_path / "x.npz")
+    assert_data_error(rc, out, err, "--key", "a, b")
+    rc, out, err = run("fit", tmp_path / "x.npz", "--key", "c")
+    assert_data_error(rc, out, err, "no array 'c'")
+
+
+def test_parquet(tmp_path):
+    p = tmp_path / "x.parquet"
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        p.write_bytes(b"PAR1")
+        rc, out, err = run("fit", p)
+        assert_data_error(rc, out, err, "pyarrow")
+        return
+    X = faithful()
+    pq.write_table(pa.table({"eruptions": X[:, 0], "waiting": X[:, 1]}), p)
+    rc, out, err = run("fit", p, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["data"]["columns"] == ["eruptions", "waiting"]
+    q = tmp_path / "text.parquet"
+    pq.write_table(pa.table({"a": X[:, 0], "name": [f"r{i}" for i in range(len(X))]}), q)
+    assert_data_error(*run("fit", q), "column 'name' is not numeric")
+    rc, out, err = run("fit", q, "--columns", "a", "--model", "kmeans", "--json")
+    assert rc == 0, err
+
+
+# ---- fit: errors and exit codes ----------------------------------------------------------
+
+def test_data_errors_exit_1_with_one_line(tmp_path):
+    assert_data_error(*run("fit", tmp_path / "missing.csv"), "no such file")
+    p = tmp_path / "text.csv"
+    p.write_text("a,b\n1,2\n3,oops\n5,6\n")
+    assert_data_error(*run("fit", p), "column 'b' is not numeric", "line 3")
+    p = tmp_path / "nan.csv"
+    rows = ["a,b"] + [f"{i},{i % 7}" for i in range(30)]
+    rows[5] = "4,NA"
+    rows[9] = "8,"
+    p.write_text("\n".join(rows) + "\n")
+    assert_data_error(*run("fit", p), "2 row(s)", "--drop-na")
+    rc, out, err = run("fit", p, "--drop-na", "--model", "kmeans", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["data"]["n_samples"] == 28 and "dropped 2 row(s)" in err
+    assert_data_error(*run("fit", "--columns", "nope"), "no column 'nope'", "eruptions")
+    # more components than rows is a data problem too, reported in one line
+    p = tmp_path / "tiny.csv"
+    p.write_text("a,b\n1,2\n3,4\n")
+    assert_data_error(*run("fit", p, "-k", "5"))
+
+
+@pytest.mark.parametrize("args", [
+    ["fit", "--components", "0"],
+    ["fit", "--model", "tree"],
+    ["fit", "--covariance", "banana"],
+    ["fit", "--select-k", "a..b"],
+    ["fit", "--model", "kmeans", "--select-k", "1..3"],
+    ["fit", "--tol", "-1"],
+    ["bench", "everything"],
+    ["frobnicate"],
+])
+def test_usage_errors_exit_2(args):
+    rc, out, err = run(*args)
+    assert rc == 2, (rc, out, err)
+    assert "usage:" in err and "Traceback" not in err
+
+
+def test_help_exits_0():
+    rc, out, _ = run("--help")
+    assert rc == 0 and "fit" in out and "bench" in out and "info" in out
+    rc, out, _ = run("fit", "--help")
+    assert rc == 0 and "--select-k" in out
+
+
+# ---- plot ---------------------------------------------------------------------------------
+
+def test_plot_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib.image
+
+    png = tmp_path / "fit.png"
+    rc, out, err = run("fit", "--plot", png)
+    assert rc == 0, err
+    img = matplotlib.image.imread(str(png))
+    h, w = img.shape[:2]
+    assert (w, h) == (1100, 450)  # two panels: data + ellipses, log-likelihood per iteration
+    rgb = img[..., :3].reshape(-1, 3)
+    assert rgb.std() > 0.05  # not blank
+    assert len(np.unique((rgb * 255).astype(int), axis=0)) > 20  # points, ellipses, text
+    # the data panel has coloured points for both components
+    assert ((rgb[:, 0] > 0.8) & (rgb[:, 2] < 0.3)).sum() > 50  # orange (tab10 #1)
+    assert ((rgb[:, 2] > 0.6) & (rgb[:, 0] < 0.3)).sum() > 50  # blue (tab10 #0)
+
+
+def test_plot_without_matplotlib_exits_1(tmp_path):
+    fake = tmp_path / "fake"
+    (fake / "matplotlib").mkdir(parents=True)
+    (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib')\n")
+    env = {"PYTHONPATH": str(fake) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    rc, out, err = run("fit", "--plot", tmp_path / "x.png", env=env)
+    assert_data_error(rc, out, err, "matplotlib", "maxlik[plot]")
+    assert not (tmp_path / "x.png").exists()
+
+
+# ---- bench ----------------------------------------------------------------------------------
+
+def test_bench_kmeans_json():
+    pytest.importorskip("sklearn")
+    rc, out, err = run("bench", "kmeans", "--size", "small", "--repeat", "1", "--json")
+    assert rc == 0, err
+    d = json.loads(out)
+    assert d["size"] == "small" and d["threads"] == maxlik.get_num_threads()
+    impls = {r["impl"]: r for r in d["results"]}
+    assert set(impls) == {"maxlik", "sklearn"}
+    assert impls["maxlik"]["speedup_vs_maxlik"] == 1.0
+    assert impls["sklearn"]["median_s"] > 0 and impls["sklearn"]["speedup_vs_maxlik"] > 0
+
+
+def test_bench_reports_skipped_areas_clearly(monkeypatch, capsys):
+    # In process (no peers imported): an area whose maxlik function is missing
+    # is skipped with a message saying so, and the run still succeeds.
+    from maxlik import _bench
+
+    monkeypatch.setitem(_bench.CASES, "gmm",
+                        lambda size: ("maxlik.GaussianMixture is not available in this build", []))
+    assert _bench.run("gmm", "small", False, 1) == 0
+    out = capsys.readouterr().out
+    assert "gmm" in out and "skipped: maxlik.GaussianMixture is not available" in out
+    assert "thread(s)" in out and "speed-up" in out
