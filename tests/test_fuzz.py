@@ -203,7 +203,7 @@ def misc_cases(draw):
         "precision_cholesky", "fit_gaussian", "fit_categorical", "fit_bernoulli", "entropy",
         "cross_entropy", "kl_divergence", "gaussian_kl", "kl_to_standard_normal",
         "softmax_cross_entropy", "binary_cross_entropy_with_logits", "gaussian_nll", "mse",
-        "kmeans_plusplus", "mixture_statistics"]))
+        "kmeans_plusplus", "mixture_statistics", "vae_loss"]))
     seed = _seed(draw)
     A = lambda shape=(N, D), **kw: draw(arrays(shape, **kw))  # noqa: E731
     red = draw(st.sampled_from(["mean", "sum", "none"]))
@@ -262,6 +262,11 @@ def misc_cases(draw):
         return (f, dict(args=(A(), A(), A(values="positive")),
                         kwargs=dict(reduction=red, return_grad=grad, full=draw(st.booleans())),
                         seed=seed))
+    if f == "vae_loss":
+        L = draw(st.sampled_from([1, 2, 4]))
+        return (f, dict(args=(A(), A(), A((N, L)), A((N, L))),
+                        kwargs=dict(reduction=red, return_grad=grad, full=draw(st.booleans()),
+                                    beta=draw(st.sampled_from([0.0, 1.0, 4.0]))), seed=seed))
     if f == "mse":
         return (f, dict(args=(A(), A()), kwargs=dict(reduction=red, return_grad=grad), seed=seed))
     if f == "kmeans_plusplus":
