@@ -92,6 +92,31 @@ class MixtureParameters:
     precisions_cholesky: np.ndarray
     covariances: np.ndarray | None = None
 
+    def __post_init__(self):
+        # Users build these for the block API (mixture_statistics): without the
+        # checks a 1-D `means` gave IndexError, an unknown type KeyError, lists
+        # AttributeError, and NaN or negative weights a silent NaN log-likelihood.
+        ctype = check_option(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
+        means = as_float_array(self.means, "means", ndim=2, dtype=np.float64, finite=True)
+        K, D = means.shape
+        weights = as_float_array(self.weights, "weights", ndim=1, dtype=np.float64, finite=True)
+        if weights.shape != (K,):
+            raise ValueError(f"weights must have shape ({K},) to match means {means.shape}; "
+                             f"got {weights.shape}")
+        if np.any(weights < 0) or not weights.sum() > 0:
+            raise ValueError("weights must be non-negative with a positive sum; got "
+                             f"{weights[:5]}{' ...' if K > 5 else ''}")
+        prec = as_float_array(self.precisions_cholesky, "precisions_cholesky", dtype=np.float64,
+                              finite=True)
+        expected = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ctype]
+        if prec.shape != expected:
+            raise ValueError(f"precisions_cholesky must have shape {expected} for "
+                             f"covariance_type={ctype!r} with means {means.shape}; "
+                             f"got {prec.shape}")
+        object.__setattr__(self, "means", means)
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "precisions_cholesky", prec)
+
     @property
     def n_components(self) -> int:
         return int(self.means.shape[0])
