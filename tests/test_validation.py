@@ -548,3 +548,31 @@ def test_failed_fit_leaves_previous_state(make, method):
             np.testing.assert_array_equal(after[k], v)
         elif not callable(v) and not isinstance(v, tuple):
             assert after[k] == v or (v != v), k
+
+
+# User-built MixtureParameters (the block API) are validated on construction.
+@pytest.mark.parametrize("kwargs, exc, regex", [
+    (dict(means=np.zeros(2)), ValueError, r"means must be 2-D; got a 1-D array"),
+    (dict(covariance_type="bogus"), ValueError, r"covariance_type must be one of"),
+    (dict(precisions_cholesky=np.ones((3, 3))), ValueError,
+     r"precisions_cholesky must have shape \(1, 2\) for covariance_type='diag'.*got \(3, 3\)"),
+    (dict(weights=np.ones(3)), ValueError, r"weights must have shape \(1,\) to match means"),
+    (dict(means=np.full((1, 2), np.nan)), ValueError, r"means contains NaN \(first at row 0\)"),
+    (dict(weights=-np.ones(1)), ValueError, r"weights must be non-negative with a positive sum"),
+    (dict(weights=np.zeros(1)), ValueError, r"weights must be non-negative with a positive sum"),
+    (dict(means=np.array([[0, "a"]], dtype=object)), TypeError, r"means must have a real numeric"),
+    (dict(precisions_cholesky=np.array([[np.inf, 1.0]])), ValueError,
+     r"precisions_cholesky contains infinity"),
+])
+def test_mixture_parameters_are_validated(kwargs, exc, regex):
+    base = dict(covariance_type="diag", weights=np.ones(1), means=np.zeros((1, 2)),
+                precisions_cholesky=np.ones((1, 2)))
+    base.update(kwargs)
+    with pytest.raises(exc, match=regex):
+        maxlik.MixtureParameters(**base)
+
+
+def test_mixture_parameters_accept_lists():
+    p = maxlik.MixtureParameters("full", [1.0], [[0.0, 0.0]], [[[1.0, 0.0], [0.0, 1.0]]])
+    s = maxlik.mixture_statistics(np.zeros((3, 2)), p)
+    np.testing.assert_allclose(s.log_likelihood, 3 * -np.log(2 * np.pi))
