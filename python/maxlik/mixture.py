@@ -565,12 +565,17 @@ class GaussianMixture(BaseEstimator):
         if hasattr(X, "toarray") and hasattr(X, "nnz"):
             raise TypeError("X is a sparse matrix; GaussianMixture needs a dense array "
                             "(call X.toarray())")
-        if getattr(X, "dtype", None) == object:
-            # scikit-learn accepts object arrays of numbers (check_dtype_object);
-            # float() raises the TypeError for anything else.
-            X = np.asarray(X).astype(np.float64)
-        if not isinstance(X, np.ndarray) and hasattr(X, "__array__"):
-            X = np.asarray(X)
+        try:
+            if getattr(X, "dtype", None) == object:
+                # scikit-learn accepts object arrays of numbers (check_dtype_object);
+                # float() raises the TypeError for anything else.
+                X = np.asarray(X).astype(np.float64)
+            if not isinstance(X, np.ndarray) and hasattr(X, "__array__"):
+                X = np.asarray(X)
+            np.ndim(X)  # ragged nested lists raise here
+        except (TypeError, ValueError) as exc:  # name the argument
+            raise type(exc)(f"X must be a numeric array of shape (n_samples, n_features): "
+                            f"{exc}") from None
         if np.ndim(X) == 1:
             raise ValueError(f"X must be 2-D; got a 1-D array of shape {np.shape(X)}. Reshape "
                              "your data with X.reshape(-1, 1) if it has a single feature or "
