@@ -327,11 +327,10 @@ def _table():
                          rf"{arg} must have a real numeric dtype .*got complex dtype complex128"))
         # object holding a string
         if sk:
-            rows.append(pytest.param(
-                cid, f, "object", OBJ, (TypeError, ValueError), rf"\b{arg}\b",
-                marks=pytest.mark.xfail(reason="estimator converts object X with astype(float) "
-                                        "before the validation layer: the message does not "
-                                        "name X (mixture.py/linear_model.py _check_X)")))
+            rows.append((cid, f, "object", OBJ, (TypeError, ValueError),
+                         rf"^{arg} must be a numeric array.*could not convert string to float"))
+            rows.append((cid, f, "ragged", [[1.0, 2.0], [3.0]], (TypeError, ValueError),
+                         rf"^{arg} must be a numeric array"))
         else:
             rows.append((cid, f, "object", OBJ, TypeError,
                          rf"{arg} must have a real numeric dtype .*got object dtype object"))
