@@ -47,6 +47,9 @@ def _sq_distances(X, shift, centers):
     return _core.kmeans_sq_distances(X, shift, centers)
 
 
+_PP_BLOCK = 65536  # rows per block in k-means++ seeding
+
+
 def _kmeans_plusplus_shifted(X, shift, n_clusters, sample_weight, random_state, n_local_trials=None):
     """Greedy k-means++ on X - shift; returns (centres in shifted coordinates, indices).
 
@@ -64,7 +67,7 @@ def _kmeans_plusplus_shifted(X, shift, n_clusters, sample_weight, random_state, 
     first = random_state.choice(n_samples, p=w / w.sum())
     centers[0] = X[first] - shift
     indices[0] = first
-    closest = _sq_distances(X, shift, centers[:1])[:, 0]
+    closest = np.ascontiguousarray(_sq_distances(X, shift, centers[:1])[:, 0])
     potential = closest @ w
     for c in range(1, n_clusters):
         # Sample candidates with probability proportional to w * D(x)^2.
@@ -72,12 +75,21 @@ def _kmeans_plusplus_shifted(X, shift, n_clusters, sample_weight, random_state, 
         candidates = np.searchsorted(np.cumsum(w * closest), rand_vals)
         np.clip(candidates, None, n_samples - 1, out=candidates)
         cand_centers = np.ascontiguousarray(X[candidates] - shift, dtype=dtype)
-        dist = _sq_distances(X, shift, cand_centers)
-        np.minimum(dist, closest[:, None], out=dist)
-        potentials = w @ dist
+        # Potentials of the candidates in row blocks (no N x n_local_trials
+        # matrix, so seeding needs O(N) memory), then the new closest
+        # distances for the chosen candidate only.
+        potentials = np.zeros(len(candidates), dtype=np.float64)
+        for r0 in range(0, n_samples, _PP_BLOCK):
+            sl = slice(r0, r0 + _PP_BLOCK)
+            dist = _sq_distances(X[sl], shift, cand_centers)
+            np.minimum(dist, closest[sl, None], out=dist)
+            potentials += w[sl] @ dist
         best = int(np.argmin(potentials))
         potential = potentials[best]
-        closest = np.ascontiguousarray(dist[:, best])
+        for r0 in range(0, n_samples, _PP_BLOCK):
+            sl = slice(r0, r0 + _PP_BLOCK)
+            np.minimum(closest[sl], _sq_distances(X[sl], shift, cand_centers[best:best + 1])[:, 0],
+                       out=closest[sl])
         centers[c] = cand_centers[best]
         indices[c] = candidates[best]
     return centers, indices
@@ -134,6 +146,16 @@ def _is_same_clustering(labels1, labels2, n_clusters):
     pairs = np.unique(np.stack([labels1, labels2], axis=1), axis=0)
     # Same clustering <=> each label of labels1 meets exactly one label of labels2.
     return len(np.unique(pairs[:, 0])) == len(pairs)
+
+
+def _column_variance(X, mean, block=65536):
+    """Per-column variance (1/n) in row blocks: np.var(X, axis=0) without its
+    N x D temporary, so fitting adds O(block x D) memory, not O(N x D)."""
+    acc = np.zeros(X.shape[1], dtype=np.float64)
+    for start in range(0, X.shape[0], block):
+        dev = X[start:start + block] - mean
+        acc += np.einsum("ij,ij->j", dev, dev, dtype=np.float64)
+    return acc / max(X.shape[0], 1)
 
 
 class KMeans(BaseEstimator):
@@ -436,7 +458,7 @@ class KMeans(BaseEstimator):
         # Work in mean-centred coordinates (the kernels subtract on the fly):
         # the dot-product distance form then loses far less to cancellation.
         shift = np.ascontiguousarray(X.mean(axis=0), dtype=X.dtype)
-        tol_abs = float(np.mean(np.var(X, axis=0))) * tol if tol > 0 else 0.0
+        tol_abs = float(np.mean(_column_variance(X, shift))) * tol if tol > 0 else 0.0
 
         best = None
         for _ in range(n_init):

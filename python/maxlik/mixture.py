@@ -259,6 +259,12 @@ def mixture_statistics(X, params: MixtureParameters, sample_weight=None) -> Mixt
     if not isinstance(params, MixtureParameters):
         raise TypeError(f"params must be a MixtureParameters; got {type(params).__name__}")
     X, w = _check_block(X, sample_weight, params.n_features)
+    return _statistics(X, params, w)
+
+
+def _statistics(X, params: MixtureParameters, w) -> MixtureStatistics:
+    """mixture_statistics on already validated X (C-contiguous float32/64, finite)
+    and weights (None or X.dtype): the fit loop does not rescan X every iteration."""
     ctype = params.covariance_type
     shift = _shift_of(params)
     with np.errstate(divide="ignore"):
@@ -785,7 +791,7 @@ class GaussianMixture(BaseEstimator):
             t_iter = time.time()
             for it in range(1, self.max_iter + 1):
                 prev = lb
-                stats = mixture_statistics(X, params, w)
+                stats = _statistics(X, params, w)
                 params = mixture_update(stats, reg)
                 lb = stats.mean_log_likelihood
                 bounds.append(lb)

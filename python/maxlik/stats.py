@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, check_option
+from ._validation import as_float_array, check_finite, check_option
 
 __all__ = ["gaussian_logpdf", "precision_cholesky"]
 
@@ -182,7 +182,9 @@ def gaussian_logpdf(X, means, covariances=None, covariance_type: str = "full", *
     K, D = means_arr.shape
     if K == 0:
         raise ValueError("means must hold at least one component")
-    X = as_float_array(X, "X", ndim=(1, 2), finite=True)
+    # Finiteness of X is checked on the (D/K times smaller) output below: NaN/inf
+    # in a row propagate to that row's log-densities.
+    X = as_float_array(X, "X", ndim=(1, 2))
     if X.ndim == 1:
         if D != 1:
             raise ValueError(f"X must be 2-D (N, {D}); got a 1-D array of shape {X.shape}")
@@ -224,4 +226,6 @@ def gaussian_logpdf(X, means, covariances=None, covariance_type: str = "full", *
     out = _core.gaussian_logpdf(X, np.ascontiguousarray(means_arr),
                                 np.ascontiguousarray(prec, dtype=np.float64), None, None,
                                 _TYPE_CODE[covariance_type])
+    if not np.isfinite(out.sum(dtype=np.float64)):
+        check_finite(X, "X")  # names the first bad row; finite X with -inf output is legit
     return out[:, 0] if single else out
