@@ -159,3 +159,64 @@ def test_sigint_stops_fit_and_keeps_state(kind, prefit):
     # every learned attribute (name ending in "_") is exactly as before the fit:
     # absent for an unfitted estimator, the previous fit's values otherwise.
     assert rep["changed"] == [], f"{kind}: half-updated attributes {rep['changed']}"
+
+
+# One kernel call that runs for seconds: Ctrl-C must not wait for it to end.
+# parallel_for polls Python's signal flag between row blocks (every ~20 ms).
+_LONG_CALL = textwrap.dedent(r"""
+    import json, sys, time
+    import numpy as np
+    import maxlik
+
+    kind = sys.argv[1]
+    rng = np.random.default_rng(0)
+    if kind == "mixture_statistics":
+        N, D, K = 300_000, 40, 40
+        X = rng.normal(size=(N, D))
+        p = maxlik.MixtureParameters("full", np.full(K, 1.0 / K), X[:K].copy(),
+                                     np.broadcast_to(np.eye(D), (K, D, D)).copy())
+        call = lambda: maxlik.mixture_statistics(X, p)
+    elif kind == "kmeans":
+        X = rng.normal(size=(400_000, 50))
+        est = maxlik.KMeans(300, init=X[:300].copy(), n_init=1, max_iter=10**6, tol=0.0)
+        call = lambda: est.fit(X)
+    elif kind == "gaussian_logpdf":
+        X = rng.normal(size=(200_000, 40))
+        M = X[:150].copy()
+        C = np.broadcast_to(np.eye(40), (150, 40, 40)).copy()
+        call = lambda: maxlik.gaussian_logpdf(X, M, C)
+    print("started", flush=True)
+    t0 = time.monotonic()
+    try:
+        while True:
+            t = time.monotonic()
+            call()
+            last = time.monotonic() - t
+            print(json.dumps({"call_s": last}), flush=True)
+    except KeyboardInterrupt:
+        result = "interrupted"
+    print(json.dumps({"result": result, "t_int": time.monotonic()}), flush=True)
+""")
+
+
+@pytest.mark.parametrize("kind", ["mixture_statistics", "kmeans", "gaussian_logpdf"])
+def test_sigint_interrupts_a_long_kernel_call(kind):
+    env = dict(os.environ, MAXLIK_NUM_THREADS="2", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-c", _LONG_CALL, kind], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "started"
+        time.sleep(0.5)  # inside the first call
+        t_sig = time.monotonic()
+        os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, err[-3000:]
+    lines = [json.loads(x) for x in out.strip().splitlines()]
+    rep = lines[-1]
+    assert rep["result"] == "interrupted"
+    latency = rep["t_int"] - t_sig
+    assert latency < 1.5, f"{kind}: KeyboardInterrupt arrived {latency:.2f} s after SIGINT"

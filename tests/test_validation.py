@@ -270,6 +270,8 @@ ARRAY_ARGS = [
     ("gaussian_nll.mean", lambda a: maxlik.gaussian_nll(a, X, np.ones((10, 2))), "mean"),
     ("gaussian_nll.var", lambda a: maxlik.gaussian_nll(X, X, a), "var"),
     ("mse.input", lambda a: maxlik.mse(a, X), "input"),
+    ("vae_loss.x", lambda a: maxlik.vae_loss(a, X, np.zeros((10, 3)), np.zeros((10, 3))), "x"),
+    ("vae_loss.mu", lambda a: maxlik.vae_loss(X, X, a, np.zeros((10, 2))), "mu"),
     ("mse.target", lambda a: maxlik.mse(X, a), "target"),
     ("mixture_statistics.X", lambda a: maxlik.mixture_statistics(a, P_DIAG), "X"),
     ("mixture_statistics.sample_weight",
@@ -298,6 +300,7 @@ _NAN_IS_DATA = {
     "kl_to_standard_normal.mu", "kl_to_standard_normal.logvar",
     "softmax_cross_entropy.logits", "bce.logits", "bce.target",
     "gaussian_nll.mean", "mse.input", "mse.target",
+    "vae_loss.x", "vae_loss.mu",
     "gaussian_nll.var",  # torch checks var >= 0 only: NaN / inf variances propagate
 }
 # Arguments that must be finite but whose check is about a property other
@@ -324,11 +327,10 @@ def _table():
                          rf"{arg} must have a real numeric dtype .*got complex dtype complex128"))
         # object holding a string
         if sk:
-            rows.append(pytest.param(
-                cid, f, "object", OBJ, (TypeError, ValueError), rf"\b{arg}\b",
-                marks=pytest.mark.xfail(reason="estimator converts object X with astype(float) "
-                                        "before the validation layer: the message does not "
-                                        "name X (mixture.py/linear_model.py _check_X)")))
+            rows.append((cid, f, "object", OBJ, (TypeError, ValueError),
+                         rf"^{arg} must be a numeric array.*could not convert string to float"))
+            rows.append((cid, f, "ragged", [[1.0, 2.0], [3.0]], (TypeError, ValueError),
+                         rf"^{arg} must be a numeric array"))
         else:
             rows.append((cid, f, "object", OBJ, TypeError,
                          rf"{arg} must have a real numeric dtype .*got object dtype object"))
@@ -512,3 +514,64 @@ def test_strided_inputs_match_contiguous(name, f, layout):
     # Equal up to rounding: the kernels pick a row- or column-wise summation
     # order from the layout, so the last bit can differ (documented in the report).
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-14, atol=1e-14)
+
+
+# Fitting is all-or-nothing (BaseEstimator wraps fit / fit_predict / fit_transform /
+# partial_fit): a failing call leaves the previous fit exactly in place.
+@pytest.mark.parametrize("make, method", [
+    (lambda: maxlik.GaussianMixture(2, random_state=0), "fit"),
+    (lambda: maxlik.GaussianMixture(2, random_state=0), "fit_predict"),
+    (lambda: maxlik.GaussianMixture(2, random_state=0), "partial_fit"),
+    (lambda: maxlik.KMeans(2, n_init=1, random_state=0), "fit"),
+    (lambda: maxlik.KMeans(2, n_init=1, random_state=0), "fit_transform"),
+    (lambda: maxlik.KMeans(2, n_init=1, random_state=0), "partial_fit"),
+    (lambda: maxlik.LinearRegression(), "fit"),
+    (lambda: maxlik.LogisticRegression(), "fit"),
+])
+def test_failed_fit_leaves_previous_state(make, method):
+    est = make()
+    y = (X[:, 0] > 0).astype(int)
+    needs_y = isinstance(est, (maxlik.LinearRegression, maxlik.LogisticRegression))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        getattr(est, method)(X, y) if needs_y else getattr(est, method)(X)
+    before = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(est).items()}
+    bad = np.ones((4, 5))  # a different number of features ...
+    bad[2, 3] = np.nan  # ... and a NaN: rejected after n_features_in_ would have been reset
+    with pytest.raises(ValueError):
+        getattr(est, method)(bad, y[:4]) if needs_y else getattr(est, method)(bad)
+    after = vars(est)
+    assert sorted(after) == sorted(before)
+    for k, v in before.items():
+        if isinstance(v, np.ndarray):
+            np.testing.assert_array_equal(after[k], v)
+        elif not callable(v) and not isinstance(v, tuple):
+            assert after[k] == v or (v != v), k
+
+
+# User-built MixtureParameters (the block API) are validated on construction.
+@pytest.mark.parametrize("kwargs, exc, regex", [
+    (dict(means=np.zeros(2)), ValueError, r"means must be 2-D; got a 1-D array"),
+    (dict(covariance_type="bogus"), ValueError, r"covariance_type must be one of"),
+    (dict(precisions_cholesky=np.ones((3, 3))), ValueError,
+     r"precisions_cholesky must have shape \(1, 2\) for covariance_type='diag'.*got \(3, 3\)"),
+    (dict(weights=np.ones(3)), ValueError, r"weights must have shape \(1,\) to match means"),
+    (dict(means=np.full((1, 2), np.nan)), ValueError, r"means contains NaN \(first at row 0\)"),
+    (dict(weights=-np.ones(1)), ValueError, r"weights must be non-negative with a positive sum"),
+    (dict(weights=np.zeros(1)), ValueError, r"weights must be non-negative with a positive sum"),
+    (dict(means=np.array([[0, "a"]], dtype=object)), TypeError, r"means must have a real numeric"),
+    (dict(precisions_cholesky=np.array([[np.inf, 1.0]])), ValueError,
+     r"precisions_cholesky contains infinity"),
+])
+def test_mixture_parameters_are_validated(kwargs, exc, regex):
+    base = dict(covariance_type="diag", weights=np.ones(1), means=np.zeros((1, 2)),
+                precisions_cholesky=np.ones((1, 2)))
+    base.update(kwargs)
+    with pytest.raises(exc, match=regex):
+        maxlik.MixtureParameters(**base)
+
+
+def test_mixture_parameters_accept_lists():
+    p = maxlik.MixtureParameters("full", [1.0], [[0.0, 0.0]], [[[1.0, 0.0], [0.0, 1.0]]])
+    s = maxlik.mixture_statistics(np.zeros((3, 2)), p)
+    np.testing.assert_allclose(s.log_likelihood, 3 * -np.log(2 * np.pi))

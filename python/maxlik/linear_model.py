@@ -37,12 +37,16 @@ def _check_X(X, estimator, *, reset):
         )
     if X is None:
         raise ValueError(f"X must be an array of shape (n_samples, n_features); got None")
-    arr = np.asarray(X)
+    try:
+        arr = np.asarray(X)
+        if arr.dtype.kind == "O":
+            arr = arr.astype(np.float64)  # numbers stored as objects; anything else raises
+    except (TypeError, ValueError) as exc:  # ragged lists, non-numbers: name the argument
+        raise type(exc)(f"X must be a numeric array of shape (n_samples, n_features): {exc}") \
+            from None
     if arr.dtype.kind == "c":
         # scikit-learn's convention (ValueError) rather than the TypeError of as_float_array
         raise ValueError(f"Complex data not supported: X has dtype {arr.dtype}")
-    if arr.dtype.kind == "O":
-        arr = arr.astype(np.float64)  # numbers stored as objects; anything else raises TypeError
     X = as_float_array(arr, "X", dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(

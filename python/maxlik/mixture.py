@@ -92,6 +92,31 @@ class MixtureParameters:
     precisions_cholesky: np.ndarray
     covariances: np.ndarray | None = None
 
+    def __post_init__(self):
+        # Users build these for the block API (mixture_statistics): without the
+        # checks a 1-D `means` gave IndexError, an unknown type KeyError, lists
+        # AttributeError, and NaN or negative weights a silent NaN log-likelihood.
+        ctype = check_option(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
+        means = as_float_array(self.means, "means", ndim=2, dtype=np.float64, finite=True)
+        K, D = means.shape
+        weights = as_float_array(self.weights, "weights", ndim=1, dtype=np.float64, finite=True)
+        if weights.shape != (K,):
+            raise ValueError(f"weights must have shape ({K},) to match means {means.shape}; "
+                             f"got {weights.shape}")
+        if np.any(weights < 0) or not weights.sum() > 0:
+            raise ValueError("weights must be non-negative with a positive sum; got "
+                             f"{weights[:5]}{' ...' if K > 5 else ''}")
+        prec = as_float_array(self.precisions_cholesky, "precisions_cholesky", dtype=np.float64,
+                              finite=True)
+        expected = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ctype]
+        if prec.shape != expected:
+            raise ValueError(f"precisions_cholesky must have shape {expected} for "
+                             f"covariance_type={ctype!r} with means {means.shape}; "
+                             f"got {prec.shape}")
+        object.__setattr__(self, "means", means)
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "precisions_cholesky", prec)
+
     @property
     def n_components(self) -> int:
         return int(self.means.shape[0])
@@ -329,6 +354,13 @@ def mixture_update(stats: MixtureStatistics, reg_covar: float = 1e-6) -> Mixture
                 raise _collapse_error(int(bad[0]), reg_covar)
             prec = 1.0 / np.sqrt(cov)
     weights = nk / nk.sum()
+    if not (np.all(np.isfinite(means)) and np.all(np.isfinite(prec))
+            and np.all(np.isfinite(weights))):
+        # x² overflowed (|x| >~ 1e154) or the statistics were already non-finite:
+        # never hand back NaN parameters silently.
+        raise ValueError("the M-step gave non-finite parameters: the statistics overflowed, "
+                         "X has values too large in magnitude; rescale X (e.g. divide by its "
+                         "standard deviation)")
     return MixtureParameters(ctype, weights, means, prec, cov)
 
 
@@ -539,12 +571,17 @@ class GaussianMixture(BaseEstimator):
         if hasattr(X, "toarray") and hasattr(X, "nnz"):
             raise TypeError("X is a sparse matrix; GaussianMixture needs a dense array "
                             "(call X.toarray())")
-        if getattr(X, "dtype", None) == object:
-            # scikit-learn accepts object arrays of numbers (check_dtype_object);
-            # float() raises the TypeError for anything else.
-            X = np.asarray(X).astype(np.float64)
-        if not isinstance(X, np.ndarray) and hasattr(X, "__array__"):
-            X = np.asarray(X)
+        try:
+            if getattr(X, "dtype", None) == object:
+                # scikit-learn accepts object arrays of numbers (check_dtype_object);
+                # float() raises the TypeError for anything else.
+                X = np.asarray(X).astype(np.float64)
+            if not isinstance(X, np.ndarray) and hasattr(X, "__array__"):
+                X = np.asarray(X)
+            np.ndim(X)  # ragged nested lists raise here
+        except (TypeError, ValueError) as exc:  # name the argument
+            raise type(exc)(f"X must be a numeric array of shape (n_samples, n_features): "
+                            f"{exc}") from None
         if np.ndim(X) == 1:
             raise ValueError(f"X must be 2-D; got a 1-D array of shape {np.shape(X)}. Reshape "
                              "your data with X.reshape(-1, 1) if it has a single feature or "

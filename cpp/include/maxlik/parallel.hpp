@@ -12,10 +12,17 @@
 // Re-entrancy: a parallel_for issued from inside a task, or while another
 // Python thread owns the pool, runs serially on the calling thread (same
 // results, by the contract above).
+//
+// Cancellation: between tasks the *calling* thread polls an optional hook
+// (set_interrupt_check; the bindings install one that asks Python whether
+// Ctrl-C arrived) at most every kPollInterval. When it returns true no further
+// tasks are started, the running ones finish, and parallel_for throws
+// maxlik::interrupted. Results of completed calls are unaffected.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
@@ -37,7 +44,38 @@ inline std::size_t n_blocks(std::size_t n, std::size_t block = kRowBlock) {
   return (n + block - 1) / block;
 }
 
+// Thrown by parallel_for when the interrupt hook asked to stop.
+struct interrupted : std::exception {
+  const char* what() const noexcept override { return "maxlik: interrupted"; }
+};
+
+using interrupt_check_fn = bool (*)();
+
 namespace detail {
+
+inline std::atomic<interrupt_check_fn>& interrupt_hook() {
+  static std::atomic<interrupt_check_fn> hook{nullptr};
+  return hook;
+}
+
+// Polls the hook at most every kPollInterval; cheap (one clock read) otherwise.
+class InterruptPoll {
+ public:
+  static constexpr std::chrono::milliseconds kPollInterval{20};
+  InterruptPoll() : fn_(interrupt_hook().load(std::memory_order_relaxed)),
+                    next_(std::chrono::steady_clock::now() + kPollInterval) {}
+  bool operator()() {
+    if (fn_ == nullptr) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_) return false;
+    next_ = now + kPollInterval;
+    return fn_();
+  }
+
+ private:
+  interrupt_check_fn fn_;
+  std::chrono::steady_clock::time_point next_;
+};
 
 inline int default_num_threads() {
 #if defined(__linux__)
@@ -69,8 +107,12 @@ class ThreadPool {
     if (n_tasks == 0) return;
     const int want = static_cast<int>(std::min<std::size_t>(n_tasks, static_cast<std::size_t>(num_threads())));
     std::unique_lock<std::mutex> owner(owner_mutex_, std::try_to_lock);
+    InterruptPoll poll;
     if (want <= 1 || in_worker() || !owner.owns_lock()) {
-      for (std::size_t i = 0; i < n_tasks; ++i) fn(i);
+      for (std::size_t i = 0; i < n_tasks; ++i) {
+        if (i && poll()) throw interrupted();
+        fn(i);
+      }
       return;
     }
     ensure_workers(want - 1);
@@ -86,13 +128,14 @@ class ThreadPool {
       n_wanted_ = want - 1;
     }
     cv_.notify_all();
-    work(job);  // the calling thread takes part
+    const bool stopped = work(job, &poll);  // the calling thread takes part
     {
       std::unique_lock<std::mutex> lk(m_);
       done_cv_.wait(lk, [&] { return job.active == 0; });
       job_ = nullptr;
     }
     if (job.error) std::rethrow_exception(job.error);
+    if (stopped) throw interrupted();
   }
 
  private:
@@ -117,11 +160,18 @@ class ThreadPool {
     return flag;
   }
 
-  static void work(Job& job) {
+  // Returns true if `poll` (the calling thread's interrupt check) stopped the job.
+  static bool work(Job& job, InterruptPoll* poll = nullptr) {
     bool& flag = in_worker();
     const bool prev = flag;
     flag = true;
+    bool stopped = false;
     for (;;) {
+      if (poll != nullptr && (*poll)()) {
+        job.next.store(job.n_tasks);  // hand out no more tasks
+        stopped = true;
+        break;
+      }
       std::size_t i = job.next.fetch_add(1);
       if (i >= job.n_tasks) break;
       try {
@@ -133,6 +183,7 @@ class ThreadPool {
       }
     }
     flag = prev;
+    return stopped;
   }
 
   void ensure_workers(int n) {
@@ -176,6 +227,9 @@ class ThreadPool {
 };
 
 }  // namespace detail
+
+// Install (or clear with nullptr) the hook polled by parallel_for's calling thread.
+inline void set_interrupt_check(interrupt_check_fn fn) { detail::interrupt_hook().store(fn); }
 
 inline int get_num_threads() { return detail::ThreadPool::instance().num_threads(); }
 inline void set_num_threads(int n) { detail::ThreadPool::instance().set_num_threads(n); }
