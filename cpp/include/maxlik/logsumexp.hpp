@@ -614,6 +614,50 @@ void logsumexp(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdiff_t 
       finalize_block<T>(loc, n, out + k0, sign ? sign + k0 : nullptr, return_sign);
     }
   };
+  if (a.L > 0 && !b && a.si != 1 && a.L <= kColRows) {
+    // Few rows, many columns, unweighted (e.g. axis=0 of a (16, 1e6) array):
+    // each column vector is reduced in registers and finalised as a vector.
+    using V = simd::vec<T>;
+    constexpr std::size_t Ln = static_cast<std::size_t>(simd::lanes<T>);
+    const std::size_t ncr = (a.no + kColWidth - 1) / kColWidth;
+    parallel_for(a.nb * ncr, [&](std::size_t t) {
+      const std::size_t bi = t / ncr, c0 = (t % ncr) * kColWidth;
+      const std::size_t w = std::min(kColWidth, a.no - c0);
+      const T* base = a.p + static_cast<std::ptrdiff_t>(bi) * a.sb + static_cast<std::ptrdiff_t>(c0);
+      const std::size_t k0 = bi * a.no + c0;
+      const V zero{};
+      const V one = simd::set1<T>(T(1));
+      std::size_t c = 0;
+      for (; c + Ln <= w; c += Ln) {
+        const T* p = base + static_cast<std::ptrdiff_t>(c);
+        V vm = simd::load<T>(p);
+        for (std::size_t r = 1; r < a.L; ++r) vm = simd::max<T>(vm, simd::load<T>(p + static_cast<std::ptrdiff_t>(r) * a.si));
+        V s0 = zero, wsum = zero;
+        for (std::size_t r = 0; r < a.L; ++r) {
+          const V x = simd::load<T>(p + static_cast<std::ptrdiff_t>(r) * a.si);
+          const auto eq = x == vm;
+          s0 += eq ? zero : simd::exp_nonpositive<T>(x - vm);
+          wsum += eq ? one : zero;
+        }
+        if (!finalize_vec<T>(vm, s0, wsum, out + k0 + c, sign ? sign + k0 + c : nullptr)) {
+          for (std::size_t l = 0; l < Ln; ++l) {
+            Acc acc;
+            acc.m = vm[l];
+            acc.S = s0[l];
+            acc.W = wsum[l];
+            finalize<T>(acc, out + k0 + c + l, sign ? sign + k0 + c + l : nullptr, return_sign);
+          }
+        }
+      }
+      if (c < w) {  // ragged edge: the generic block kernel on the last columns
+        Acc loc[simd::lanes<T>];
+        column_block<T>(base + c, a.si, nullptr, 0, w - c, 0, a.L, loc);
+        for (std::size_t l = 0; l < w - c; ++l)
+          finalize<T>(loc[l], out + k0 + c + l, sign ? sign + k0 + c + l : nullptr, return_sign);
+      }
+    });
+    return;
+  }
   if (a.L > 0 && !(a.si == 1 && (!b || bsi == 1 || bsi == 0))) {
     column_states<T>(a, b, bsb, bsi, fin);  // finalised per column range
     return;
