@@ -15,7 +15,8 @@ namespace {
 template <class T>
 py::tuple em_stats_impl(carray<T> X, py::object sample_weight, int type, carray<double> shift,
                         py::object means, py::object prec, py::object log_weights,
-                        py::object center, py::object resp, py::object labels, std::size_t K) {
+                        py::object /*center: unused, kept for the binding signature*/, py::object resp,
+                        py::object labels, std::size_t K) {
   require(X.ndim() == 2, "X must be 2-D");
   require(type >= 0 && type <= 3, "covariance_type code must be 0..3");
   const auto t = static_cast<gaussian::CovType>(type);
