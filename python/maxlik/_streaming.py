@@ -495,21 +495,13 @@ def _lloyd(source, shift, centers, max_iter, tol, verbose, labels_out=None):
 
 def _relocate_and_divide(source, shift, centers_old, S, W):
     """The in-memory M-step: empty clusters take the farthest rows (scikit-learn)."""
+    from .cluster import _centres, _move_rows
     empty = np.flatnonzero(W == 0)
     if empty.size:
         dist, rows, labels, w = source.farthest(shift, centers_old, empty.size)
         if dist.size and dist.max() > 0:
-            for new_id, row, old_id, weight in zip(empty, rows, labels, w):
-                S[old_id] -= row * weight
-                S[new_id] = row * weight
-                W[new_id] = weight
-                W[old_id] -= weight
-    new = np.empty_like(S)
-    nz = W > 0
-    new[nz] = S[nz] / W[nz, None]
-    if not nz.all():
-        new[~nz] = new[int(np.argmax(W))]
-    return np.ascontiguousarray(new.astype(centers_old.dtype))
+            _move_rows(S, W, empty, rows, labels, w)
+    return np.ascontiguousarray(_centres(S, W).astype(centers_old.dtype))
 
 
 # ---- block-wise prediction ---------------------------------------------------------

@@ -148,6 +148,28 @@ def _is_same_clustering(labels1, labels2, n_clusters):
     return len(np.unique(pairs[:, 0])) == len(pairs)
 
 
+def _move_rows(S, W, empty, rows, old_labels, weights):
+    """Relocate empty clusters (scikit-learn): empty cluster empty[i] takes row
+    rows[i] (shifted, float64) from its cluster old_labels[i], in place."""
+    for new_id, row, old_id, weight in zip(empty, rows, old_labels, weights):
+        weight = float(weight)
+        S[old_id] -= row * weight
+        S[new_id] = row * weight
+        W[new_id] = weight
+        W[old_id] -= weight
+
+
+def _centres(S, W):
+    """M-step centres S_k / W_k; clusters still empty (duplicate points) are
+    parked on the heaviest cluster."""
+    new = np.empty_like(S)
+    nonzero = W > 0
+    new[nonzero] = S[nonzero] / W[nonzero, None]
+    if not nonzero.all():
+        new[~nonzero] = new[int(np.argmax(W))]
+    return new
+
+
 def _column_variance(X, mean, block=65536):
     """Per-column variance (1/n) in row blocks: np.var(X, axis=0) without its
     N x D temporary, so fitting adds O(block x D) memory, not O(N x D)."""
@@ -370,21 +392,10 @@ class KMeans(BaseEstimator):
                 relocated = True
                 n_empty = empty.size
                 far = np.argpartition(dist, -n_empty)[:-n_empty - 1:-1]
-                for new_id, idx in zip(empty, far):
-                    weight = float(w[idx]) if w is not None else 1.0
-                    old_id = labels[idx]
-                    row = (X[idx] - shift).astype(np.float64)
-                    S[old_id] -= row * weight
-                    S[new_id] = row * weight
-                    W[new_id] = weight
-                    W[old_id] -= weight
-        new = np.empty_like(S)
-        nonzero = W > 0
-        new[nonzero] = S[nonzero] / W[nonzero, None]
-        if not nonzero.all():
-            # Still empty (duplicate points): park them on the heaviest cluster.
-            new[~nonzero] = new[int(np.argmax(W))]
-        return new.astype(X.dtype), relocated
+                rows = (X[far] - shift).astype(np.float64)
+                weights = w[far] if w is not None else np.ones(n_empty)
+                _move_rows(S, W, empty, rows, labels[far], weights)
+        return _centres(S, W).astype(X.dtype), relocated
 
     def _lloyd(self, X, shift, w_kernel, w, centers, max_iter, tol, verbose):
         n = X.shape[0]
