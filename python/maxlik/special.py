@@ -258,7 +258,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     return out
 
 
-def _softmax_impl(x, axis, log: bool, fname: str):
+def _softmax_impl(x, axis, log: bool):
     x_arr = _real_array(x, "x")
     x_arr = x_arr.astype(result_float_dtype(x_arr.dtype), copy=False)
     scalar = x_arr.ndim == 0
@@ -279,7 +279,7 @@ def _softmax_impl(x, axis, log: bool, fname: str):
             if v is None:  # reduced axes not adjacent: move them last
                 nd, k = x_arr.ndim, len(axes)
                 moved = np.ascontiguousarray(np.moveaxis(x_arr, axes, tuple(range(nd - k, nd))))
-                res = _softmax_impl(moved, tuple(range(nd - k, nd)), log, fname)
+                res = _softmax_impl(moved, tuple(range(nd - k, nd)), log)
                 return np.moveaxis(res, tuple(range(nd - k, nd)), axes)
         x3, o3 = v
         o3 = np.lib.stride_tricks.as_strided(out, shape=o3.shape, strides=o3.strides, writeable=True)
@@ -323,7 +323,7 @@ def softmax(x, axis=None):
     >>> softmax([1.0, 1.0, 1.0, 1.0]).tolist()
     [0.25, 0.25, 0.25, 0.25]
     """
-    return _softmax_impl(x, axis, False, "softmax")
+    return _softmax_impl(x, axis, False)
 
 
 def log_softmax(x, axis=None):
@@ -360,4 +360,4 @@ def log_softmax(x, axis=None):
     >>> [round(v, 6) for v in log_softmax([0.0, 0.0]).tolist()]
     [-0.693147, -0.693147]
     """
-    return _softmax_impl(x, axis, True, "log_softmax")
+    return _softmax_impl(x, axis, True)

@@ -67,14 +67,11 @@ inline constexpr int kRowVecs = 4;
 template <class T> inline constexpr std::size_t kStrip = kRowVecs * static_cast<std::size_t>(simd::lanes<T>);
 
 namespace detail {
-#define MAXLIK_KMEANS_SHUFFLE 1  // simd.hpp provides the shuffles
 
 // xt[f * ld + i] = x[i * D + f] - shift[f] for rows [0, n): whole L x L tiles
 // in registers (L stores instead of L*L scalar ones), the edges scalar.
 template <class T>
 inline void transpose_shift(const T* x, std::size_t n, std::size_t D, const T* shift, T* xt, std::size_t ld) {
-  std::size_t i0 = 0, f0 = 0;
-#ifdef MAXLIK_KMEANS_SHUFFLE
   using V = simd::vec<T>;
   constexpr std::size_t L = static_cast<std::size_t>(simd::lanes<T>);
   const std::size_t nt = n / L * L, dt = D / L * L;
@@ -87,9 +84,7 @@ inline void transpose_shift(const T* x, std::size_t n, std::size_t D, const T* s
       for (std::size_t j = 0; j < L; ++j) simd::store<T>(xt + (f + j) * ld + i, r[j]);
     }
   }
-  i0 = nt;
-  f0 = dt;
-#endif
+  const std::size_t i0 = nt, f0 = dt;
   // Edges: rows [i0, n) for the tiled features, and every row for features >= f0.
   for (std::size_t i = i0; i < n; ++i)
     for (std::size_t f = 0; f < f0; ++f) xt[f * ld + i] = x[i * D + f] - shift[f];
@@ -218,14 +213,10 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, const T* shift, c
         if constexpr (std::is_same_v<T, double>) {
           simd::store<double>(s + f, wi * xs + simd::load<double>(s + f));
         } else {
-#ifdef MAXLIK_KMEANS_SHUFFLE
           // Widen the two halves to double vectors (exact) and accumulate.
           constexpr std::size_t H = L / 2;
           simd::store<double>(s + f, wi * simd::widen_half<0>(xs) + simd::load<double>(s + f));
           simd::store<double>(s + f + H, wi * simd::widen_half<1>(xs) + simd::load<double>(s + f + H));
-#else
-          for (std::size_t l = 0; l < L; ++l) s[f + l] += wi * static_cast<double>(xs[l]);
-#endif
         }
       }
     }

@@ -680,7 +680,6 @@ void softmax(const View<T>& a, const View<T>& o_view, T* o, bool log_) {
   const std::size_t n_out = a.nb * a.no;
   std::vector<Acc> st(n_out);
   states<T>(a, nullptr, 0, 0, 0, st.data());
-  const double inf = std::numeric_limits<double>::infinity();
   // Per output: shift and scale so that y = exp(x - m) / T  or  (x - m) - log T.
   std::vector<T> shift(n_out), scale(n_out);
   std::vector<unsigned char> special(n_out);
@@ -692,7 +691,6 @@ void softmax(const View<T>& a, const View<T>& o_view, T* o, bool log_) {
     const double lt = fin ? std::log(s.W) + simd::log1p1<double>(s.S / s.W) : 0.0;
     scale[k] = static_cast<T>(log_ ? lt : 1.0 / (s.W + s.S));
   }
-  (void)inf;
   auto emit_row = [&](std::size_t k) {
     const T* x = a.p + a.off(k);
     T* y = o + o_view.off(k);
