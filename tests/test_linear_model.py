@@ -258,14 +258,64 @@ def test_lbfgs_rosenbrock():
     np.testing.assert_allclose(res.x, np.ones(6), atol=1e-7)
 
 
-def test_lbfgs_quadratic_matches_solve(rng):
-    A = rng.normal(size=(20, 20))
-    H = A @ A.T + 20 * np.eye(20)
-    b = rng.normal(size=20)
-    res = minimize_lbfgs(lambda x: (0.5 * x @ H @ x - b @ x, H @ x - b), np.zeros(20),
-                         max_iter=500, gtol=1e-8, ftol=0.0)
-    assert res.converged and np.max(np.abs(res.grad)) <= 1e-8
-    np.testing.assert_allclose(res.x, np.linalg.solve(H, b), rtol=1e-7, atol=1e-10)
+def _spd_quadratic(seed, d=20):
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(d, d))
+    H = A @ A.T + d * np.eye(d)
+    return H, rng.normal(size=d)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("offset", [0.0, 1e3, 1e6])
+def test_lbfgs_quadratic_matches_solve(seed, offset):
+    # f = offset + x'Hx/2 - b'x. Near the minimum the decrease a step can make,
+    # |g|^2 / (2 lambda), is below the rounding of f (eps * |f|, and |f| >= offset)
+    # long before |g| reaches gtol, while g = Hx - b stays accurate to
+    # ~ eps * ||H|| ||x||, orders of magnitude below gtol = 1e-8. An optimiser
+    # that steers by f alone stalls there (and used to call that convergence with
+    # ftol=0); one that uses the gradient where f is noise reaches gtol.
+    H, b = _spd_quadratic(seed)
+    res = minimize_lbfgs(lambda x: (offset + 0.5 * x @ H @ x - b @ x, H @ x - b),
+                         np.zeros(len(b)), max_iter=500, gtol=1e-8, ftol=0.0)
+    assert res.converged, res.message
+    assert res.message == "gradient below gtol"
+    assert np.max(np.abs(res.grad)) <= 1e-8
+    # Error bound from the math: x - x* = H^-1 g, so ||x - x*|| <= ||g|| / lambda_min.
+    xs = np.linalg.solve(H, b)
+    lam_min = np.linalg.eigvalsh(H)[0]
+    bound = np.linalg.norm(res.grad) / lam_min + 1e3 * np.finfo(float).eps * np.linalg.norm(xs)
+    assert np.linalg.norm(res.x - xs) <= bound
+
+
+def test_lbfgs_ftol_zero_never_claims_convergence_it_did_not_reach():
+    # gtol = 0 is unreachable in floating point and ftol = 0 disables the other
+    # test: the run must end as not converged, with a message that says why.
+    H, b = _spd_quadratic(0)
+    res = minimize_lbfgs(lambda x: (0.5 * x @ H @ x - b @ x, H @ x - b),
+                         np.zeros(len(b)), max_iter=300, gtol=0.0, ftol=0.0)
+    assert not res.converged
+    assert "not converged" in res.message or "max_iter" in res.message
+    # ... and it got as far as rounding allows on the way.
+    assert np.max(np.abs(res.grad)) <= 1e3 * np.finfo(float).eps * np.linalg.norm(H, 2) * np.linalg.norm(res.x)
+
+
+def test_lbfgs_ftol_stops_with_a_reduction_below_ftol():
+    H, b = _spd_quadratic(1)
+    res = minimize_lbfgs(lambda x: (0.5 * x @ H @ x - b @ x, H @ x - b),
+                         np.zeros(len(b)), max_iter=500, gtol=0.0, ftol=1e-3)
+    assert res.converged and res.message == "relative reduction of the objective below ftol"
+    assert res.n_iter < 30
+
+
+def test_lbfgs_nonfinite_start_and_failed_search():
+    res = minimize_lbfgs(lambda x: (np.inf, x), np.ones(3))
+    assert not res.converged and "not finite" in res.message
+    # an objective that is +inf everywhere except the start: no step is acceptable
+    def spike(x):
+        return (1.0 if np.all(x == 1) else np.inf), np.ones(3)
+
+    res = minimize_lbfgs(spike, np.ones(3))
+    assert not res.converged and "line search failed" in res.message
 
 
 def test_models_exported():

@@ -45,11 +45,19 @@ def _cubic_min(a, fa, da, b, fb, db):
     return t if np.isfinite(t) else None
 
 
-def _line_search(fun, x, f0, g0, d, alpha1, c1, c2, max_ls):
+def _line_search(fun, x, f0, g0, d, alpha1, c1, c2, max_ls, f_noise):
     """Step length satisfying the strong Wolfe conditions along `d`.
 
     Returns (alpha, f, g, n_fev) or None if `max_ls` evaluations did not find one.
     Nocedal & Wright Algorithms 3.5 (bracketing) and 3.6 (zoom).
+
+    Near the minimum the decrease a step can achieve, O(|g|^2 / curvature),
+    falls below the rounding error of ``f`` itself, and comparisons of ``f``
+    values become coin tosses while the gradient is still accurate. A value
+    within `f_noise` of ``f0`` is then judged by the directional derivative
+    instead: it is accepted under the approximate Wolfe condition
+    ``phi'(a) <= (2 c1 - 1) phi'(0)`` (Hager & Zhang, SIAM J. Optim. 16 (2005),
+    eq. (4.1)), and the zoom brackets by the sign of ``phi'``.
     """
     dphi0 = float(g0 @ d)
     n_fev = 0
@@ -61,6 +69,17 @@ def _line_search(fun, x, f0, g0, d, alpha1, c1, c2, max_ls):
         f = float(f)
         return f, g, (float(g @ d) if np.isfinite(f) else np.nan)
 
+    def flat(f):
+        return abs(f - f0) <= f_noise
+
+    def sufficient(a, f, dp):  # Armijo, or its approximate form where f is noise
+        if not np.isfinite(f):
+            return False
+        return f <= f0 + c1 * a * dphi0 or (flat(f) and dp <= (2.0 * c1 - 1.0) * dphi0)
+
+    def higher(f, f_ref, slope_up):  # f above f_ref; by the slope where both are noise
+        return slope_up if (flat(f) and flat(f_ref)) else f >= f_ref
+
     def zoom(lo, f_lo, d_lo, hi, f_hi, d_hi):
         while n_fev < max_ls:
             t = None
@@ -71,7 +90,7 @@ def _line_search(fun, x, f0, g0, d, alpha1, c1, c2, max_ls):
             if t is None or not (left + margin <= t <= right - margin):
                 t = 0.5 * (lo + hi)  # bisection safeguard
             f, g, dp = phi(t)
-            if not np.isfinite(f) or f > f0 + c1 * t * dphi0 or f >= f_lo:
+            if not sufficient(t, f, dp) or higher(f, f_lo, dp * (hi - lo) > 0):
                 hi, f_hi, d_hi = t, f, dp
             else:
                 if abs(dp) <= -c2 * dphi0:
@@ -89,7 +108,7 @@ def _line_search(fun, x, f0, g0, d, alpha1, c1, c2, max_ls):
     a = alpha1
     for i in range(max_ls):
         f, g, dp = phi(a)
-        if not np.isfinite(f) or f > f0 + c1 * a * dphi0 or (i > 0 and f >= f_prev):
+        if not sufficient(a, f, dp) or (i > 0 and higher(f, f_prev, dp > 0)):
             res = zoom(a_prev, f_prev, d_prev, a, f, dp)
             break
         if abs(dp) <= -c2 * dphi0:
@@ -111,13 +130,27 @@ def _line_search(fun, x, f0, g0, d, alpha1, c1, c2, max_ls):
 
 
 def minimize_lbfgs(fun, x0, *, max_iter=100, gtol=1e-5, ftol=64 * np.finfo(float).eps,
-                   m=10, max_ls=50, c1=1e-4, c2=0.9) -> LbfgsResult:
+                   m=10, max_ls=50, c1=1e-4, c2=0.9,
+                   f_noise_rtol=1024 * np.finfo(float).eps) -> LbfgsResult:
     """Minimise ``fun`` (returning ``(f, grad)``) from `x0` by L-BFGS.
 
-    Stops when ``max|grad| <= gtol`` or when the relative reduction
-    ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol`` (the tests of
-    scipy's L-BFGS-B, so `gtol` and `max_iter` mean what they mean in
-    scikit-learn), or after `max_iter` iterations.
+    Converged means one of:
+
+    * ``max|grad| <= gtol``;
+    * ``ftol > 0`` and the relative reduction
+      ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol``
+
+    (the tests of scipy's L-BFGS-B, so `gtol`, `ftol` and `max_iter` mean what
+    they mean in scipy and scikit-learn). ``ftol=0`` switches the second test
+    off: then only the gradient test can end the run as converged.
+
+    Values of ``f`` closer than ``f_noise_rtol * |f|`` to each other are taken to
+    be rounding noise; the line search then steers by the gradient (see
+    `_line_search`), so progress continues below the resolution of ``f``.
+
+    Not converged (``converged=False`` and a message saying why): `max_iter`
+    iterations, a line search that finds no acceptable step even along the
+    steepest descent, or a step too small to change ``x`` in floating point.
     """
     x = np.array(x0, dtype=np.float64)
     f, g = fun(x)
@@ -125,10 +158,11 @@ def minimize_lbfgs(fun, x0, *, max_iter=100, gtol=1e-5, ftol=64 * np.finfo(float
     n_fev = 1
     S, Y, RHO = [], [], []
     n_iter = 0
-    message = "max_iter reached"
+    message = "max_iter reached before max|grad| <= gtol"
     converged = False
     if not np.isfinite(f):
         return LbfgsResult(x, f, g, 0, n_fev, False, "objective not finite at the start")
+    eps = np.finfo(float).eps
     while True:
         if np.max(np.abs(g), initial=0.0) <= gtol:
             converged, message = True, "gradient below gtol"
@@ -155,21 +189,27 @@ def minimize_lbfgs(fun, x0, *, max_iter=100, gtol=1e-5, ftol=64 * np.finfo(float
             S, Y, RHO = [], [], []
             d = -g
             alpha1 = min(1.0, 1.0 / max(np.linalg.norm(g), 1e-300))
-        ls = _line_search(fun, x, f, g, d, alpha1, c1, c2, max_ls)
+        f_noise = f_noise_rtol * abs(f)
+        ls = _line_search(fun, x, f, g, d, alpha1, c1, c2, max_ls, f_noise)
         if ls is None and S:
             S, Y, RHO = [], [], []  # drop the curvature history once and retry
             d = -g
-            ls = _line_search(fun, x, f, g, d, min(1.0, 1.0 / np.linalg.norm(g)), c1, c2, max_ls)
+            ls = _line_search(fun, x, f, g, d, min(1.0, 1.0 / np.linalg.norm(g)),
+                              c1, c2, max_ls, f_noise)
         if ls is None:
-            message = "line search failed to find a better point"
+            message = "line search failed to find an acceptable step (not converged)"
             break
         alpha, f_new, g_new, nf = ls
         n_fev += nf
         n_iter += 1
         s = alpha * d
+        x_new = x + s
+        if np.array_equal(x_new, x):
+            message = "step too small to change x in floating point (not converged)"
+            break
         y = g_new - g
         sy = float(s @ y)
-        if sy > np.finfo(float).eps * float(y @ y):  # keep H positive definite
+        if sy > eps * float(y @ y):  # keep H positive definite
             S.append(s)
             Y.append(y)
             RHO.append(1.0 / sy)
@@ -177,9 +217,13 @@ def minimize_lbfgs(fun, x0, *, max_iter=100, gtol=1e-5, ftol=64 * np.finfo(float
                 S.pop(0)
                 Y.pop(0)
                 RHO.pop(0)
-        x = x + s
+        x = x_new
         f_old, f, g = f, f_new, g_new
-        if (f_old - f) / max(abs(f_old), abs(f), 1.0) <= ftol:
-            converged, message = True, "relative reduction of the objective below ftol"
+        if ftol > 0 and (f_old - f) / max(abs(f_old), abs(f), 1.0) <= ftol:
+            if np.max(np.abs(g), initial=0.0) <= gtol:
+                message = "gradient below gtol"
+            else:
+                message = "relative reduction of the objective below ftol"
+            converged = True
             break
     return LbfgsResult(x, f, g, n_iter, n_fev, converged, message)
