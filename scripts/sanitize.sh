@@ -7,7 +7,11 @@
 #   scripts/sanitize.sh tests/test_x.py # build + run only these pytest arguments
 #
 # Environment:
-#   MAXLIK_ASAN_VENV   venv to build into       (default: build/asan-venv)
+#   MAXLIK_ASAN_PYTHON python whose environment gets the sanitized build (CI passes
+#                      its own venv's python; it must have the test extras)
+#   MAXLIK_ASAN_VENV   otherwise: a venv of its own, created with ".[test]" on
+#                      first use, nothing taken from the system Python
+#                      (default: build/asan-venv)
 #   MAXLIK_ASAN_OPT    optimisation flags       (default: "-O1 -g"; sanitizers want
 #                      -O1 for usable stacks; set "-O3 -g" to test the release code paths)
 #   MAXLIK_ASAN_BUILD_DIR     CMake build directory (default: build/asan)
@@ -24,16 +28,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
-VENV="${MAXLIK_ASAN_VENV:-$ROOT/build/asan-venv}"
 OPT="${MAXLIK_ASAN_OPT:--O1 -g}"
-PY="$VENV/bin/python"
 BUILD_DIR="${MAXLIK_ASAN_BUILD_DIR:-build/asan}"
 LOG="$ROOT/$BUILD_DIR/sanitize.log"
 
 start=$(date +%s)
+if [[ -n "${MAXLIK_ASAN_PYTHON:-}" ]]; then
+  PY="$MAXLIK_ASAN_PYTHON"          # e.g. CI's own venv, test extras already installed
+else
+  VENV="${MAXLIK_ASAN_VENV:-$ROOT/build/asan-venv}"
+  PY="$VENV/bin/python"
+  if [[ ! -x "$PY" ]]; then         # a self-contained venv: nothing from the system Python
+    python3 -m venv "$VENV"
+    "$PY" -m pip install -q --upgrade pip
+    "$PY" -m pip install -q "$ROOT[test]"
+  fi
+fi
 if [[ "${MAXLIK_ASAN_SKIP_BUILD:-0}" != 1 ]]; then
-  [[ -x "$PY" ]] || python3 -m venv --system-site-packages "$VENV"
-  "$PY" -m pip install --no-build-isolation -q -e "$ROOT" \
+  "$PY" -m pip install -q "scikit-build-core>=0.10" "pybind11>=3"
+  "$PY" -m pip install --no-build-isolation --no-deps --force-reinstall -q "$ROOT" \
     -Cbuild-dir="$BUILD_DIR" \
     -Ccmake.build-type=Release \
     -Ccmake.define.CMAKE_INTERPROCEDURAL_OPTIMIZATION=OFF \
@@ -46,18 +59,8 @@ echo "sanitize.sh: build took $((built - start)) s"
 if [[ $# -gt 0 ]]; then
   TESTS=("$@")
 else
-  # Every test file that calls into maxlik._core, plus the hardening tests.
-  # test_docs / test_build only check packaging and documentation.
-  TESTS=(
-    tests/test_special.py tests/test_gaussian_logpdf.py tests/test_mixture.py
-    tests/test_cluster.py tests/test_divergences.py tests/test_losses.py
-    tests/test_mle.py tests/test_linear_model.py
-    tests/test_validation.py tests/test_fuzz.py tests/test_thread_safety.py
-    tests/test_determinism.py tests/test_interrupt.py
-  )
-  existing=()
-  for t in "${TESTS[@]}"; do [[ -e "$t" ]] && existing+=("$t"); done
-  TESTS=("${existing[@]}")
+  # Every test file that calls into maxlik._core (one list, shared with .ci/run).
+  mapfile -t TESTS < <(grep -v '^\s*\(#\|$\)' "$ROOT/.ci/cxx-tests")
 fi
 
 ASAN_LIB="$(g++ -print-file-name=libasan.so)"

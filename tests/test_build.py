@@ -11,6 +11,10 @@ def test_version_and_isa():
     assert info["version"] == maxlik.__version__
     assert info["isa"] in ("baseline", "x86-64-v2", "x86-64-v3", "x86-64-v4")
     assert maxlik._cpu.supports(info["isa"])
+    # 64-byte registers on AVX-512; 32 otherwise unless forced (MAXLIK_VEC_BYTES)
+    assert info["simd_bytes"] in (16, 32, 64)
+    if info["isa"] == "x86-64-v4":
+        assert info["simd_bytes"] == 64
 
 
 def test_python_m_maxlik_prints_version_isa_threads():

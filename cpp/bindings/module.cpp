@@ -2,6 +2,7 @@
 #include <pybind11/pybind11.h>
 
 #include "maxlik/parallel.hpp"
+#include "maxlik/simd.hpp"
 
 namespace py = pybind11;
 
@@ -41,6 +42,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &maxlik::get_num_threads);
   m.def("set_num_threads", &maxlik::set_num_threads, py::arg("n"));
   m.attr("row_block") = maxlik::kRowBlock;
+  m.attr("simd_bytes") = maxlik::simd::kVecBytes;
   g_main_thread = py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
   maxlik::set_interrupt_check(&python_interrupt_check);
   py::register_exception_translator([](std::exception_ptr p) {

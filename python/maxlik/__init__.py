@@ -32,11 +32,12 @@ from . import special, stats, mle, divergences, losses, mixture, cluster, linear
 
 
 def build_info() -> dict:
-    """Version, instruction set, compiler and thread count of this build."""
+    """Version, instruction set, SIMD register width, compiler and thread count of this build."""
     return {
         "version": __version__,
         "isa": _cpu.build_isa,
         "host_isa": _cpu.host_isa(),
+        "simd_bytes": int(_core.simd_bytes),
         "compiler": _cpu.compiler,
         "compile_flags": _cpu.compile_flags.strip(),
         "num_threads": get_num_threads(),

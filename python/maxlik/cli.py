@@ -677,7 +677,8 @@ def _cmd_info(args, parser):
     print(f"maxlik {info['version']}")
     print(f"compiler: {info['compiler']}")
     print(f"flags: {info['compile_flags']}")
-    print(f"instruction set: {info['isa']} (this CPU supports {info['host_isa']})")
+    print(f"instruction set: {info['isa']} (this CPU supports {info['host_isa']}), "
+          f"SIMD registers of {info['simd_bytes']} bytes")
     print(f"threads: {info['num_threads']} (set MAXLIK_NUM_THREADS or maxlik.set_num_threads)")
     print(f"python {platform.python_version()}, numpy {np.__version__}")
     print("optional dependencies:")

@@ -25,7 +25,13 @@
 namespace maxlik {
 namespace simd {
 
-#if defined(__AVX512F__)
+#if defined(MAXLIK_VEC_BYTES)
+// Forced register width (CMake MAXLIK_VEC_BYTES): 64 on an AVX2 machine gives
+// AVX-512's lane layout and so its summation orders, lowered to pairs of AVX2
+// ops, so CI on any machine covers the rounding an AVX-512 build produces.
+inline constexpr int kVecBytes = MAXLIK_VEC_BYTES;
+static_assert(kVecBytes == 16 || kVecBytes == 32 || kVecBytes == 64, "MAXLIK_VEC_BYTES: 16, 32 or 64");
+#elif defined(__AVX512F__)
 inline constexpr int kVecBytes = 64;
 #else
 inline constexpr int kVecBytes = 32;  // AVX2; split into two SSE2 ops on baseline
