@@ -6,7 +6,7 @@ import pytest
 
 import maxlik
 from maxlik import KMeans, kmeans_plusplus
-from maxlik._base import ConvergenceWarning, NotFittedError
+from maxlik.exceptions import ConvergenceWarning, NotFittedError
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.cluster import KMeans as SKKMeans  # noqa: E402
@@ -230,10 +230,6 @@ EXEMPT = {
     # test_integer_sample_weight_equals_repeated_rows checks it from one init.
     "check_sample_weight_equivalence_on_dense_data":
         "seeding consumes randomness differently (sklearn xfails it for KMeans too)",
-    # maxlik raises maxlik.NotFittedError (a ValueError and AttributeError, like
-    # sklearn's) but it cannot subclass sklearn's class: sklearn is not a
-    # runtime dependency.
-    "check_estimators_unfitted": "NotFittedError is maxlik's own class",
     # The project's dtype policy (maxlik._validation) rejects complex and
     # object arrays with TypeError; sklearn wants ValueError / coercion.
     "check_complex_data": "complex input raises TypeError by the dtype policy",

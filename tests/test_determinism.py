@@ -19,7 +19,7 @@ import pytest
 
 import maxlik
 
-pytestmark = pytest.mark.filterwarnings("ignore::maxlik._base.ConvergenceWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::maxlik.exceptions.ConvergenceWarning")
 
 
 def _data():

@@ -8,7 +8,7 @@ import pytest
 
 import maxlik
 from maxlik import LinearRegression, LogisticRegression
-from maxlik._base import ConvergenceWarning, NotFittedError
+from maxlik.exceptions import ConvergenceWarning, NotFittedError
 from maxlik._optimize import minimize_lbfgs
 
 
@@ -216,19 +216,13 @@ def test_logistic_deterministic_across_threads(threads):
 
 
 # ---------------------------------------------------------------- scikit-learn contract
-EXPECTED_FAILED = {
-    "check_estimators_unfitted": (
-        "scikit-learn requires its own sklearn.exceptions.NotFittedError class; maxlik's "
-        "NotFittedError (ValueError, AttributeError) in the shared _base.py cannot subclass it "
-        "without importing scikit-learn at run time"
-    ),
-}
+EXPECTED_FAILED: dict[str, str] = {}
 
 
 @pytest.mark.filterwarnings("ignore:Estimator .* does not inherit:UserWarning")
 @pytest.mark.filterwarnings("ignore:Skipping check:UserWarning")  # SkipTestWarning (no pandas)
 # check_supervised_y_2d records the column-vector warning; it must not be turned into an error
-@pytest.mark.filterwarnings("always::maxlik.linear_model.DataConversionWarning")
+@pytest.mark.filterwarnings("always::maxlik.exceptions.DataConversionWarning")
 @pytest.mark.parametrize("Est", [LinearRegression, LogisticRegression])
 def test_check_estimator(Est):
     estimator_checks = pytest.importorskip("sklearn.utils.estimator_checks")

@@ -8,7 +8,7 @@ import pytest
 import maxlik
 from maxlik import (GaussianMixture, MixtureParameters, MixtureStatistics, mixture_statistics,
                     mixture_update)
-from maxlik._base import ConvergenceWarning
+from maxlik.exceptions import ConvergenceWarning
 
 skm = pytest.importorskip("sklearn.mixture")
 datasets = pytest.importorskip("sklearn.datasets")
@@ -229,7 +229,7 @@ def test_bad_arguments(blobs):
     gm = _quiet(GaussianMixture(2, max_iter=2).fit, blobs)
     with pytest.raises(ValueError, match="X has 3 features"):
         gm.predict(blobs[:, :3])
-    with pytest.raises(maxlik._base.NotFittedError):
+    with pytest.raises(maxlik.NotFittedError):
         GaussianMixture(2).predict(blobs)
 
 

@@ -11,12 +11,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 # Exempted checks, with the reason:
-EXEMPT = {
-    # maxlik raises its own maxlik.NotFittedError (a ValueError and AttributeError,
-    # like scikit-learn's) because scikit-learn is not a run-time dependency; the
-    # check insists on the class sklearn.exceptions.NotFittedError itself.
-    "check_estimators_unfitted": "maxlik.NotFittedError is not sklearn's class",
-}
+EXEMPT: dict[str, str] = {}
 
 
 def test_check_estimator():

@@ -19,7 +19,7 @@ import maxlik
 
 # warnings.catch_warnings() is not thread-safe; filter the short fits'
 # ConvergenceWarning for the whole module instead.
-pytestmark = pytest.mark.filterwarnings("ignore::maxlik._base.ConvergenceWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::maxlik.exceptions.ConvergenceWarning")
 
 N_THREADS = 8
 ROUNDS = 3

@@ -31,6 +31,16 @@ from .linear_model import *  # noqa: E402,F401,F403
 from . import special, stats, mle, divergences, losses, mixture, cluster, linear_model  # noqa: E402
 
 
+from . import exceptions  # noqa: E402
+
+
+def __getattr__(name):
+    # maxlik.NotFittedError etc.: made on first use (maxlik.exceptions explains why)
+    if name in exceptions.__all__:
+        return getattr(exceptions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def build_info() -> dict:
     """Version, instruction set, SIMD register width, compiler and thread count of this build."""
     return {

@@ -9,20 +9,21 @@ import inspect
 
 import numpy as np
 
-__all__ = ["BaseEstimator", "NotFittedError", "ConvergenceWarning", "check_is_fitted"]
+from . import exceptions
+
+__all__ = ["BaseEstimator", "check_is_fitted"]
 
 
-class NotFittedError(ValueError, AttributeError):
-    """Raised when an estimator is used before ``fit`` (as in scikit-learn)."""
-
-
-class ConvergenceWarning(UserWarning):
-    """An iterative fit stopped at max_iter before reaching its tolerance."""
+def __getattr__(name):
+    # the classes live in maxlik.exceptions, made on first use (see there)
+    if name in exceptions.__all__:
+        return getattr(exceptions, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_is_fitted(estimator, attribute: str) -> None:
     if not hasattr(estimator, attribute):
-        raise NotFittedError(
+        raise exceptions.NotFittedError(
             f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
             "appropriate arguments before using this estimator."
         )

@@ -37,6 +37,7 @@ import warnings
 
 import numpy as np
 
+from . import exceptions
 from ._validation import (
     as_float_array,
     check_float,
@@ -313,7 +314,6 @@ def make_source(X, sample_weight, block_size):
 
 def _em(gm, source):
     from .mixture import mixture_update
-    from ._base import ConvergenceWarning
 
     K, verbose = gm._check_hyper()
     N, D = source.n_samples, source.n_features
@@ -368,7 +368,7 @@ def _em(gm, source):
             "Best performing initialization did not converge (lower bound change still >= "
             f"tol={gm.tol:g} after max_iter={gm.max_iter} iterations). Try different init "
             "parameters, or increase max_iter, tol, or check for degenerate data.",
-            ConvergenceWarning, stacklevel=4)
+            exceptions.ConvergenceWarning, stacklevel=4)
     gm._set_parameters(best)
     gm.n_iter_ = best_iter
     gm.lower_bound_ = max_lb
@@ -403,7 +403,6 @@ def fit_kmeans(km, X, sample_weight=None):
     ``labels_`` is an int32 array of N labels (for dask input: a lazy dask
     array); it is the only O(N) object a streamed fit allocates.
     """
-    from ._base import ConvergenceWarning
 
     n_clusters, max_iter, tol, verbose, init, n_init = km._check_params()
     source = make_source(X, sample_weight, getattr(km, "block_size", None))
@@ -453,9 +452,12 @@ def fit_kmeans(km, X, sample_weight=None):
     else:
         # labels_ and the inertia of the final centres in one pass
         labels, inertia = source.labels_inertia(shift, centers)
+    from .cluster import _scaled_inertia
+
+    inertia = _scaled_inertia(inertia, 0)  # near the float64 limits: ValueError, not inf
     km.cluster_centers_ = (centers + shift).astype(dtype)
     km.labels_ = labels
-    km.inertia_ = float(inertia)
+    km.inertia_ = inertia
     km.n_iter_ = n_iter
     if not is_dask(labels):
         counts = np.zeros(n_clusters, dtype=np.int64)
@@ -465,7 +467,7 @@ def fit_kmeans(km, X, sample_weight=None):
         if distinct < n_clusters:
             warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than "
                           f"n_clusters ({n_clusters}). Possibly due to duplicate points in X.",
-                          ConvergenceWarning, stacklevel=3)
+                          exceptions.ConvergenceWarning, stacklevel=3)
     return km
 
 
@@ -698,7 +700,9 @@ def partial_fit_kmeans(km, X, sample_weight=None):
     _, _, inertia = _core.kmeans_lloyd_step(X, shift, np.ascontiguousarray(new - shift,
                                                                            dtype=X.dtype),
                                             None if sample_weight is None else w, labels, False)
+    from .cluster import _scaled_inertia
+
     km.labels_ = labels
-    km.inertia_ = float(inertia)
+    km.inertia_ = _scaled_inertia(inertia, 0)  # near the float64 limits: ValueError, not inf
     km.n_steps_ += 1
     return km

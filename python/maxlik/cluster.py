@@ -7,19 +7,22 @@ of its rows, which maximises the complete-data likelihood (Bishop PRML 9.1).
 """
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 
 import numpy as np
 
 from . import _core, _streaming
-from ._base import BaseEstimator, ConvergenceWarning, check_is_fitted
+from . import exceptions
+from ._base import BaseEstimator, check_is_fitted
 from ._validation import (
     as_float_array,
     check_bool,
     check_dense,
     check_float,
     check_int,
+    check_output_size,
     check_random_state,
     check_sample_weight,
 )
@@ -42,16 +45,69 @@ def _feature_names(X):
     return None
 
 
-def _sq_distances(X, shift, centers):
-    """Squared Euclidean distances (n_samples, n_centers), direct form, in C++."""
-    return _core.kmeans_sq_distances(X, shift, centers)
+def _sq_distances(X, shift, centers, scale=1.0):
+    """Squared Euclidean distances (n_samples, n_centers) of the rows ``X * scale - shift``
+    to `centers`, direct form, in C++."""
+    return _core.kmeans_sq_distances(X, shift, centers, scale)
+
+
+# Data whose largest magnitude is outside [2**lo, 2**hi] are handled in the
+# coordinates X * 2**-e (a power of two: exact) with max |X| 2**-e in [1, 2),
+# so that squared distances neither overflow nor underflow in the kernels'
+# dtype; |e| is capped so that 2**-e is representable in that dtype.
+_RANGE = {np.dtype(np.float64): (-400, 400, 1000), np.dtype(np.float32): (-30, 40, 100)}
+
+
+def _scale_exponent(dtype, *arrays) -> int:
+    """The e of the rescaling above for data spanning `arrays` (0: ordinary range)."""
+    lo, hi, cap = _RANGE[np.dtype(dtype)]
+    m = 0.0
+    for a in arrays:
+        if a.size:
+            m = max(m, abs(float(np.max(a))), abs(float(np.min(a))))
+    if m == 0.0 or 2.0**lo <= m <= 2.0**hi:
+        return 0
+    return max(-cap, min(cap, math.frexp(m)[1] - 1))
+
+
+def _scaled_inertia(inertia, e: int, name="X") -> float:
+    """inertia * 4**e, or a ValueError naming `name` if that leaves the float64 range."""
+    inertia = float(inertia)
+    try:
+        value = math.ldexp(inertia, 2 * e)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise ValueError(
+            f"{name}: the inertia (sum of squared distances to the centres) exceeds the "
+            "float64 range (about 1.8e308), so it cannot be returned; rescale the data "
+            "(e.g. divide X by a power of ten)"
+        )
+    if value == 0.0 and inertia > 0.0:
+        raise ValueError(
+            f"{name}: the inertia (sum of squared distances to the centres) is below the "
+            "float64 range (about 4.9e-324), so it cannot be returned; rescale the data "
+            "(e.g. multiply X by a power of ten)"
+        )
+    return value
+
+
+def _scaled_mean(X, scale):
+    """Column means of X * scale (float64), by the Lloyd kernel with one centre at 0:
+    its double sums of the scaled rows cannot overflow where X.mean() would."""
+    d = X.shape[1]
+    labels = np.empty(X.shape[0], dtype=np.int32)
+    S, W, _ = _core.kmeans_lloyd_step(X, np.zeros(d, X.dtype), np.zeros((1, d), X.dtype), None,
+                                      labels, True, scale)
+    return S[0] / W[0]
 
 
 _PP_BLOCK = 65536  # rows per block in k-means++ seeding
 
 
-def _kmeans_plusplus_shifted(X, shift, n_clusters, sample_weight, random_state, n_local_trials=None):
-    """Greedy k-means++ on X - shift; returns (centres in shifted coordinates, indices).
+def _kmeans_plusplus_shifted(X, shift, n_clusters, sample_weight, random_state, n_local_trials=None,
+                             scale=1.0):
+    """Greedy k-means++ on X * scale - shift; returns (centres in those coordinates, indices).
 
     The sequence of random draws is the one scikit-learn uses, so the same
     RandomState gives the same seeds (up to rounding in near-ties).
@@ -65,30 +121,31 @@ def _kmeans_plusplus_shifted(X, shift, n_clusters, sample_weight, random_state, 
     centers = np.empty((n_clusters, X.shape[1]), dtype=dtype)
     indices = np.full(n_clusters, -1, dtype=np.intp)
     first = random_state.choice(n_samples, p=w / w.sum())
-    centers[0] = X[first] - shift
+    centers[0] = X[first] * scale - shift
     indices[0] = first
-    closest = np.ascontiguousarray(_sq_distances(X, shift, centers[:1])[:, 0])
+    closest = np.ascontiguousarray(_sq_distances(X, shift, centers[:1], scale)[:, 0])
     potential = closest @ w
     for c in range(1, n_clusters):
         # Sample candidates with probability proportional to w * D(x)^2.
         rand_vals = random_state.uniform(size=n_local_trials) * potential
         candidates = np.searchsorted(np.cumsum(w * closest), rand_vals)
         np.clip(candidates, None, n_samples - 1, out=candidates)
-        cand_centers = np.ascontiguousarray(X[candidates] - shift, dtype=dtype)
+        cand_centers = np.ascontiguousarray(X[candidates] * scale - shift, dtype=dtype)
         # Potentials of the candidates in row blocks (no N x n_local_trials
         # matrix, so seeding needs O(N) memory), then the new closest
         # distances for the chosen candidate only.
         potentials = np.zeros(len(candidates), dtype=np.float64)
         for r0 in range(0, n_samples, _PP_BLOCK):
             sl = slice(r0, r0 + _PP_BLOCK)
-            dist = _sq_distances(X[sl], shift, cand_centers)
+            dist = _sq_distances(X[sl], shift, cand_centers, scale)
             np.minimum(dist, closest[sl, None], out=dist)
             potentials += w[sl] @ dist
         best = int(np.argmin(potentials))
         potential = potentials[best]
         for r0 in range(0, n_samples, _PP_BLOCK):
             sl = slice(r0, r0 + _PP_BLOCK)
-            np.minimum(closest[sl], _sq_distances(X[sl], shift, cand_centers[best:best + 1])[:, 0],
+            np.minimum(closest[sl],
+                       _sq_distances(X[sl], shift, cand_centers[best:best + 1], scale)[:, 0],
                        out=closest[sl])
         centers[c] = cand_centers[best]
         indices[c] = candidates[best]
@@ -136,8 +193,10 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None, n_l
         n_local_trials = check_int(n_local_trials, "n_local_trials", min=1)
     w = check_sample_weight(sample_weight, X.shape[0], dtype=X.dtype)
     rs = check_random_state(random_state)
-    shift = X.mean(axis=0)
-    centers, idx = _kmeans_plusplus_shifted(X, shift, n_clusters, w, rs, n_local_trials)
+    e = _scale_exponent(X.dtype, X)
+    scale = 2.0**-e
+    shift = X.mean(axis=0) if e == 0 else _scaled_mean(X, scale).astype(X.dtype)
+    centers, idx = _kmeans_plusplus_shifted(X, shift, n_clusters, w, rs, n_local_trials, scale)
     return X[idx].copy(), idx
 
 
@@ -170,12 +229,12 @@ def _centres(S, W):
     return new
 
 
-def _column_variance(X, mean, block=65536):
-    """Per-column variance (1/n) in row blocks: np.var(X, axis=0) without its
-    N x D temporary, so fitting adds O(block x D) memory, not O(N x D)."""
+def _column_variance(X, mean, block=65536, scale=1.0):
+    """Per-column variance (1/n) of X * scale in row blocks: np.var(X, axis=0) without
+    its N x D temporary, so fitting adds O(block x D) memory, not O(N x D)."""
     acc = np.zeros(X.shape[1], dtype=np.float64)
     for start in range(0, X.shape[0], block):
-        dev = X[start:start + block] - mean
+        dev = X[start:start + block] * scale - mean
         acc += np.einsum("ij,ij->j", dev, dev, dtype=np.float64)
     return acc / max(X.shape[0], 1)
 
@@ -242,6 +301,16 @@ class KMeans(BaseEstimator):
     ``||x||^2 - 2 x.c + ||c||^2`` on mean-centred data (the dot products as a
     small blocked GEMM); the inertia uses the direct form and is never
     negative.
+
+    Finite data of any magnitude give finite results or an error, never
+    inf / NaN: data whose largest magnitude is beyond ``2**400`` or below
+    ``2**-400`` (float32: ``2**40`` / ``2**-30``) are clustered in the
+    coordinates ``X * 2**-e`` (a power of two, so exact: the labels and
+    centres are those of the unscaled data) without a copy of X, so squared
+    distances do not overflow. An inertia (or a distance from
+    :meth:`transform`) beyond the float64 range raises ValueError saying to
+    rescale the data. This covers in-memory X; out-of-core and dask input
+    raise that ValueError instead of rescaling.
 
     Examples
     --------
@@ -354,19 +423,20 @@ class KMeans(BaseEstimator):
         return X
 
     # ---------------------------------------------------------------- core loop
-    def _init_centroids(self, X, shift, init, n_clusters, w, rs):
+    def _init_centroids(self, X, shift, init, n_clusters, w, rs, scale=1.0):
+        """Initial centres in the coordinates X * scale - shift."""
         if isinstance(init, str) and init == "k-means++":
-            centers, _ = _kmeans_plusplus_shifted(X, shift, n_clusters, w, rs)
+            centers, _ = _kmeans_plusplus_shifted(X, shift, n_clusters, w, rs, scale=scale)
         elif isinstance(init, str) and init == "random":
             seeds = rs.choice(X.shape[0], size=n_clusters, replace=False, p=w / w.sum())
-            centers = X[seeds] - shift
+            centers = X[seeds] * scale - shift
         elif callable(init):
             centers = as_float_array(init(X, n_clusters, random_state=rs), "init(X) result",
                                      ndim=2, dtype=X.dtype, finite=True)
             self._check_center_shape(centers, X, n_clusters)
-            centers = centers - shift
+            centers = centers * scale - shift
         else:
-            centers = init - shift
+            centers = init * scale - shift
         return np.ascontiguousarray(centers, dtype=X.dtype)
 
     @staticmethod
@@ -377,7 +447,7 @@ class KMeans(BaseEstimator):
                 f"(n_clusters, n_features) = ({n_clusters}, {X.shape[1]})")
 
     @staticmethod
-    def _m_step(X, shift, w, centers_old, labels, S, W):
+    def _m_step(X, shift, w, centers_old, labels, S, W, scale=1.0):
         """New centres from the statistics, relocating empty clusters like scikit-learn."""
         empty = np.flatnonzero(W == 0)
         relocated = False
@@ -386,18 +456,18 @@ class KMeans(BaseEstimator):
             dist = np.empty(X.shape[0], dtype=np.float64)
             for r0 in range(0, X.shape[0], _CHUNK):
                 sl = slice(r0, r0 + _CHUNK)
-                diff = (X[sl] - shift) - centers_old[labels[sl]]
+                diff = (X[sl] * scale - shift) - centers_old[labels[sl]]
                 dist[sl] = np.einsum("ij,ij->i", diff, diff)
             if dist.max() > 0:
                 relocated = True
                 n_empty = empty.size
                 far = np.argpartition(dist, -n_empty)[:-n_empty - 1:-1]
-                rows = (X[far] - shift).astype(np.float64)
+                rows = (X[far] * scale - shift).astype(np.float64)
                 weights = w[far] if w is not None else np.ones(n_empty)
                 _move_rows(S, W, empty, rows, labels[far], weights)
         return _centres(S, W).astype(X.dtype), relocated
 
-    def _lloyd(self, X, shift, w_kernel, w, centers, max_iter, tol, verbose):
+    def _lloyd(self, X, shift, w_kernel, w, centers, max_iter, tol, verbose, scale=1.0):
         n = X.shape[0]
         labels = np.full(n, -1, dtype=np.int32)
         labels_old = labels.copy()
@@ -405,8 +475,9 @@ class KMeans(BaseEstimator):
         relocated = False
         inertia = None
         for i in range(max_iter):
-            S, W, inertia = _core.kmeans_lloyd_step(X, shift, centers, w_kernel, labels, True)
-            new, relocated = self._m_step(X, shift, w, centers, labels, S, W)
+            S, W, inertia = _core.kmeans_lloyd_step(X, shift, centers, w_kernel, labels, True,
+                                                    scale)
+            new, relocated = self._m_step(X, shift, w, centers, labels, S, W, scale)
             if verbose:
                 print(f"Iteration {i}, inertia {inertia}.")
             shift_sq = float(np.sum((new.astype(np.float64) - centers) ** 2))
@@ -426,7 +497,8 @@ class KMeans(BaseEstimator):
             labels_old[:] = labels
         if not strict or relocated:
             # E-step with the final centres so that labels_ matches them.
-            _, _, inertia = _core.kmeans_lloyd_step(X, shift, centers, w_kernel, labels, False)
+            _, _, inertia = _core.kmeans_lloyd_step(X, shift, centers, w_kernel, labels, False,
+                                                    scale)
         return labels, float(inertia), centers, i + 1
 
     # ------------------------------------------------------------------ API
@@ -449,7 +521,8 @@ class KMeans(BaseEstimator):
         ------
         ValueError
             Bad hyper-parameters, non-finite X, fewer rows than n_clusters,
-            or initial centres of the wrong shape.
+            initial centres of the wrong shape, or an inertia beyond the
+            float64 range (finite X near the float64 limits; see Notes).
         TypeError
             Non-numeric X or wrongly typed hyper-parameters.
         """
@@ -468,16 +541,21 @@ class KMeans(BaseEstimator):
         rs = check_random_state(self.random_state)
         # Work in mean-centred coordinates (the kernels subtract on the fly):
         # the dot-product distance form then loses far less to cancellation.
-        shift = np.ascontiguousarray(X.mean(axis=0), dtype=X.dtype)
-        tol_abs = float(np.mean(_column_variance(X, shift))) * tol if tol > 0 else 0.0
+        # Data near the float64 (float32) limits: also scaled by 2**-e on the fly.
+        e = _scale_exponent(X.dtype, X)
+        scale = 2.0**-e
+        mean = X.mean(axis=0) if e == 0 else _scaled_mean(X, scale)
+        shift = np.ascontiguousarray(mean, dtype=X.dtype)
+        tol_abs = (float(np.mean(_column_variance(X, shift, scale=scale))) * tol
+                   if tol > 0 else 0.0)
 
         best = None
         for _ in range(n_init):
-            centers = self._init_centroids(X, shift, init, n_clusters, w, rs)
+            centers = self._init_centroids(X, shift, init, n_clusters, w, rs, scale)
             if verbose:
                 print("Initialization complete")
             labels, inertia, centers, n_iter = self._lloyd(
-                X, shift, w_kernel, w, centers, max_iter, tol_abs, verbose)
+                X, shift, w_kernel, w, centers, max_iter, tol_abs, verbose, scale)
             # Prefer a lower inertia only if it is a different clustering
             # (not the same partition with permuted labels and rounding noise).
             if best is None or (inertia < best[1]
@@ -490,8 +568,9 @@ class KMeans(BaseEstimator):
             warnings.warn(
                 f"Number of distinct clusters ({distinct}) found smaller than n_clusters "
                 f"({n_clusters}). Possibly due to duplicate points in X.",
-                ConvergenceWarning, stacklevel=2)
-        self.cluster_centers_ = (centers + shift).astype(X.dtype)
+                exceptions.ConvergenceWarning, stacklevel=2)
+        inertia = _scaled_inertia(inertia, e)
+        self.cluster_centers_ = np.ldexp(centers + shift, e).astype(X.dtype)
         self.labels_ = labels
         self.inertia_ = inertia
         self.n_iter_ = n_iter
@@ -519,16 +598,18 @@ class KMeans(BaseEstimator):
         """
         return _streaming.partial_fit_kmeans(self, X, sample_weight)
 
-    def _labels_inertia(self, X, sample_weight=None):
+    def _labels_inertia(self, X, sample_weight=None, need_inertia=True):
         centers = self.cluster_centers_
+        e = _scale_exponent(centers.dtype, X, centers)  # 0 for data of ordinary range
+        centers = np.ldexp(centers, -e).astype(centers.dtype) if e else centers
         shift = np.ascontiguousarray(centers.mean(axis=0), dtype=centers.dtype)
         labels = np.empty(X.shape[0], dtype=np.int32)
         w = None
         if sample_weight is not None:
             w = check_sample_weight(sample_weight, X.shape[0], dtype=X.dtype)
         _, _, inertia = _core.kmeans_lloyd_step(X, shift, np.ascontiguousarray(centers - shift),
-                                                w, labels, False)
-        return labels, float(inertia)
+                                                w, labels, False, 2.0**-e)
+        return labels, (_scaled_inertia(inertia, e) if need_inertia else None)
 
     def predict(self, X):
         """Index of the nearest centre for each row of X.
@@ -544,7 +625,7 @@ class KMeans(BaseEstimator):
         if _streaming.is_streamed(X):  # lazy for dask, block by block for memmaps
             return _streaming.apply_blockwise(self, "predict", X)
         X = self._validate_X(X, reset=False)
-        return self._labels_inertia(X)[0]
+        return self._labels_inertia(X, need_inertia=False)[0]
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit and return ``labels_``."""
@@ -560,6 +641,15 @@ class KMeans(BaseEstimator):
         Returns
         -------
         distances : ndarray of shape (n_samples, n_clusters)
+
+        Raises
+        ------
+        MemoryError
+            If the (n_samples, n_clusters) result cannot fit in memory (the
+            message gives its size); raised before anything is allocated.
+        ValueError
+            A distance beyond the range of the centres' dtype (data near its
+            limits: rescale the data).
         """
         if _streaming.is_streamed(X):
             return _streaming.apply_blockwise(self, "transform", X,
@@ -569,8 +659,23 @@ class KMeans(BaseEstimator):
 
     def _transform(self, X):
         centers = self.cluster_centers_
+        check_output_size((X.shape[0], centers.shape[0]), centers.dtype.itemsize,
+                          "KMeans.transform output (n_samples, n_clusters)")
+        X = np.ascontiguousarray(X, dtype=centers.dtype)
+        e = _scale_exponent(centers.dtype, X, centers)  # 0 for data of ordinary range
         zero = np.zeros(X.shape[1], dtype=centers.dtype)
-        return np.sqrt(_sq_distances(np.ascontiguousarray(X, dtype=centers.dtype), zero, centers))
+        if e == 0:
+            return np.sqrt(_sq_distances(X, zero, centers))
+        c = np.ldexp(centers, -e).astype(centers.dtype)
+        d = np.sqrt(_sq_distances(X, zero, c, 2.0**-e))
+        with np.errstate(over="ignore"):
+            d = np.ldexp(d, e).astype(centers.dtype)
+        if not np.all(np.isfinite(d)):
+            raise ValueError(
+                f"X: a distance to a centre exceeds the range of {centers.dtype} "
+                f"(about {np.finfo(centers.dtype).max:.2g}), so it cannot be returned; rescale "
+                "the data (e.g. divide X by a power of ten)")
+        return d
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """Fit and return the distances of X to the fitted centres."""

@@ -48,6 +48,7 @@ import math
 
 import numpy as np
 
+from . import exceptions
 from ._validation import result_float_dtype
 from ._streaming import _farthest_block, _merge_farthest
 
@@ -295,7 +296,6 @@ def fit_logistic_regression(est, X, y, sample_weight=None):
     """
     import warnings
 
-    from ._base import ConvergenceWarning
     from ._optimize import minimize_lbfgs
 
     C, fit_intercept, max_iter, tol = est._check_params()
@@ -352,7 +352,7 @@ def fit_logistic_regression(est, X, y, sample_weight=None):
             f"LogisticRegression: L-BFGS stopped ({res.message}) after {res.n_iter} iterations "
             f"with max|gradient| = {np.max(np.abs(res.grad)):.3g} > tol = {tol}. Increase "
             "max_iter, scale the features (e.g. StandardScaler), or decrease C.",
-            ConvergenceWarning, stacklevel=3)
+            exceptions.ConvergenceWarning, stacklevel=3)
     theta = res.x.reshape(n_out, P)
     est.n_features_in_ = D
     est.classes_ = classes

@@ -18,15 +18,12 @@ import warnings
 import numpy as np
 
 from . import _core, _streaming
-from ._base import BaseEstimator, ConvergenceWarning, check_is_fitted
+from . import exceptions
+from ._base import BaseEstimator, check_is_fitted
 from ._optimize import minimize_lbfgs
 from ._validation import as_float_array, check_bool, check_float, check_int, check_sample_weight
 
 __all__ = ["LinearRegression", "LogisticRegression"]
-
-
-class DataConversionWarning(UserWarning):
-    """A column-vector y was given where a 1-D array was expected (scikit-learn's name)."""
 
 
 def _check_X(X, estimator, *, reset):
@@ -81,7 +78,7 @@ def _column_y(y, n_samples, *, allow_2d, name):
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1 and not allow_2d:
         warnings.warn(
-            DataConversionWarning(
+            exceptions.DataConversionWarning(
                 "A column-vector y was passed when a 1d array was expected. Please change "
                 "the shape of y to (n_samples,), for example using ravel()."
             ),
@@ -400,7 +397,7 @@ class LogisticRegression(BaseEstimator):
                 f"LogisticRegression: L-BFGS stopped ({res.message}) after {res.n_iter} "
                 f"iterations with max|gradient| = {np.max(np.abs(res.grad)):.3g} > tol = {tol}. "
                 "Increase max_iter, scale the features (e.g. StandardScaler), or decrease C.",
-                ConvergenceWarning,
+                exceptions.ConvergenceWarning,
                 stacklevel=2,
             )
         theta = res.x.reshape(n_out, D + int(fit_intercept))

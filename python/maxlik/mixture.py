@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _core, _streaming
-from ._base import BaseEstimator, ConvergenceWarning, check_is_fitted
+from . import exceptions
+from ._base import BaseEstimator, check_is_fitted
 from ._validation import (
     as_float_array,
     check_bool,
@@ -826,7 +827,7 @@ class GaussianMixture(BaseEstimator):
                 f"(lower bound change still >= tol={self.tol:g} after max_iter={self.max_iter} "
                 "iterations). Try different init parameters, or increase max_iter, tol, "
                 "or check for degenerate data.",
-                ConvergenceWarning,
+                exceptions.ConvergenceWarning,
                 stacklevel=3,
             )
         self._set_parameters(best)
