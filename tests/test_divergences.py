@@ -1,10 +1,15 @@
-"""Tests for maxlik.divergences: discrete entropies / KL and Gaussian KLs."""
+"""Tests for maxlik.divergences: discrete entropies / KL and Gaussian KLs.
+
+Comparisons with torch.distributions use the ``torch_ref`` fixture (tests/_torch_ref.py):
+live with torch installed, else torch's outputs recorded in tests/data/torch_refs.npz.
+"""
 import math
 
 import numpy as np
 import pytest
 
 import maxlik
+from _torch_ref import torch_ref  # noqa: F401  (fixture)
 
 
 def _kl_std_ref(mu, logvar):
@@ -81,15 +86,19 @@ def test_kl_std_normal_monte_carlo():
     assert abs(est - kl) < 5 * se
 
 
-def test_kl_std_normal_against_torch(rng):
-    torch = pytest.importorskip("torch")
-    td = torch.distributions
+def test_kl_std_normal_against_torch(rng, torch_ref):
     mu = rng.normal(size=(64, 8))
     lv = rng.normal(size=(64, 8))
-    q = td.Normal(torch.from_numpy(mu), torch.from_numpy(np.exp(0.5 * lv)))
-    p = td.Normal(torch.zeros(64, 8, dtype=torch.float64), torch.ones(64, 8, dtype=torch.float64))
-    ref = td.kl_divergence(q, p).sum(-1).numpy()
-    np.testing.assert_allclose(maxlik.kl_to_standard_normal(mu, lv), ref, rtol=1e-12)
+
+    def build(torch, mu, lv):
+        td = torch.distributions
+        q = td.Normal(torch.from_numpy(mu), torch.from_numpy(np.exp(0.5 * lv)))
+        p = td.Normal(torch.zeros(mu.shape, dtype=torch.float64),
+                      torch.ones(mu.shape, dtype=torch.float64))
+        return {"kl": td.kl_divergence(q, p).sum(-1)}
+
+    inp, ref = torch_ref.call("kl", build, mu=mu, lv=lv)
+    np.testing.assert_allclose(maxlik.kl_to_standard_normal(inp.mu, inp.lv), ref.kl, rtol=1e-12)
 
 
 def test_kl_std_normal_float32_and_shapes(rng):
@@ -358,20 +367,25 @@ def _kl_full_ref(m0, S0, m1, S1):
 
 
 @pytest.mark.parametrize("d", [1, 2, 5, 16])
-def test_gaussian_kl_full_matches_formula_and_torch(rng, d):
+def test_gaussian_kl_full_matches_formula_and_torch(rng, torch_ref, d):
     m0, m1 = rng.normal(size=d), rng.normal(size=d)
     S0, S1 = _random_spd(rng, d), _random_spd(rng, d, 2.0)
     kl = maxlik.gaussian_kl(m0, S0, m1, S1)
     assert kl == pytest.approx(_kl_full_ref(m0, S0, m1, S1), rel=1e-10)
     assert maxlik.gaussian_kl(m0, S0, m0, S0) == pytest.approx(0.0, abs=1e-13)
-    torch = pytest.importorskip("torch")
-    td = torch.distributions
-    P = td.MultivariateNormal(torch.from_numpy(m0), covariance_matrix=torch.from_numpy(S0))
-    Q = td.MultivariateNormal(torch.from_numpy(m1), covariance_matrix=torch.from_numpy(S1))
-    assert kl == pytest.approx(float(td.kl_divergence(P, Q)), rel=1e-10)
+
+    def build(torch, m0, S0, m1, S1):
+        td = torch.distributions
+        P = td.MultivariateNormal(torch.from_numpy(m0), covariance_matrix=torch.from_numpy(S0))
+        Q = td.MultivariateNormal(torch.from_numpy(m1), covariance_matrix=torch.from_numpy(S1))
+        return {"kl": td.kl_divergence(P, Q)}
+
+    inp, ref = torch_ref.call("kl", build, m0=m0, S0=S0, m1=m1, S1=S1)
+    kl = maxlik.gaussian_kl(inp.m0, inp.S0, inp.m1, inp.S1)
+    assert kl == pytest.approx(float(ref.kl), rel=1e-10)
 
 
-def test_gaussian_kl_diag_spherical_univariate_consistent(rng):
+def test_gaussian_kl_diag_spherical_univariate_consistent(rng, torch_ref):
     d = 6
     m0, m1 = rng.normal(size=d), rng.normal(size=d)
     v0, v1 = rng.uniform(0.2, 3, size=d), rng.uniform(0.2, 3, size=d)
@@ -384,11 +398,15 @@ def test_gaussian_kl_diag_spherical_univariate_consistent(rng):
     sph = maxlik.gaussian_kl(m0, 1.3, m1, 0.4, covariance_type="spherical")
     assert sph == pytest.approx(maxlik.gaussian_kl(m0, 1.3 * np.eye(d), m1, 0.4 * np.eye(d)), rel=1e-12)
     # against torch Normal
-    torch = pytest.importorskip("torch")
-    td = torch.distributions
-    ref = td.kl_divergence(td.Normal(torch.from_numpy(m0), torch.from_numpy(np.sqrt(v0))),
-                           td.Normal(torch.from_numpy(m1), torch.from_numpy(np.sqrt(v1)))).numpy()
-    np.testing.assert_allclose(uni, ref, rtol=1e-12)
+    def build(torch, m0, v0, m1, v1):
+        td = torch.distributions
+        return {"kl": td.kl_divergence(
+            td.Normal(torch.from_numpy(m0), torch.from_numpy(np.sqrt(v0))),
+            td.Normal(torch.from_numpy(m1), torch.from_numpy(np.sqrt(v1))))}
+
+    inp, ref = torch_ref.call("kl", build, m0=m0, v0=v0, m1=m1, v1=v1)
+    uni = maxlik.gaussian_kl(inp.m0, inp.v0, inp.m1, inp.v1, covariance_type="univariate")
+    np.testing.assert_allclose(uni, ref.kl, rtol=1e-12)
 
 
 def test_gaussian_kl_batched_and_to_standard_normal(rng):
