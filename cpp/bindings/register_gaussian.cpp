@@ -72,9 +72,20 @@ py::tuple precision_cholesky(carray<double> cov, double sym_tol) {
   return py::make_tuple(U, status);
 }
 
+// Scratch bytes (besides the N x K output) of gaussian_logpdf for the memory
+// guard in python/maxlik/stats.py.
+double logpdf_scratch_bytes(int itemsize, int type, std::size_t D, std::size_t K) {
+  const auto t = cov_type_of(type);
+  const int threads = maxlik::get_num_threads();
+  return itemsize == 4 ? gaussian::log_densities_scratch_bytes<float>(t, D, K, threads)
+                       : gaussian::log_densities_scratch_bytes<double>(t, D, K, threads);
+}
+
 }  // namespace
 
 void register_gaussian(py::module_& m) {
+  m.def("_logpdf_scratch_bytes", &logpdf_scratch_bytes, py::arg("itemsize"), py::arg("cov_type"),
+        py::arg("D"), py::arg("K"));
   m.def("gaussian_logpdf", &logpdf_impl<double>, py::arg("X"), py::arg("means"), py::arg("prec"),
         py::arg("log_weights"), py::arg("center"), py::arg("cov_type"));
   m.def("gaussian_logpdf", &logpdf_impl<float>, py::arg("X"), py::arg("means"), py::arg("prec"),

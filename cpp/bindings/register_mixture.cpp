@@ -91,9 +91,22 @@ py::tuple em_stats_impl(carray<T> X, py::object sample_weight, int type, carray<
   return py::make_tuple(nk, sx, sxx, st.loglik, st.wsum);
 }
 
+// Bytes one em_statistics call allocates (for the memory guard in
+// python/maxlik/mixture.py, before anything is allocated).
+double em_pass_bytes(int itemsize, int type, std::size_t N, std::size_t D, std::size_t K) {
+  require(type >= 0 && type <= 3, "covariance_type code must be 0..3");
+  auto t = static_cast<gaussian::CovType>(type);
+  if (t == gaussian::CovType::spherical) t = gaussian::CovType::diag;  // shared layout
+  const int threads = maxlik::get_num_threads();
+  return itemsize == 4 ? mixture::em_pass_bytes<float>(t, N, D, K, threads)
+                       : mixture::em_pass_bytes<double>(t, N, D, K, threads);
+}
+
 }  // namespace
 
 void register_mixture(py::module_& m) {
+    m.def("_em_pass_bytes", &em_pass_bytes, py::arg("itemsize"), py::arg("cov_type"), py::arg("N"),
+          py::arg("D"), py::arg("K"));
 
     m.def("em_statistics", &em_stats_impl<double>, py::arg("X"), py::arg("sample_weight"),
           py::arg("cov_type"), py::arg("shift"), py::arg("means"), py::arg("prec"),

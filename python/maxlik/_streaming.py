@@ -519,6 +519,11 @@ def apply_blockwise(est, method, X, *, n_out=None, block_size=None):
         return _dask.map_rows(est, method, X, n_out)
     src = BlockSource(X, None, block_size if block_size is not None
                       else getattr(est, "block_size", None))
+    from ._validation import check_output_size
+
+    # the concatenated result lives in memory (blocks plus the final copy)
+    check_output_size((src.n_samples, n_out or 1), 8, f"{method} result for every row",
+                      extra_bytes=src.n_samples * (n_out or 1) * 8)
     fn = getattr(est, method)
     return np.concatenate([fn(xb) for _, xb, _ in src.blocks(weights=False)])
 

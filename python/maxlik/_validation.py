@@ -13,6 +13,7 @@ dtype policy (``as_float_array``):
 """
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 from typing import Iterable, Sequence
@@ -33,6 +34,9 @@ __all__ = [
     "check_same_dtype",
     "check_dense",
     "check_output_size",
+    "FloatRangeError",
+    "max_abs",
+    "scale_exponent",
 ]
 
 
@@ -120,6 +124,10 @@ def as_float_array(
         got = arr.shape[0] if arr.ndim else 0
         raise ValueError(f"{name} needs at least {min_rows} row(s); got {got} (shape {arr.shape})")
     source = arr
+    if copy or arr.dtype != target or (order == "C" and not arr.flags.c_contiguous):
+        # A conversion copy of a broadcast view (zero strides) can be far larger
+        # than the memory behind the input: refuse it before allocating.
+        check_output_size(arr.shape, target.itemsize, f"a {target} C-contiguous copy of {name}")
     if order == "C":
         # np.asarray keeps 0-d input 0-d (np.ascontiguousarray would make it 1-d)
         arr = np.asarray(arr, dtype=target, order="C")
@@ -312,7 +320,7 @@ def _memory_limit_bytes() -> int | None:
     return limit
 
 
-def check_output_size(n_elements, itemsize: int, name: str) -> None:
+def check_output_size(n_elements, itemsize: int, name: str, extra_bytes=0) -> None:
     """Raise MemoryError if an array of `n_elements` items can never fit in memory.
 
     Call it before allocating an output or a temporary whose size is a
@@ -330,6 +338,9 @@ def check_output_size(n_elements, itemsize: int, name: str) -> None:
         Bytes per element.
     name : str
         What is being allocated, for the message.
+    extra_bytes : int or float, optional
+        Further bytes the same call allocates besides this array (scratch
+        buffers, other outputs); counted in the total and named in the message.
 
     Raises
     ------
@@ -345,14 +356,58 @@ def check_output_size(n_elements, itemsize: int, name: str) -> None:
             n *= s
     else:
         n = int(n_elements)
-    nbytes = n * int(itemsize)
+    extra = int(math.ceil(extra_bytes)) if extra_bytes else 0
+    nbytes = n * int(itemsize) + extra
     limit = _memory_limit_bytes()
     # An array larger than the address space numpy can index is never possible.
     hard = np.iinfo(np.intp).max
     if nbytes > hard or (limit is not None and nbytes > limit):
         what = f"{name} of shape {shape}" if shape is not None else f"{name} ({n} elements)"
+        if extra:
+            what += f" plus {extra} bytes of scratch memory"
         avail = f"{limit} bytes of memory" if limit is not None else "the address space"
         raise MemoryError(
             f"{what} would need {nbytes} bytes, more than the {avail} this process can use; "
             "reduce the problem size (fewer rows / components, or process the rows in blocks)"
         )
+
+
+# ---- appended by the hardening helper (issue 11): data near the float limits ---------
+# Largest magnitudes outside [2**lo, 2**hi] are "extreme" for a dtype: squares (and
+# sums of squares) of such data overflow or underflow. Estimators that can work in
+# the coordinates x * 2**-e (a power of two: exact) do so with max |x| 2**-e in
+# [1, 2); |e| is capped so that 2**-e itself is representable in the dtype.
+_SAFE_RANGE = {np.dtype(np.float64): (-400, 400, 1000), np.dtype(np.float32): (-30, 40, 100)}
+
+
+class FloatRangeError(ValueError):
+    """A result of finite input that float64 (or float32) cannot represent.
+
+    A ValueError, so callers see the usual type; estimators that use another
+    estimator internally (the mixture's k-means initialisation) catch it to
+    report the problem in their own terms."""
+
+
+def max_abs(*arrays, axis=None):
+    """Largest magnitude over `arrays` (or per column with axis=0), without an |x| temporary."""
+    out = 0.0 if axis is None else None
+    for a in arrays:
+        if a.size == 0:
+            continue
+        m = np.maximum(np.abs(np.max(a, axis=axis)), np.abs(np.min(a, axis=axis)))
+        m = m.astype(np.float64)
+        out = m if out is None else np.maximum(out, m)
+    return float(out) if axis is None else out
+
+
+def scale_exponent(amax, dtype=np.float64):
+    """The e of the rescaling x -> x * 2**-e for data of largest magnitude `amax`.
+
+    0 for data of ordinary range (or all zero), so that callers change nothing
+    for them; `amax` may be an array (one exponent per column).
+    """
+    lo, hi, cap = _SAFE_RANGE[np.dtype(dtype)]
+    a = np.asarray(amax, dtype=np.float64)
+    e = np.clip(np.frexp(a)[1].astype(np.int64) - 1, -cap, cap)
+    e = np.where((a == 0) | ((a >= 2.0**lo) & (a <= 2.0**hi)) | ~np.isfinite(a), 0, e)
+    return int(e) if e.ndim == 0 else e

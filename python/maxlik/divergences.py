@@ -21,7 +21,13 @@ import operator
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, check_bool, check_option, check_same_dtype
+from ._validation import (
+    as_float_array,
+    check_bool,
+    check_option,
+    check_output_size,
+    check_same_dtype,
+)
 
 __all__ = [
     "entropy",
@@ -111,7 +117,11 @@ def kl_to_standard_normal(mu, logvar, return_grad=False):
     shape = mu_a.shape
     D = shape[-1]
     lead = shape[:-1]
-    N = int(np.prod(lead, dtype=np.int64))
+    N = int(np.prod(lead, dtype=object))
+    n_copies = sum(not (a.flags.c_contiguous and a.dtype == dtype) for a in (mu_a, lv_a))
+    # copies of broadcast inputs, and the gradients, have the full shape
+    check_output_size(shape, np.dtype(dtype).itemsize * (n_copies + (2 if return_grad else 0)),
+                      "copies of mu / logvar and the gradients", extra_bytes=N * 8)
     mu2 = np.ascontiguousarray(mu_a, dtype=dtype).reshape(N, D)
     lv2 = np.ascontiguousarray(lv_a, dtype=dtype).reshape(N, D)
     res = _core.kl_to_standard_normal(mu2, lv2, return_grad)
@@ -165,6 +175,8 @@ def _as_rows(a: np.ndarray) -> np.ndarray:
     if last_ok and all(s == 0 or n == 1 for s, n in zip(a.strides[:-1], a.shape[:-1])):
         # one row repeated (e.g. q of shape (D,) against p of shape (N, D)): no copy
         return np.lib.stride_tricks.as_strided(a, shape=(N, D), strides=(0, item), writeable=False)
+    # a broadcast input can be far larger than its memory: refuse an impossible copy
+    check_output_size((N, D), item, "a contiguous copy of the distributions")
     return np.ascontiguousarray(a).reshape(N, D)
 
 
@@ -245,6 +257,8 @@ def _discrete(kind, p, q, axis, base, normalize, func):
                 )
         # Off by more than rounding (e.g. counts): divide explicitly and recompute,
         # which keeps full accuracy, rather than correcting the sums afterwards.
+        check_output_size((len(rows),) + rows[0].shape, rows[0].itemsize,
+                          "normalised copies of the distributions")
         with np.errstate(all="ignore"):
             rows = [r2 / s.astype(dtype)[:, None] for r2, s in zip(rows, sums)]
         vals, s_p, s_q, _, _ = _core.discrete_divergence(kind, *rows)

@@ -8,7 +8,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, check_axis, check_bool, result_float_dtype
+from ._validation import (
+    as_float_array,
+    check_axis,
+    check_bool,
+    check_output_size,
+    result_float_dtype,
+)
 
 __all__ = ["logsumexp", "softmax", "log_softmax"]
 
@@ -101,6 +107,8 @@ def _contiguous3(x: np.ndarray, axes):
     """Copy `x` with the reduced axes last, C-contiguous, as a (1, outputs, L) array."""
     nd = x.ndim
     k = len(axes)
+    # x may be a broadcast view far larger than its memory: refuse an impossible copy
+    check_output_size(x.shape, x.itemsize, "a contiguous copy of the input")
     moved = np.ascontiguousarray(np.moveaxis(x, axes, tuple(range(nd - k, nd))))
     L = int(np.prod(moved.shape[nd - k:], dtype=np.int64))
     return moved.reshape(1, -1, L)
@@ -243,6 +251,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
             a3 = _contiguous3(a_arr, axes)
             if b3 is not None:
                 b3 = _contiguous3(b_arr, axes)
+        n_out = int(np.prod(kept_shape, dtype=object)) if kept_shape else 1
+        check_output_size(n_out, a3.itemsize * (2 if return_sign else 1), "logsumexp output")
         out, sgn = _core.logsumexp(a3, b3, return_sign)
         out = _kept_order(out, a3, kept_shape)
         if return_sign:
@@ -268,6 +278,11 @@ def _softmax_impl(x, axis, log: bool):
     if x_arr.size == 0:
         out = np.empty(x_arr.shape, dtype=x_arr.dtype)
     else:
+        # the output has the (possibly broadcast) input's shape; a strided input
+        # may also need a contiguous copy
+        contiguous = x_arr.flags.c_contiguous or x_arr.flags.f_contiguous
+        check_output_size(x_arr.shape, x_arr.itemsize, f"{'log_' if log else ''}softmax output",
+                          extra_bytes=0 if contiguous else x_arr.size * x_arr.itemsize)
         if not (x_arr.flags.c_contiguous or x_arr.flags.f_contiguous):
             x_arr = np.ascontiguousarray(x_arr)
         out = np.empty_like(x_arr)

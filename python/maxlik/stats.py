@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, check_finite, check_option
+from ._validation import as_float_array, check_finite, check_option, check_output_size
 
 __all__ = ["gaussian_logpdf", "precision_cholesky"]
 
@@ -153,6 +153,10 @@ def gaussian_logpdf(X, means, covariances=None, covariance_type: str = "full", *
         or neither of `covariances` / `precisions_cholesky`.
     TypeError
         Non-numeric input.
+    MemoryError
+        If the (N, K) output plus the kernel's scratch (about 520 values per
+        component and thread) cannot fit in this machine's memory; raised at
+        once, before the covariances are processed, with the size requested.
 
     Notes
     -----
@@ -192,6 +196,11 @@ def gaussian_logpdf(X, means, covariances=None, covariance_type: str = "full", *
     if X.shape[1] != D:
         raise ValueError(f"X has {X.shape[1]} features but means has {D} (X shape {X.shape}, "
                          f"means shape {np.shape(means)})")
+    # Before any O(K) work: the (N, K) output and the per-thread scratch (K rows
+    # of a 512-row block) must be able to fit at all.
+    check_output_size((X.shape[0], K), X.dtype.itemsize, "gaussian_logpdf output (N, K)",
+                      extra_bytes=_core._logpdf_scratch_bytes(X.dtype.itemsize,
+                                                              _TYPE_CODE[covariance_type], D, K))
 
     if precisions_cholesky is not None:
         P = as_float_array(precisions_cholesky, "precisions_cholesky", dtype=np.float64,

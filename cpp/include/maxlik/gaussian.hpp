@@ -424,6 +424,22 @@ template <class T> struct Workspace {
   }
 };
 
+// Bytes of one Workspace<T> sized as by log_densities / em_pass (a double, so
+// that absurd K or D cannot overflow the estimate). Used by the callers'
+// memory guard, before anything is allocated.
+template <class T> inline double workspace_bytes(std::size_t D, std::size_t K) {
+  const double ld = double(padded_rows(kRowBlock, kRowTile<T>) + 64 / sizeof(T));
+  return (3.0 * double(D) * ld + double(K) * ld + 2.0 * ld) * double(sizeof(T)) + 4.0 * ld;
+}
+
+// Bytes of the model copy made by make_model<T> (means, factors, constants).
+template <class T> inline double model_bytes(CovType type, std::size_t D, std::size_t K) {
+  const double k = double(K), d = double(D);
+  const double prec = type == CovType::full ? k * d * d : type == CovType::tied ? d * d
+                    : type == CovType::diag ? k * d : k;
+  return (k * d + prec + 2.0 * k + d) * double(sizeof(T)) + k * 8.0;
+}
+
 // LP[k*Bp + r] = log N(x_r | k) + log π_k for the block already in ws.XT.
 template <class T> inline void block_log_densities(const Model<T>& m, std::size_t Bp, Workspace<T>& ws) {
   const std::size_t D = m.D, K = m.K, ld = ws.ld;
@@ -445,6 +461,13 @@ template <class T> inline void block_log_densities(const Model<T>& m, std::size_
         diag_logdens<T>(ws.XT.data(), D, ld, Bp, m.mean.data() + k * D, m.prec.data() + k * D,
                         m.cst[k], ws.LP.data() + k * ld);
   }
+}
+
+// Scratch bytes of log_densities besides its N×K output: one Workspace per
+// pool thread (kept between calls) and the model copy.
+template <class T>
+inline double log_densities_scratch_bytes(CovType type, std::size_t D, std::size_t K, int n_threads) {
+  return double(std::max(1, n_threads)) * workspace_bytes<T>(D, K) + model_bytes<T>(type, D, K);
 }
 
 // out (N×K, row-major) = log N(x_n | k) + log π_k for all rows; parallel over

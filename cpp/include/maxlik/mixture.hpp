@@ -266,6 +266,29 @@ template <class T> inline double block_responsibilities(std::size_t K, std::size
   return static_cast<double>(simd::hsum<T>(ll));
 }
 
+// Number of tasks of em_pass for N rows (fixed by N alone, see em_pass).
+inline std::size_t em_pass_tasks(std::size_t N) {
+  const std::size_t nb = n_blocks(N);
+  const std::size_t per_task = std::max<std::size_t>(2, (nb + 127) / 128);
+  return (nb + per_task - 1) / per_task;
+}
+
+// Bytes em_pass<T> allocates (as a double: no overflow for absurd sizes): the
+// per-task statistics slots, one running block statistics and one Workspace
+// per thread, the model copy, and the merged result. For the memory guard of
+// the callers, which runs before anything is allocated.
+template <class T>
+inline double em_pass_bytes(CovType stat_type, std::size_t N, std::size_t D, std::size_t K,
+                            int n_threads) {
+  const double k = double(K), d = double(D);
+  const double sxx = stat_type == CovType::full ? k * d * d : stat_type == CovType::tied ? d * d : k * d;
+  const double stats = (k + k * d + sxx) * 8.0;
+  const double tasks = double(std::max<std::size_t>(1, em_pass_tasks(N)));
+  const double threads = std::min(tasks, double(std::max(1, n_threads)));
+  return (tasks + threads + 1.0) * stats + threads * gaussian::workspace_bytes<T>(D, K) +
+         gaussian::model_bytes<T>(stat_type, D, K);
+}
+
 // The whole pass. X: N×D row-major; w: N or nullptr (ones).
 // src = estep: γ from the model m; dense: resp (N×K, given); labels: label[n]
 // in [0, K) or −1 (row ignored).
@@ -277,7 +300,7 @@ Stats em_pass(CovType stat_type, const gaussian::Model<T>* m, const T* X, const 
   // Fixed task size (depends on N only): bounds the number of statistics slots
   // (memory) without making results depend on the thread count.
   const std::size_t per_task = std::max<std::size_t>(2, (nb + 127) / 128);
-  const std::size_t n_tasks = (nb + per_task - 1) / per_task;
+  const std::size_t n_tasks = em_pass_tasks(N);
   std::vector<Stats> slots(n_tasks);
   parallel_for(n_tasks, [&](std::size_t t) {
     thread_local gaussian::Workspace<T> ws;  // reused: see log_densities
