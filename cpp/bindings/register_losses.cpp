@@ -2,6 +2,8 @@
 // (leading underscore); python/maxlik/losses.py validates and converts the
 // arguments (dtype, contiguity, shapes) and implements the reductions.
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,10 +42,29 @@ const T* opt_in(const py::object& o, std::size_t size, const char* name, std::ve
   return a.data();
 }
 
+// All-or-nothing writes into a caller's gradient buffer (grad_out=). With
+// `stage` the kernel writes into a private buffer that is copied into the
+// caller's array only once the whole call has succeeded, so an interrupt
+// (Ctrl-C polled between row blocks) or an exception (a bad target row found
+// mid-pass, bad_alloc) leaves the caller's array bit-identical to before.
+// Without `stage` (a fresh array the caller never saw) the kernel writes in place.
+template <class T> struct StagedOut {
+  T* dst = nullptr;
+  std::size_t n = 0;
+  std::unique_ptr<T[]> buf;
+  StagedOut(T* d, std::size_t size, bool stage) : dst(d), n(size) {
+    if (d != nullptr && stage && size > 0) buf.reset(new T[size]);  // bad_alloc -> MemoryError
+  }
+  T* ptr() const { return buf ? buf.get() : dst; }
+  void commit() const {
+    if (buf) std::memcpy(dst, buf.get(), n * sizeof(T));
+  }
+};
+
 template <class T>
 py::tuple ce_index(carray<T> logits, carray<std::int64_t> target, py::object class_w,
                    py::object row_w, std::int64_t ignore_index, double eps, bool mean,
-                   bool want_rows, py::object grad) {
+                   bool want_rows, py::object grad, bool stage) {
   require(logits.ndim() == 2, "logits must be 2-D (N, C)");
   const std::size_t N = logits.shape(0), C = logits.shape(1);
   require(C >= 1, "logits must have at least one class column");
@@ -52,7 +73,7 @@ py::tuple ce_index(carray<T> logits, carray<std::int64_t> target, py::object cla
   std::vector<carray<T>> keep;
   const T* cw = opt_in<T>(class_w, C, "weight", keep);
   const T* rw = opt_in<T>(row_w, N, "sample_weight", keep);
-  T* g = opt_out<T>(grad, N * C, "grad_out", keep);
+  StagedOut<T> g(opt_out<T>(grad, N * C, "grad_out", keep), N * C, stage);
   py::array_t<T> rows = want_rows ? py::array_t<T>(N) : py::array_t<T>(0);
   T* rl = want_rows ? rows.mutable_data() : nullptr;
   std::vector<double> bs(maxlik::n_blocks(N));
@@ -64,15 +85,17 @@ py::tuple ce_index(carray<T> logits, carray<std::int64_t> target, py::object cla
     py::gil_scoped_release nogil;
     denom = L::softmax_ce_index_check<T>(tp, N, C, cw, rw, ignore_index);
     const T scale = mean ? T(1.0 / denom) : T(1);
-    L::softmax_ce_index<T>(zp, N, C, tp, cw, rw, ignore_index, T(eps), scale, g, rl, bs.data());
+    L::softmax_ce_index<T>(zp, N, C, tp, cw, rw, ignore_index, T(eps), scale, g.ptr(), rl,
+                           bs.data());
     total = L::merge_blocks(bs.data(), bs.size());
+    g.commit();
   }
   return py::make_tuple(total, denom, want_rows ? py::object(rows) : py::object(py::none()));
 }
 
 template <class T>
 py::tuple ce_prob(carray<T> logits, carray<T> target, py::object class_w, double eps, bool mean,
-                  bool want_rows, py::object grad) {
+                  bool want_rows, py::object grad, bool stage) {
   require(logits.ndim() == 2, "logits must be 2-D (N, C)");
   const std::size_t N = logits.shape(0), C = logits.shape(1);
   require(target.ndim() == 2 && static_cast<std::size_t>(target.shape(0)) == N &&
@@ -80,7 +103,7 @@ py::tuple ce_prob(carray<T> logits, carray<T> target, py::object class_w, double
           "target must have the shape of logits");
   std::vector<carray<T>> keep;
   const T* cw = opt_in<T>(class_w, C, "weight", keep);
-  T* g = opt_out<T>(grad, N * C, "grad_out", keep);
+  StagedOut<T> g(opt_out<T>(grad, N * C, "grad_out", keep), N * C, stage);
   py::array_t<T> rows = want_rows ? py::array_t<T>(N) : py::array_t<T>(0);
   T* rl = want_rows ? rows.mutable_data() : nullptr;
   std::vector<double> bs(maxlik::n_blocks(N));
@@ -94,9 +117,10 @@ py::tuple ce_prob(carray<T> logits, carray<T> target, py::object class_w, double
     // Safe: only raw pointers into arrays the caller holds; no Python objects touched.
     py::gil_scoped_release nogil;
     const T scale = mean ? T(1.0 / double(N)) : T(1);
-    L::softmax_ce_prob<T>(logits.data(), N, C, target.data(), cw, T(eps), tol, scale, g, rl,
+    L::softmax_ce_prob<T>(logits.data(), N, C, target.data(), cw, T(eps), tol, scale, g.ptr(), rl,
                           bs.data(), &bad, &kind);
     total = L::merge_blocks(bs.data(), bs.size());
+    if (bad < 0) g.commit();  // a bad target row raises below: the caller's buffer stays as it was
   }
   if (bad >= 0) {
     const T* t = target.data() + bad * C;
@@ -113,13 +137,13 @@ py::tuple ce_prob(carray<T> logits, carray<T> target, py::object class_w, double
 
 template <class T>
 py::tuple bce(carray<T> x, carray<T> t, py::object weight, py::object pos_weight, double scale,
-              bool want_elems, py::object grad) {
+              bool want_elems, py::object grad, bool stage) {
   const std::size_t n = x.size();
   require(static_cast<std::size_t>(t.size()) == n, "target must have the shape of logits");
   std::vector<carray<T>> keep;
   const T* w = opt_in<T>(weight, n, "weight", keep);
   const T* pw = opt_in<T>(pos_weight, n, "pos_weight", keep);
-  T* g = opt_out<T>(grad, n, "grad_out", keep);
+  StagedOut<T> g(opt_out<T>(grad, n, "grad_out", keep), n, stage);
   py::array_t<T> el = want_elems ? py::array_t<T>(n) : py::array_t<T>(0);
   T* ep = want_elems ? el.mutable_data() : nullptr;
   std::vector<double> bs(maxlik::n_blocks(n, L::kElemBlock));
@@ -127,8 +151,9 @@ py::tuple bce(carray<T> x, carray<T> t, py::object weight, py::object pos_weight
   {
     // Safe: only raw pointers into arrays the caller holds; no Python objects touched.
     py::gil_scoped_release nogil;
-    L::bce_with_logits<T>(x.data(), t.data(), n, w, pw, T(scale), g, ep, bs.data());
+    L::bce_with_logits<T>(x.data(), t.data(), n, w, pw, T(scale), g.ptr(), ep, bs.data());
     total = L::merge_blocks(bs.data(), bs.size());
+    g.commit();
   }
   return py::make_tuple(total, want_elems ? py::object(el) : py::object(py::none()));
 }
@@ -159,11 +184,12 @@ py::tuple gnll(carray<T> mu, carray<T> t, carray<T> var, std::size_t R, std::siz
 }
 
 template <class T>
-py::tuple mse(carray<T> x, carray<T> t, double scale, bool want_elems, py::object grad) {
+py::tuple mse(carray<T> x, carray<T> t, double scale, bool want_elems, py::object grad,
+              bool stage) {
   const std::size_t n = x.size();
   require(static_cast<std::size_t>(t.size()) == n, "target must have the shape of input");
   std::vector<carray<T>> keep;
-  T* g = opt_out<T>(grad, n, "grad_out", keep);
+  StagedOut<T> g(opt_out<T>(grad, n, "grad_out", keep), n, stage);
   py::array_t<T> el = want_elems ? py::array_t<T>(n) : py::array_t<T>(0);
   T* ep = want_elems ? el.mutable_data() : nullptr;
   std::vector<double> bs(maxlik::n_blocks(n, L::kElemBlock));
@@ -171,8 +197,9 @@ py::tuple mse(carray<T> x, carray<T> t, double scale, bool want_elems, py::objec
   {
     // Safe: only raw pointers into arrays the caller holds; no Python objects touched.
     py::gil_scoped_release nogil;
-    L::mse<T>(x.data(), t.data(), n, T(scale), g, ep, bs.data());
+    L::mse<T>(x.data(), t.data(), n, T(scale), g.ptr(), ep, bs.data());
     total = L::merge_blocks(bs.data(), bs.size());
+    g.commit();
   }
   return py::make_tuple(total, want_elems ? py::object(el) : py::object(py::none()));
 }
@@ -220,15 +247,31 @@ py::tuple linear_ce(carray<double> X, carray<double> W, py::object b, carray<std
 void register_losses(py::module_& m) {
   // float64 overloads first: pybind11 tries them in order and carray does not
   // convert dtypes (the Python layer has already chosen the dtype).
-  m.def("_softmax_ce_index", &ce_index<double>);
-  m.def("_softmax_ce_index", &ce_index<float>);
-  m.def("_softmax_ce_prob", &ce_prob<double>);
-  m.def("_softmax_ce_prob", &ce_prob<float>);
-  m.def("_bce_with_logits", &bce<double>);
-  m.def("_bce_with_logits", &bce<float>);
+  // The trailing `stage` flag (default False) makes the write into `grad`
+  // all-or-nothing; python/maxlik/losses.py sets it for a caller's grad_out.
+  m.def("_softmax_ce_index", &ce_index<double>, py::arg("logits"), py::arg("target"),
+        py::arg("weight"), py::arg("sample_weight"), py::arg("ignore_index"), py::arg("eps"),
+        py::arg("mean"), py::arg("want_rows"), py::arg("grad"), py::arg("stage") = false);
+  m.def("_softmax_ce_index", &ce_index<float>, py::arg("logits"), py::arg("target"),
+        py::arg("weight"), py::arg("sample_weight"), py::arg("ignore_index"), py::arg("eps"),
+        py::arg("mean"), py::arg("want_rows"), py::arg("grad"), py::arg("stage") = false);
+  m.def("_softmax_ce_prob", &ce_prob<double>, py::arg("logits"), py::arg("target"),
+        py::arg("weight"), py::arg("eps"), py::arg("mean"), py::arg("want_rows"), py::arg("grad"),
+        py::arg("stage") = false);
+  m.def("_softmax_ce_prob", &ce_prob<float>, py::arg("logits"), py::arg("target"),
+        py::arg("weight"), py::arg("eps"), py::arg("mean"), py::arg("want_rows"), py::arg("grad"),
+        py::arg("stage") = false);
+  m.def("_bce_with_logits", &bce<double>, py::arg("logits"), py::arg("target"), py::arg("weight"),
+        py::arg("pos_weight"), py::arg("scale"), py::arg("want_elems"), py::arg("grad"),
+        py::arg("stage") = false);
+  m.def("_bce_with_logits", &bce<float>, py::arg("logits"), py::arg("target"), py::arg("weight"),
+        py::arg("pos_weight"), py::arg("scale"), py::arg("want_elems"), py::arg("grad"),
+        py::arg("stage") = false);
   m.def("_gaussian_nll", &gnll<double>);
   m.def("_gaussian_nll", &gnll<float>);
-  m.def("_mse", &mse<double>);
-  m.def("_mse", &mse<float>);
+  m.def("_mse", &mse<double>, py::arg("input"), py::arg("target"), py::arg("scale"),
+        py::arg("want_elems"), py::arg("grad"), py::arg("stage") = false);
+  m.def("_mse", &mse<float>, py::arg("input"), py::arg("target"), py::arg("scale"),
+        py::arg("want_elems"), py::arg("grad"), py::arg("stage") = false);
   m.def("_linear_ce", &linear_ce);
 }

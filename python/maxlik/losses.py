@@ -11,6 +11,18 @@ counterpart and can return the gradient computed in the same pass
 (``return_grad=True``), optionally into a buffer the caller owns
 (``grad_out=``). The kernels are C++, threaded over fixed row blocks (results
 do not depend on the thread count) and release the GIL.
+
+``grad_out`` is written all-or-nothing: the kernel fills a private buffer that
+is copied into the caller's array only when the whole call has succeeded, so a
+call interrupted by Ctrl-C (the kernels stop between row blocks) or failing
+part-way (a bad target row found mid-pass, MemoryError) leaves ``grad_out``
+bit-identical to before. This costs one extra gradient-sized buffer and copy
+per call; a fresh gradient (``return_grad=True`` alone) is written in place.
+
+Infinite logits give the limits of the loss and its gradient (a loss of
+``+inf`` where the model gives probability 0 to an observed outcome, finite
+gradients everywhere); NaN appears only where an input is NaN. See the Notes
+of each function.
 """
 from __future__ import annotations
 
@@ -19,7 +31,14 @@ import math
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, check_bool, check_float, check_int, check_option
+from ._validation import (
+    as_float_array,
+    check_bool,
+    check_float,
+    check_int,
+    check_option,
+    check_output_size,
+)
 
 __all__ = [
     "softmax_cross_entropy",
@@ -50,6 +69,19 @@ def _grad_buffer(grad_out, shape, dtype, name="grad_out"):
 
 def _scalar(value, dtype):
     return dtype.type(value)
+
+
+def _check_outputs(n, dtype, func, *, per_element=0, grad=False, rows=0):
+    """MemoryError before the kernel runs if its outputs cannot fit: `per_element`
+    arrays of `n` values (the elementwise losses of reduction="none"), the
+    gradient (n values; a caller's grad_out costs the same again, for the
+    all-or-nothing staging buffer) and `rows` further values."""
+    k = per_element + (1 if grad else 0)
+    if k or rows:
+        check_output_size(n, np.dtype(dtype).itemsize * k,
+                          f"{func} outputs ({k} array(s) of the input's size: per-element "
+                          "losses of reduction='none', gradients, broadcast copies)",
+                          extra_bytes=rows * np.dtype(dtype).itemsize)
 
 
 def softmax_cross_entropy(logits, target, *, weight=None, ignore_index=-100,
@@ -94,8 +126,9 @@ def softmax_cross_entropy(logits, target, *, weight=None, ignore_index=-100,
         the row losses (row i holds the gradient of loss i).
     grad_out : ndarray, optional
         A C-contiguous array of the dtype and shape of `logits` to write the
-        gradient into (saves an allocation in training loops). Implies
-        ``return_grad=True``.
+        gradient into. Implies ``return_grad=True``. Written all-or-nothing
+        (see the module documentation): an interrupted or failing call leaves
+        it unchanged.
 
     Returns
     -------
@@ -112,6 +145,9 @@ def softmax_cross_entropy(logits, target, *, weight=None, ignore_index=-100,
         probabilities computed in float32 pass); mismatched shapes.
     TypeError
         Non-numeric input.
+    MemoryError
+        If the gradient (N, C) (or the per-row losses) cannot fit in memory;
+        raised before allocating.
 
     Notes
     -----
@@ -122,8 +158,16 @@ def softmax_cross_entropy(logits, target, *, weight=None, ignore_index=-100,
     Edge cases, compared with torch:
 
     - A NaN logit makes that row's loss NaN and its whole gradient row NaN
-      (as torch); a ``+inf`` logit does the same (as torch). Other rows are
-      unaffected, and the reduced loss is then NaN.
+      (as torch). Other rows are unaffected, and the reduced loss is then NaN.
+    - A row holding ``+inf`` logits (and no NaN) gives the limit of those
+      logits growing together: softmax tends to the uniform distribution over
+      the m ``+inf`` classes M, so the loss is ``sum_{c in M} a_c log m`` if
+      every class outside M has zero coefficient ``a_c``, else ``+inf``, and
+      the gradient is ``A [c in M] / m - a_c`` (finite; ``softmax - target``
+      for plain index targets). So ``+inf`` at the target alone gives loss 0
+      and gradient 0, two ``+inf`` with the target among them ``log 2``, and
+      ``+inf`` elsewhere (or any label smoothing) an infinite loss. torch
+      returns NaN for every such row.
     - A row whose logits are all ``-inf`` is treated as the limit of equal
       logits (softmax is shift invariant): probabilities ``1/C``, loss
       ``A * log(C)`` (``log C`` without weights or smoothing), finite
@@ -187,14 +231,16 @@ def softmax_cross_entropy(logits, target, *, weight=None, ignore_index=-100,
         raise TypeError(
             f"target must be integer class indices or float class probabilities; got dtype {t.dtype}"
         )
-    g = _grad_buffer(grad_out, (N, C), dtype) if return_grad else None
     mean = reduction == "mean"
     rows = reduction == "none"
+    _check_outputs(N * C, dtype, "softmax_cross_entropy", grad=return_grad, rows=N if rows else 0)
+    g = _grad_buffer(grad_out, (N, C), dtype) if return_grad else None
     if prob:
-        total, denom, row_loss = _core._softmax_ce_prob(z, t, w, eps, mean, rows, g)
+        total, denom, row_loss = _core._softmax_ce_prob(z, t, w, eps, mean, rows, g,
+                                                        grad_out is not None)
     else:
         total, denom, row_loss = _core._softmax_ce_index(z, t, w, None, ignore_index, eps, mean,
-                                                         rows, g)
+                                                         rows, g, grad_out is not None)
     if rows:
         loss = row_loss
     elif mean:
@@ -275,6 +321,8 @@ def _broadcast_full(a, shape, name, dtype):
         raise ValueError(
             f"{name} of shape {a.shape} cannot be broadcast to the logits' shape {shape}"
         ) from None
+    if not b.flags.c_contiguous:
+        check_output_size(shape, b.itemsize, f"{name} broadcast to the logits' shape")
     return np.ascontiguousarray(b)
 
 
@@ -287,9 +335,10 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
 
     .. math:: \ell = -w\,[\,p\,t \log \sigma(x) + (1 - t) \log(1 - \sigma(x))\,],
 
-    with ``p = pos_weight``, computed as ``w [(1 - t) x - (1 + (p - 1) t) log sigma(x)]``
-    and ``log sigma(x) = min(x, 0) - log1p(exp(-|x|))``, which is exact for
-    any finite logit (tested up to ``|x| = 1e4``).
+    with ``p = pos_weight``, computed without cancellation as
+    ``w [(1 - t) max(x, 0) + p t max(-x, 0) + (1 - t + p t) log1p(exp(-|x|))]``,
+    which is exact for any finite logit. The gradient is
+    ``w [(1 - t + p t) sigmoid(x) - p t]``.
 
     Parameters
     ----------
@@ -308,7 +357,7 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
         Also return the gradient with respect to `logits`.
     grad_out : ndarray, optional
         Buffer of the logits' dtype and shape for the gradient (implies
-        `return_grad`).
+        `return_grad`); written all-or-nothing (see the module documentation).
 
     Returns
     -------
@@ -319,10 +368,29 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     ------
     ValueError
         `target` not of the logits' shape; weights not broadcastable.
+    MemoryError
+        If the outputs (losses of "none", gradient, broadcast copies of the
+        weights) cannot fit in memory; raised before allocating.
 
     Notes
     -----
-    NaN logits or targets give NaN loss and gradient in those elements.
+    Infinite logits give the limits (torch gives NaN for several of them,
+    torch issue #135359). A term whose coefficient is zero is absent, so
+    that ``0 * inf`` never arises:
+
+    =========  ==========================================  =================
+    logit x    loss                                        gradient
+    =========  ==========================================  =================
+    ``+inf``   ``+inf`` if ``w (1 - t) > 0``, else 0       ``w (1 - t)``
+    ``-inf``   ``+inf`` if ``w p t > 0``, else 0           ``-w p t``
+    =========  ==========================================  =================
+
+    so ``x = +inf, t = 1`` gives loss 0 and gradient 0, ``x = -inf, t = 1``
+    and ``x = +inf, t = 0`` an infinite loss with gradient -p and 1, and a
+    fractional target an infinite loss at either end. A zero `weight`
+    masks its element (loss and gradient 0) even where the loss would be
+    infinite. NaN logits, targets or weights give NaN loss and gradient in
+    those elements; no other input gives NaN (infinite weights aside).
 
     Examples
     --------
@@ -344,8 +412,11 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     n = x.size
     mean = reduction == "mean"
     scale = 1.0 / n if (mean and n) else 1.0
+    _check_outputs(n, dtype, "binary_cross_entropy_with_logits",
+                   per_element=int(reduction == "none"), grad=return_grad)
     g = _grad_buffer(grad_out, x.shape, dtype) if return_grad else None
-    total, elems = _core._bce_with_logits(x, t, w, pw, scale, reduction == "none", g)
+    total, elems = _core._bce_with_logits(x, t, w, pw, scale, reduction == "none", g,
+                                          grad_out is not None)
     if reduction == "none":
         loss = elems.reshape(x.shape)
     elif mean:
@@ -445,6 +516,12 @@ def gaussian_nll(mean, target, var, *, full=False, eps=1e-6, reduction="mean",
     K = shape[-1] if mu.ndim else 1
     R = n // K if K else 0
     scale = 1.0 / n if (reduction == "mean" and n) else 1.0
+    # losses of reduction="none", the two gradients and a broadcast copy of var
+    # have (up to) the shape of mean: refuse before allocating what cannot fit
+    full_var = not per_row and v.shape != shape
+    _check_outputs(n, dtype, "gaussian_nll",
+                   per_element=int(reduction == "none") + int(full_var) + int(return_grad),
+                   grad=return_grad)
     if per_row:
         vk = np.ascontiguousarray(v.reshape(R)) if R else np.zeros(0, dtype)
     elif v.shape == shape:
@@ -489,7 +566,7 @@ def mse(input, target, *, reduction="mean", return_grad=False, grad_out=None):
         Also return the gradient with respect to `input`.
     grad_out : ndarray, optional
         Buffer of the input's dtype and shape for the gradient (implies
-        `return_grad`).
+        `return_grad`); written all-or-nothing (see the module documentation).
 
     Returns
     -------
@@ -516,8 +593,9 @@ def mse(input, target, *, reduction="mean", return_grad=False, grad_out=None):
     return_grad = check_bool(return_grad, "return_grad") or grad_out is not None
     n = x.size
     scale = 1.0 / n if (reduction == "mean" and n) else 1.0
+    _check_outputs(n, dtype, "mse", per_element=int(reduction == "none"), grad=return_grad)
     g = _grad_buffer(grad_out, x.shape, dtype) if return_grad else None
-    total, elems = _core._mse(x, t, scale, reduction == "none", g)
+    total, elems = _core._mse(x, t, scale, reduction == "none", g, grad_out is not None)
     if reduction == "none":
         loss = elems.reshape(x.shape)
     elif reduction == "mean":

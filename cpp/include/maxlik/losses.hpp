@@ -122,6 +122,41 @@ inline void row_grad(T* g, std::size_t C, T As, T gs, const T* u, T base, std::i
 
 template <class T> inline void fill(T* g, std::size_t C, T v) { std::fill(g, g + C, v); }
 
+// A row whose maximum is +inf (and that holds no NaN): the limit of logits
+// z_c = L for the n_inf classes c in M = {c : z_c = +inf}, L -> inf, the other
+// logits fixed. softmax -> p_c = [c in M] / n_inf, so with coefficients
+//   a_c = base * u_c (u == nullptr: u_c = 1) + extra [c == y],  A = sum_c a_c,
+//   loss = sum_{c in M} a_c log(n_inf) + sum_{c not in M, a_c != 0} a_c * inf
+//          (+inf as soon as a class outside M has positive coefficient),
+//   dloss/dz_k = A [k in M] / n_inf - a_k            (always finite).
+// Returns the loss; writes gs * gradient to g if g != nullptr.
+template <class T>
+inline T row_pos_inf_limit(const T* z, std::size_t C, const T* u, T base, std::int64_t y, T extra,
+                           T gs, T* g) {
+  constexpr T inf = std::numeric_limits<T>::infinity();
+  std::size_t n_inf = 0;
+  T A = 0, A_in = 0, out = 0;
+  for (std::size_t c = 0; c < C; ++c) {
+    const T a = base * (u ? u[c] : T(1)) + (static_cast<std::int64_t>(c) == y ? extra : T(0));
+    A += a;
+    if (z[c] == inf) {
+      ++n_inf;
+      A_in += a;
+    } else if (a != T(0)) {
+      out += a * inf;  // -log p_c = +inf for a class the limit gives probability 0
+    }
+  }
+  const T inv = T(1) / T(n_inf);
+  if (g) {
+    for (std::size_t c = 0; c < C; ++c) {
+      const T a = base * (u ? u[c] : T(1)) + (static_cast<std::int64_t>(c) == y ? extra : T(0));
+      g[c] = gs * ((z[c] == inf ? A * inv : T(0)) - a);
+    }
+  }
+  const T in_part = n_inf > 1 ? A_in * std::log(T(n_inf)) : T(0);
+  return out + in_part;
+}
+
 }  // namespace detail
 
 // ---------------------------------------------------------------------------
@@ -135,6 +170,8 @@ template <class T> inline void fill(T* g, std::size_t C, T v) { std::fill(g, g +
 // Rows with target == ignore_index get loss 0 and a zero gradient.
 // A row of all -inf logits (and no NaN) is the limit of equal logits, since
 // softmax is shift invariant: p = 1/C, loss = A log C, finite gradient.
+// A row holding +inf logits (and no NaN) is the limit of those logits going
+// to +inf together: p uniform over the +inf classes (row_pos_inf_limit).
 // A NaN logit makes that row's loss and whole gradient row NaN.
 // Labels are validated by the caller (softmax_ce_index_check).
 template <class T>
@@ -175,6 +212,9 @@ void softmax_ce_index(const T* logits, std::size_t N, std::size_t C, const std::
           detail::fill(g, C, T(1));
           detail::row_grad(g, C, A / T(C), grad_scale, class_w, base, y, a_y);
         }
+      } else if (m == std::numeric_limits<T>::infinity() && !detail::row_has_nan(z, C)) {
+        loss = detail::row_pos_inf_limit(z, C, class_w, base, y, a_y, grad_scale,
+                                         grad ? g : nullptr);
       } else {
         const T s = detail::row_exp_sum(z, C, m, g);
         loss = A * std::log(s);
@@ -255,6 +295,9 @@ void softmax_ce_prob(const T* logits, std::size_t N, std::size_t C, const T* tar
           detail::fill(g, C, T(1));
           detail::row_grad<T>(g, C, A / T(C), grad_scale, u, T(1), -1, T(0));
         }
+      } else if (m == std::numeric_limits<T>::infinity() && !detail::row_has_nan(z, C)) {
+        loss = detail::row_pos_inf_limit<T>(z, C, u, T(1), -1, T(0), grad_scale,
+                                            grad ? g : nullptr);
       } else {
         const T s = detail::row_exp_sum(z, C, m, g);
         loss = A * std::log(s) + detail::row_weighted_gap(z, C, m, u);
@@ -276,10 +319,16 @@ void softmax_ce_prob(const T* logits, std::size_t N, std::size_t C, const T* tar
 
 // ---------------------------------------------------------------------------
 // Binary cross-entropy with logits, elementwise over n values (torch):
-//   lw   = 1 + (pos_weight - 1) t
-//   loss = w [ (1 - t) x - lw log sigmoid(x) ],  log sigmoid(x) = min(x, 0) - log1p(e^{-|x|})
-//   dloss/dx = w [ (1 - t) - lw (1 - sigmoid(x)) ]
-// Stable for any finite x: e^{-|x|} never overflows.
+//   p = pos_weight (1 if absent), lw = (1 - t) + p t = 1 + (p - 1) t
+//   loss = w [ (1 - t) x - lw log sigmoid(x) ]
+//        = w [ (1 - t) max(x, 0) + p t max(-x, 0) + lw log1p(e^{-|x|}) ]
+//   dloss/dx = w [ (1 - t) - lw (1 - sigmoid(x)) ] = w [ lw sigmoid(x) - p t ]
+// The second form of the loss has no cancellation, and at x = +-inf it is the
+// limit: a term whose coefficient ((1 - t), p t or w) is zero is absent, so
+// x = +inf with t = 1 gives 0 (not 0 * inf), x = -inf with p t > 0 gives +inf,
+// x = +inf with t < 1 gives +inf. The gradient is finite there:
+// w (1 - t) at +inf and -w p t at -inf. NaN in x or t gives NaN.
+// e^{-|x|} never overflows.
 // weight / pos_weight: full-size arrays or nullptr.
 template <class T>
 void bce_with_logits(const T* x, const T* t, std::size_t n, const T* weight, const T* pos_weight,
@@ -301,16 +350,18 @@ void bce_with_logits(const T* x, const T* t, std::size_t n, const T* weight, con
       const V tv = ld(t, T(0));
       const V e = simd::exp<T>(-simd::abs<T>(xv));
       const V l1p = simd::log1p<T>(e);
-      const V logsig = simd::min<T>(xv, zero) - l1p;
       const V sig_pos = one / (one + e);                  // sigmoid(|x|)
       const V one_m_sig = xv >= zero ? e * sig_pos : sig_pos;  // 1 - sigmoid(x)
-      V lw = one;
-      if (pos_weight) lw = one + (ld(pos_weight, T(1)) - one) * tv;
-      V loss = (one - tv) * xv - lw * logsig;
-      V g = (one - tv) - lw * one_m_sig;
+      const V q = one - tv;                               // coefficient of the negative term
+      const V pt = pos_weight ? ld(pos_weight, T(1)) * tv : tv;  // of the positive term
+      const V lw = pos_weight ? q + pt : one;
+      const V xpos = xv > zero ? xv : zero, xneg = xv < zero ? -xv : zero;
+      V loss = (q == zero ? zero : q * xpos) + (pt == zero ? zero : pt * xneg) + lw * l1p;
+      loss = xv != xv ? xv : loss;                        // NaN logit: NaN (xpos/xneg drop it)
+      V g = q - lw * one_m_sig;
       if (weight) {
         const V wv = ld(weight, T(0));
-        loss = wv * loss;
+        loss = wv == zero ? zero : wv * loss;             // weight 0 masks, even an infinite loss
         g = wv * g;
       }
       if (elem_loss) {
