@@ -24,13 +24,13 @@ void check_common(const carray<T>& X, const carray<T>& shift, const carray<T>& C
   require(C.shape(0) >= 1, "centers must have at least one row");
 }
 
-// Returns (S, W, J): S (K, D) float64 sums of weighted shifted rows per
+// Returns (S, W, J): S (K, D) float64 sums of weighted scaled, shifted rows per
 // label, W (K,) summed weights, J the weighted inertia w.r.t. `centers`.
 // With update=False, S and W are None. labels (N,) int32 is written in place.
 template <class T>
 py::tuple lloyd_step(const carray<T>& X, const carray<T>& shift, const carray<T>& C,
                      const std::optional<carray<T>>& sample_weight, py::array_t<std::int32_t, py::array::c_style> labels,
-                     bool update) {
+                     bool update, double scale) {
   check_common(X, shift, C);
   const std::size_t N = static_cast<std::size_t>(X.shape(0)), D = static_cast<std::size_t>(X.shape(1)),
                     K = static_cast<std::size_t>(C.shape(0));
@@ -60,14 +60,15 @@ py::tuple lloyd_step(const carray<T>& X, const carray<T>& shift, const carray<T>
     // Safe without the GIL: only raw buffers kept alive by the arguments are
     // touched, no Python objects or refcounts.
     py::gil_scoped_release release;
-    J = maxlik::kmeans::lloyd_pass<T>(xp, w, N, D, hp, cp, K, lp, sp, wp);
+    J = maxlik::kmeans::lloyd_pass<T>(xp, w, N, D, hp, cp, K, lp, sp, wp, T(scale));
   }
   if (update) return py::make_tuple(S, W, J);
   return py::make_tuple(py::none(), py::none(), J);
 }
 
 // Squared Euclidean distances (N, M) from the shifted rows of X to `centers`.
-template <class T> carray<T> sq_distances(const carray<T>& X, const carray<T>& shift, const carray<T>& C) {
+template <class T>
+carray<T> sq_distances(const carray<T>& X, const carray<T>& shift, const carray<T>& C, double scale) {
   check_common(X, shift, C);
   const std::size_t N = static_cast<std::size_t>(X.shape(0)), D = static_cast<std::size_t>(X.shape(1)),
                     M = static_cast<std::size_t>(C.shape(0));
@@ -78,7 +79,7 @@ template <class T> carray<T> sq_distances(const carray<T>& X, const carray<T>& s
   const T* cp = C.data();
   {
     py::gil_scoped_release release;  // raw buffers only, see lloyd_step
-    maxlik::kmeans::sq_distances<T>(xp, N, D, hp, cp, M, op);
+    maxlik::kmeans::sq_distances<T>(xp, N, D, hp, cp, M, op, T(scale));
   }
   return out;
 }
@@ -86,10 +87,13 @@ template <class T> carray<T> sq_distances(const carray<T>& X, const carray<T>& s
 }  // namespace
 
 void register_cluster(py::module_& m) {
+  // `scale` (a power of two, default 1): rows are used as X * scale - shift (kmeans.hpp).
   m.def("kmeans_lloyd_step", &lloyd_step<double>, py::arg("X"), py::arg("shift"), py::arg("centers"),
-        py::arg("sample_weight"), py::arg("labels"), py::arg("update"));
+        py::arg("sample_weight"), py::arg("labels"), py::arg("update"), py::arg("scale") = 1.0);
   m.def("kmeans_lloyd_step", &lloyd_step<float>, py::arg("X"), py::arg("shift"), py::arg("centers"),
-        py::arg("sample_weight"), py::arg("labels"), py::arg("update"));
-  m.def("kmeans_sq_distances", &sq_distances<double>, py::arg("X"), py::arg("shift"), py::arg("centers"));
-  m.def("kmeans_sq_distances", &sq_distances<float>, py::arg("X"), py::arg("shift"), py::arg("centers"));
+        py::arg("sample_weight"), py::arg("labels"), py::arg("update"), py::arg("scale") = 1.0);
+  m.def("kmeans_sq_distances", &sq_distances<double>, py::arg("X"), py::arg("shift"), py::arg("centers"),
+        py::arg("scale") = 1.0);
+  m.def("kmeans_sq_distances", &sq_distances<float>, py::arg("X"), py::arg("shift"), py::arg("centers"),
+        py::arg("scale") = 1.0);
 }

@@ -17,6 +17,7 @@ from . import _core, _streaming
 from . import exceptions
 from ._base import BaseEstimator, check_is_fitted
 from ._validation import (
+    FloatRangeError,
     as_float_array,
     check_bool,
     check_dense,
@@ -25,6 +26,8 @@ from ._validation import (
     check_output_size,
     check_random_state,
     check_sample_weight,
+    max_abs,
+    scale_exponent,
 )
 
 __all__ = ["KMeans", "kmeans_plusplus"]
@@ -51,23 +54,10 @@ def _sq_distances(X, shift, centers, scale=1.0):
     return _core.kmeans_sq_distances(X, shift, centers, scale)
 
 
-# Data whose largest magnitude is outside [2**lo, 2**hi] are handled in the
-# coordinates X * 2**-e (a power of two: exact) with max |X| 2**-e in [1, 2),
-# so that squared distances neither overflow nor underflow in the kernels'
-# dtype; |e| is capped so that 2**-e is representable in that dtype.
-_RANGE = {np.dtype(np.float64): (-400, 400, 1000), np.dtype(np.float32): (-30, 40, 100)}
-
-
 def _scale_exponent(dtype, *arrays) -> int:
-    """The e of the rescaling above for data spanning `arrays` (0: ordinary range)."""
-    lo, hi, cap = _RANGE[np.dtype(dtype)]
-    m = 0.0
-    for a in arrays:
-        if a.size:
-            m = max(m, abs(float(np.max(a))), abs(float(np.min(a))))
-    if m == 0.0 or 2.0**lo <= m <= 2.0**hi:
-        return 0
-    return max(-cap, min(cap, math.frexp(m)[1] - 1))
+    """e such that the data spanning `arrays` are handled as X * 2**-e (0: ordinary range;
+    see maxlik._validation.scale_exponent)."""
+    return scale_exponent(max_abs(*arrays), dtype)
 
 
 def _scaled_inertia(inertia, e: int, name="X") -> float:
@@ -78,13 +68,13 @@ def _scaled_inertia(inertia, e: int, name="X") -> float:
     except OverflowError:
         value = math.inf
     if not math.isfinite(value):
-        raise ValueError(
+        raise FloatRangeError(
             f"{name}: the inertia (sum of squared distances to the centres) exceeds the "
             "float64 range (about 1.8e308), so it cannot be returned; rescale the data "
             "(e.g. divide X by a power of ten)"
         )
     if value == 0.0 and inertia > 0.0:
-        raise ValueError(
+        raise FloatRangeError(
             f"{name}: the inertia (sum of squared distances to the centres) is below the "
             "float64 range (about 4.9e-324), so it cannot be returned; rescale the data "
             "(e.g. multiply X by a power of ten)"
@@ -671,7 +661,7 @@ class KMeans(BaseEstimator):
         with np.errstate(over="ignore"):
             d = np.ldexp(d, e).astype(centers.dtype)
         if not np.all(np.isfinite(d)):
-            raise ValueError(
+            raise FloatRangeError(
                 f"X: a distance to a centre exceeds the range of {centers.dtype} "
                 f"(about {np.finfo(centers.dtype).max:.2g}), so it cannot be returned; rescale "
                 "the data (e.g. divide X by a power of ten)")

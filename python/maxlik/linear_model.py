@@ -21,7 +21,16 @@ from . import _core, _streaming
 from . import exceptions
 from ._base import BaseEstimator, check_is_fitted
 from ._optimize import minimize_lbfgs
-from ._validation import as_float_array, check_bool, check_float, check_int, check_sample_weight
+from ._validation import (
+    as_float_array,
+    check_bool,
+    check_float,
+    check_int,
+    check_output_size,
+    check_sample_weight,
+    max_abs,
+    scale_exponent,
+)
 
 __all__ = ["LinearRegression", "LogisticRegression"]
 
@@ -107,6 +116,24 @@ def _weighted_mean(a, w):
     return (w @ a) / w.sum()
 
 
+def _unscale(a, e, attr, args):
+    """a * 2**e for the power-of-two rescaling of LinearRegression, or a ValueError
+    naming the fitted attribute and the argument(s) to rescale if that leaves the
+    float64 range (a value lost to overflow, or a nonzero one lost to underflow)."""
+    with np.errstate(over="ignore", under="ignore"):
+        out = np.ldexp(a, e)
+    lost_big = ~np.isfinite(out) & np.isfinite(a)
+    lost_small = (out == 0) & (a != 0)
+    if np.any(lost_big) or np.any(lost_small):
+        what = "exceeds" if np.any(lost_big) else "falls below"
+        raise ValueError(
+            f"{attr} {what} the float64 range for this data (finite {args} of extreme "
+            f"magnitude, near the float64 limits), so it cannot be returned; rescale {args} "
+            "(e.g. by a power of ten) and scale the fitted values back"
+        )
+    return out
+
+
 class LinearRegression(BaseEstimator):
     r"""Ordinary least squares, as maximum likelihood under Gaussian noise.
 
@@ -162,10 +189,20 @@ class LinearRegression(BaseEstimator):
     def fit(self, X, y, sample_weight=None):
         """Fit by weighted least squares; returns self.
 
+        Finite data of any magnitude give finite results or an error, never
+        inf / NaN: X and each column of y whose largest magnitude is beyond
+        ``2**400`` or below ``2**-400`` (where squares and sums of squares
+        overflow or underflow, e.g. entries ~1e300) are scaled by a power of
+        two before the least-squares solve (exact), and the fitted values
+        scaled back.
+
         Raises
         ------
         ValueError
-            Non-finite X or y, mismatched lengths, bad sample weights.
+            Non-finite X or y, mismatched lengths, bad sample weights; a fitted
+            value (coef_, intercept_, noise_variance_, singular_values_) that
+            is not representable in float64 for such extreme data: the message
+            names it and says which argument to rescale.
         """
         fit_intercept = check_bool(self.fit_intercept, "fit_intercept")
         ddof = check_float(self.ddof, "ddof")
@@ -177,6 +214,16 @@ class LinearRegression(BaseEstimator):
         y = as_float_array(y, "y", dtype=np.float64, finite=True)
         w = _sample_weight(sample_weight, n)
         Y = y.reshape(n, -1)
+        # Data near the float64 limits (|X| or |y| beyond 2**400 or below 2**-400,
+        # whose squares and sums overflow / underflow) are fitted as X 2**-ex and
+        # y_t 2**-ey_t: powers of two, so exact; the coefficients are then
+        # beta_s 2**(ey - ex). Ordinary data: ex = ey = 0, nothing changes.
+        ex = scale_exponent(max_abs(X))
+        ey = np.asarray(scale_exponent(max_abs(Y, axis=0)), dtype=np.int64).reshape(-1)
+        if ex:
+            X = np.ldexp(X, -ex)
+        if np.any(ey):
+            Y = np.ldexp(Y, -ey[None, :])
         if fit_intercept:
             x_mean = _weighted_mean(X, w)
             y_mean = _weighted_mean(Y, w)
@@ -194,8 +241,15 @@ class LinearRegression(BaseEstimator):
         denom = n_eff - ddof
         with np.errstate(divide="ignore", invalid="ignore"):
             var = rss / denom if denom > 0 else np.full_like(rss, np.nan)
-            ll = -0.5 * n_eff * np.log(2 * np.pi * var) - rss / (2 * var)
+            # log(2 pi var) of the unscaled var = log(2 pi var_s) + 2 ey log 2
+            ll = (-0.5 * n_eff * (np.log(2 * np.pi * var) + 2.0 * ey * math.log(2.0))
+                  - rss / (2 * var))
             ll = np.where(var == 0, np.inf, ll)  # a perfect fit: the likelihood is unbounded
+        if ex or np.any(ey):
+            beta = _unscale(beta, ey[None, :] - ex, "coef_", "X and y")
+            intercept = _unscale(intercept, ey, "intercept_", "y")
+            var = _unscale(var, 2 * ey, "noise_variance_", "y")
+            sv = _unscale(sv, ex, "singular_values_", "X")
         self.rank_ = int(rank)
         self.singular_values_ = sv
         self._n_eff = n_eff
@@ -212,18 +266,37 @@ class LinearRegression(BaseEstimator):
         return self
 
     def predict(self, X):
-        """X @ coef_.T + intercept_."""
+        """X @ coef_.T + intercept_.
+
+        Raises
+        ------
+        ValueError
+            If a prediction exceeds the float64 range (X far beyond the
+            training data's scale): rescale X.
+        """
         check_is_fitted(self, "coef_")
         X = _check_X(X, self, reset=False)
-        return X @ self.coef_.T + self.intercept_
+        with np.errstate(over="ignore", invalid="ignore"):
+            pred = X @ self.coef_.T + self.intercept_
+        if not np.isfinite(pred.sum()) and not np.all(np.isfinite(pred)):
+            raise ValueError("X: a prediction X @ coef_.T + intercept_ exceeds the float64 range; "
+                             "rescale X (and refit on the rescaled data)")
+        return pred
 
     def score(self, X, y, sample_weight=None):
-        """Coefficient of determination R^2 (scikit-learn's definition)."""
+        """Coefficient of determination R^2 (scikit-learn's definition).
+
+        R^2 does not change when y and the predictions are scaled together,
+        so y near the float64 limits is scored in power-of-two units (exact).
+        """
         pred = self.predict(X)
-        y = as_float_array(y, "y", dtype=np.float64)
+        y = as_float_array(y, "y", dtype=np.float64, finite=True)
         w = check_sample_weight(sample_weight, y.shape[0])
         y2 = y.reshape(y.shape[0], -1)
         p2 = pred.reshape(y2.shape)
+        e = scale_exponent(max_abs(y2, p2))
+        if e:
+            y2, p2 = np.ldexp(y2, -e), np.ldexp(p2, -e)
         ss_res = w @ (y2 - p2) ** 2
         ss_tot = w @ (y2 - _weighted_mean(y2, w)) ** 2
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -271,6 +344,28 @@ def _encode_labels(y):
     return classes, codes.reshape(-1)
 
 
+# LogisticRegression: columns whose largest magnitude exceeds 2**16 are fitted in
+# rescaled coordinates (such columns stall L-BFGS long before anything
+# overflows: features ~1e10 gave all-zero coefficients). Only large columns: for
+# tiny ones the reparametrisation would multiply the L2 penalty by 4**|e|.
+_LOGISTIC_MAX_EXP = 16
+
+
+def _logistic_column_exponents(X):
+    """Per-column e_j > 0 with max |X_j| 2**-e_j in [1, 2) where max |X_j| > 2**16, else 0."""
+    m = max_abs(X, axis=0)
+    e = np.frexp(m)[1].astype(np.int64) - 1
+    return np.where(m > 2.0**_LOGISTIC_MAX_EXP, np.minimum(e, 1000), 0)
+
+
+def _reparametrised(fun, pscale):
+    """theta' -> f(theta' * pscale) with its gradient in theta' (chain rule)."""
+    def wrapped(theta):
+        f, g = fun(theta * pscale)
+        return f, g * pscale
+    return wrapped
+
+
 def _log_softmax(z):
     m = z.max(axis=1, keepdims=True)
     s = z - m
@@ -303,6 +398,16 @@ class LogisticRegression(BaseEstimator):
     objective and gradient come from the fused C++ cross-entropy kernel
     (``grad_W = G^T X + W / (C S)`` with ``G`` the kernel's logit gradient).
 
+    Features of large scale: a column j whose largest magnitude exceeds
+    ``2**16`` (up to the float64 limit, e.g. ~1e300) is fitted over
+    ``W'_j = W_j 2**e_j`` with ``2**e_j`` about that magnitude. This is an
+    exact reparametrisation (same objective, same minimiser, the penalty
+    included; X is not copied) that L-BFGS solves where the raw
+    parametrisation stalls (it gave all-zero coefficients for features
+    ~1e10) and where squares of X would overflow; `tol` then applies to the
+    gradient with respect to ``W'``. Other columns are fitted as before
+    (scale tiny features yourself: there the penalty would dominate).
+
     Parameters
     ----------
     C : float, default 1.0
@@ -312,8 +417,9 @@ class LogisticRegression(BaseEstimator):
         Maximum number of L-BFGS iterations.
     tol : float, default 1e-4
         Stop when the largest absolute gradient entry is below `tol`
-        (scikit-learn's ``gtol``), or when the objective stops decreasing
-        (relative change below ``64 * machine epsilon``).
+        (scikit-learn's ``gtol``; for columns of large scale, with respect to
+        the rescaled coefficients described below), or when the objective
+        stops decreasing (relative change below ``64 * machine epsilon``).
 
     Attributes
     ----------
@@ -391,6 +497,14 @@ class LogisticRegression(BaseEstimator):
         fun = self._objective(X, np.ascontiguousarray(codes, dtype=np.int64), sw, l2,
                               fit_intercept, n_out)
         n_par = n_out * (D + int(fit_intercept))
+        # Columns of extreme magnitude: optimise over W'_j = W_j 2**e_j (exact; see Notes).
+        e = _logistic_column_exponents(X)
+        pscale = None
+        if np.any(e):
+            pscale = np.ones((n_out, D + int(fit_intercept)))
+            pscale[:, :D] = np.ldexp(1.0, -e)
+            pscale = pscale.ravel()
+            fun = _reparametrised(fun, pscale)
         res = minimize_lbfgs(fun, np.zeros(n_par), max_iter=max_iter, gtol=tol)
         if not res.converged:
             warnings.warn(
@@ -400,7 +514,7 @@ class LogisticRegression(BaseEstimator):
                 exceptions.ConvergenceWarning,
                 stacklevel=2,
             )
-        theta = res.x.reshape(n_out, D + int(fit_intercept))
+        theta = (res.x if pscale is None else res.x * pscale).reshape(n_out, D + int(fit_intercept))
         self.classes_ = classes
         self.coef_ = np.ascontiguousarray(theta[:, :D])
         self.intercept_ = theta[:, D].copy() if fit_intercept else np.zeros(n_out)
@@ -440,7 +554,10 @@ class LogisticRegression(BaseEstimator):
             grad[:, :D] = gW + l2 * W
             if fit_intercept:
                 grad[:, D] = gb
-            return loss + 0.5 * l2 * float(np.sum(W * W)), grad.ravel()
+            if not l2:  # no penalty (C = inf): also no 0 * inf for huge trial W
+                return loss, grad.ravel()
+            with np.errstate(over="ignore"):  # a huge trial W: an infinite objective, rejected
+                return loss + 0.5 * l2 * float(np.sum(W * W)), grad.ravel()
 
         return fun
 
@@ -448,6 +565,10 @@ class LogisticRegression(BaseEstimator):
         """Logits ``X @ coef_.T + intercept_``; shape (n,) for two classes, else (n, K)."""
         check_is_fitted(self, "coef_")
         X = _check_X(X, self, reset=False)
+        # (N, K) logits, and in predict_proba two more (N, K) temporaries
+        check_output_size((X.shape[0], max(self.classes_.shape[0], 2)), 8,
+                          "class scores (n_samples, n_classes)",
+                          extra_bytes=2 * X.shape[0] * max(self.classes_.shape[0], 2) * 8)
         z = X @ self.coef_.T + self.intercept_
         return z.ravel() if self.coef_.shape[0] == 1 else z
 

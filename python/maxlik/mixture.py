@@ -45,13 +45,17 @@ from . import _core, _streaming
 from . import exceptions
 from ._base import BaseEstimator, check_is_fitted
 from ._validation import (
+    FloatRangeError,
     as_float_array,
     check_bool,
     check_float,
     check_int,
     check_option,
+    check_output_size,
     check_random_state,
     check_sample_weight,
+    max_abs,
+    scale_exponent,
 )
 from .stats import COVARIANCE_TYPES, _TYPE_CODE, _precision_cholesky_full
 
@@ -260,7 +264,18 @@ def mixture_statistics(X, params: MixtureParameters, sample_weight=None) -> Mixt
     if not isinstance(params, MixtureParameters):
         raise TypeError(f"params must be a MixtureParameters; got {type(params).__name__}")
     X, w = _check_block(X, sample_weight, params.n_features)
+    _check_em_memory(X, params.n_components, params.covariance_type)
     return _statistics(X, params, w)
+
+
+def _check_em_memory(X, K, ctype) -> None:
+    """MemoryError (before anything is allocated) if one E/M pass over X with K
+    components cannot fit: per-task statistics (K x D² for "full"), per-thread
+    scratch (K x ~520 values) and the model copy, as counted by the kernel."""
+    N, D = X.shape
+    need = _core._em_pass_bytes(X.dtype.itemsize, _TYPE_CODE[ctype], N, D, K)
+    check_output_size(0, 1, f"E-step statistics and scratch for n_components={K}, "
+                      f"n_features={D}, covariance_type={ctype!r}", extra_bytes=need)
 
 
 def _statistics(X, params: MixtureParameters, w) -> MixtureStatistics:
@@ -311,11 +326,18 @@ def mixture_update(stats: MixtureStatistics, reg_covar: float = 1e-6) -> Mixture
     ValueError
         If a covariance is not positive definite (a collapsed component);
         the message names the component and suggests increasing `reg_covar`.
+        If the statistics or the new parameters are not finite (finite X so
+        large in magnitude that squared deviations overflow); the message
+        says to rescale X.
     """
     if not isinstance(stats, MixtureStatistics):
         raise TypeError(f"stats must be a MixtureStatistics; got {type(stats).__name__}")
     reg_covar = check_float(reg_covar, "reg_covar", min=0.0)
     ctype = stats.covariance_type
+    if not (np.all(np.isfinite(stats.resp_sum)) and np.all(np.isfinite(stats.sum_x))
+            and np.all(np.isfinite(stats.sum_xx))):
+        # finite X whose squares (or sums) overflow: |x - mean| beyond ~1e154
+        raise _overflow_error()
     eps = np.finfo(np.float32 if stats.dtype == "float32" else np.float64).eps
     n = stats.resp_sum
     nk = n + 10 * eps  # as scikit-learn, so empty components stay finite
@@ -356,13 +378,19 @@ def mixture_update(stats: MixtureStatistics, reg_covar: float = 1e-6) -> Mixture
             prec = 1.0 / np.sqrt(cov)
     weights = nk / nk.sum()
     if not (np.all(np.isfinite(means)) and np.all(np.isfinite(prec))
-            and np.all(np.isfinite(weights))):
-        # x² overflowed (|x| >~ 1e154) or the statistics were already non-finite:
-        # never hand back NaN parameters silently.
-        raise ValueError("the M-step gave non-finite parameters: the statistics overflowed, "
-                         "X has values too large in magnitude; rescale X (e.g. divide by its "
-                         "standard deviation)")
+            and np.all(np.isfinite(weights)) and np.all(np.isfinite(cov))):
+        # never hand back inf / NaN parameters silently
+        raise _overflow_error()
     return MixtureParameters(ctype, weights, means, prec, cov)
+
+
+def _overflow_error() -> ValueError:
+    return ValueError(
+        "X has values too large in magnitude for a Gaussian mixture in float64: the "
+        "statistics of the M-step (sums of squared deviations, beyond ~1.8e308 once "
+        "|x - mean| exceeds ~1e154) or the covariances overflowed; rescale X (e.g. divide it "
+        "by its standard deviation or a power of ten) and scale the fitted means and "
+        "covariances back")
 
 
 # ---- helpers on parameters -----------------------------------------------------
@@ -396,6 +424,9 @@ def _n_parameters(ctype, K, D) -> int:
 
 def _kmeans_plusplus(X, K, w, rs):
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007) -> row indices."""
+    e = scale_exponent(max_abs(X), X.dtype)
+    if e:  # data near the float limits: squared distances of X 2**-e (exact) stay finite
+        X = np.ldexp(X, -e).astype(X.dtype)
     N = X.shape[0]
     n_trials = 2 + int(np.log(K))
     p = w / w.sum()
@@ -427,7 +458,11 @@ def _kmeans_labels(X, K, w, rs):
     KMeans = getattr(cluster, "KMeans", None)
     if KMeans is not None:
         km = KMeans(n_clusters=K, n_init=1, random_state=rs)
-        return np.asarray(km.fit(X, sample_weight=w).labels_, dtype=np.int64)
+        try:
+            km.fit(X, sample_weight=w)
+        except FloatRangeError:  # k-means' inertia overflowed: so would the covariances
+            raise _overflow_error() from None
+        return np.asarray(km.labels_, dtype=np.int64)
     # Fallback (only until maxlik.KMeans exists): Lloyd from k-means++ seeds.
     w = np.ones(X.shape[0]) if w is None else np.asarray(w, dtype=np.float64)
     C = X[_kmeans_plusplus(X, K, w, rs)].astype(np.float64)
@@ -507,6 +542,15 @@ class GaussianMixture(BaseEstimator):
     initialise from a random subsample of at most 100 000 rows unless all of
     weights_init, means_init and precisions_init are given.
     :meth:`partial_fit` is stepwise (online) EM.
+
+    Data near the float64 limits: finite X never gives inf / NaN parameters.
+    Where the deviations of X from the component means exceed about 1e154,
+    their squares, and so the covariances themselves, are beyond float64
+    (a spread ~1e200 has a variance ~1e400); no rescaling inside the fit can
+    return such covariances, so the fit raises ValueError saying to rescale
+    X. (Rescaling X changes the problem only through `reg_covar`, an
+    absolute amount added to the variances: scale it with X².) The
+    initialisations themselves work at any magnitude.
 
     Examples
     --------
@@ -640,6 +684,7 @@ class GaussianMixture(BaseEstimator):
     def _initial_parameters(self, X, w, K, rs, winit, minit, pinit) -> MixtureParameters:
         ctype = self.covariance_type
         N, D = X.shape
+        _check_em_memory(X, K, ctype)  # the two initial passes (also for streamed fits)
         if winit is not None and minit is not None and pinit is not None:
             # Everything given: no data-driven initialisation needed.
             return MixtureParameters(ctype, winit, minit, pinit,
@@ -649,6 +694,7 @@ class GaussianMixture(BaseEstimator):
         if self.init_params == "kmeans":
             labels = _kmeans_labels(X, K, w, rs)
         elif self.init_params == "random":
+            check_output_size((N, K), 8, "initial responsibilities (N, K) of init_params='random'")
             resp = rs.uniform(size=(N, K)).astype(X.dtype)
             resp /= resp.sum(axis=1)[:, None]
         elif self.init_params == "random_from_data":
@@ -703,8 +749,15 @@ class GaussianMixture(BaseEstimator):
         Raises
         ------
         ValueError
-            Bad hyper-parameters or data, n_components > n_samples, or a
-            collapsed component (suggesting a larger reg_covar).
+            Bad hyper-parameters or data, n_components > n_samples, a
+            collapsed component (suggesting a larger reg_covar), or X too
+            large in magnitude for float64 covariances (suggesting to rescale
+            X; see the class Notes).
+        MemoryError
+            If the E-step scratch (about K x 520 values per thread plus
+            K x D² statistics per task for "full") or, for
+            ``init_params="random"``, the (N, K) initial responsibilities
+            cannot fit in memory; raised before the allocation.
         """
         if _streaming.is_streamed(X):  # memmap / HDF5 / zarr / dask: row blocks
             return _streaming.fit_gaussian_mixture(self, X, sample_weight)
@@ -765,6 +818,7 @@ class GaussianMixture(BaseEstimator):
                              f"n_samples = {n_pos} ({what}); reduce n_components")
         ctype = self.covariance_type
         reg = float(self.reg_covar)
+        _check_em_memory(X, K, ctype)  # once: every E/M pass below has this size
         winit, minit, pinit = self._check_initial(K, D, ctype, X.dtype)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
@@ -854,19 +908,32 @@ class GaussianMixture(BaseEstimator):
                                  self.covariances_)
 
     # -- prediction ---------------------------------------------------------------
-    _CHUNK = 65536  # rows per chunk: bounds the (chunk, K) temporaries
+    _CHUNK = 65536  # rows per chunk (fewer for large K): bounds the (chunk, K) temporaries
+    _CHUNK_VALUES = 1 << 22  # at most this many (chunk x K) values per chunk
 
-    def _weighted_log_prob_chunks(self, X):
+    def _weighted_log_prob_chunks(self, X, out_columns=None):
+        """(chunk, K) weighted log-densities of successive row chunks of X.
+
+        `out_columns`: columns per row of the caller's concatenated result, which
+        is checked against the machine's memory before anything is computed."""
         check_is_fitted(self, "means_")
         X = self._check_X(X, reset=False)
         p = self.parameters()
+        K, D = p.means.shape
+        chunk = max(1, min(self._CHUNK, self._CHUNK_VALUES // K))
+        code = _TYPE_CODE[p.covariance_type]
+        check_output_size((min(chunk, X.shape[0]), K), X.dtype.itemsize,
+                          "log-densities of a chunk of rows",
+                          extra_bytes=_core._logpdf_scratch_bytes(X.dtype.itemsize, code, D, K))
+        if out_columns is not None:
+            check_output_size((X.shape[0], out_columns), X.dtype.itemsize, "result (N, K)")
         with np.errstate(divide="ignore"):
             log_w = np.log(p.weights)
         center = _tied_center(p) if p.covariance_type == "tied" else None
-        for s in range(0, max(X.shape[0], 1), self._CHUNK):
-            yield _core.gaussian_logpdf(X[s:s + self._CHUNK], np.ascontiguousarray(p.means),
+        for s in range(0, max(X.shape[0], 1), chunk):
+            yield _core.gaussian_logpdf(X[s:s + chunk], np.ascontiguousarray(p.means),
                                         np.ascontiguousarray(p.precisions_cholesky), log_w,
-                                        center, _TYPE_CODE[p.covariance_type])
+                                        center, code)
 
     @staticmethod
     def _lse(a):
@@ -895,12 +962,17 @@ class GaussianMixture(BaseEstimator):
         return np.concatenate([a.argmax(axis=1) for a in self._weighted_log_prob_chunks(X)])
 
     def predict_proba(self, X):
-        """Responsibilities γ_nk, shape (N, K)."""
+        """Responsibilities γ_nk, shape (N, K).
+
+        Raises MemoryError (before computing anything) if the (N, K) result
+        cannot fit in memory.
+        """
         if _streaming.is_streamed(X):
             return _streaming.apply_blockwise(self, "predict_proba", X,
                                               n_out=self.means_.shape[0])
+        check_is_fitted(self, "means_")
         out = []
-        for a in self._weighted_log_prob_chunks(X):
+        for a in self._weighted_log_prob_chunks(X, out_columns=self.means_.shape[0]):
             out.append(np.exp(a - self._lse(a)[:, None]))
         return np.concatenate(out)
 
@@ -915,6 +987,7 @@ class GaussianMixture(BaseEstimator):
         """
         check_is_fitted(self, "means_")
         n_samples = check_int(n_samples, "n_samples", min=1)
+        check_output_size((n_samples, self.means_.shape[1]), 8, "samples (n_samples, D)")
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
         D = self.means_.shape[1]

@@ -13,7 +13,14 @@ import numbers
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, check_float, check_int, check_option, check_sample_weight
+from ._validation import (
+    as_float_array,
+    check_float,
+    check_int,
+    check_option,
+    check_output_size,
+    check_sample_weight,
+)
 from .results import BernoulliFit, CategoricalFit, GaussianFit
 
 __all__ = ["fit_gaussian", "fit_categorical", "fit_bernoulli"]
@@ -36,17 +43,39 @@ def _check_ddof(ddof) -> float:
 
 
 def _scatter(X: np.ndarray, w, full: bool):
-    """Weighted mean and scatter Σ w (x - m)(x - m)ᵀ (or its diagonal), in float64.
+    """Weighted mean, scatter Σ w (x - m)(x - m)ᵀ (or its diagonal) in units of 4**e, and e.
 
     The C++ kernel (cpp/include/maxlik/moments.hpp) runs the shifted two-pass
     algorithm with the correction term of Chan, Golub & LeVeque (1983), in
     float64 whatever the input dtype: the mean is taken relative to the first
     row, so a constant column gets its mean, and a zero variance, exactly, and
     squares of centred float64 values never cancel, unlike E[x²] - E[x]²
-    (scikit-learn #30382).
+    (scikit-learn #30382). Data beyond 2**400 (or below 2**-400) in magnitude
+    are scaled by 2**-e on the fly (exact), so squares that would overflow
+    (underflow) do not; e = 0 otherwise.
     """
-    mean, scatter, _ = _core.gaussian_moments(X, w, full)
-    return mean, scatter
+    mean, scatter, _, e = _core.gaussian_moments(X, w, full)
+    return mean, scatter, int(e)
+
+
+def _unscale_covariance(cov_s, e: int, what: str):
+    """cov_s * 4**e, or a ValueError naming X if that leaves the float64 range."""
+    if e == 0:
+        return cov_s
+    with np.errstate(over="ignore", under="ignore"):
+        cov = np.ldexp(cov_s, 2 * e)
+    var_s, var = (np.diagonal(cov_s), np.diagonal(cov)) if cov.ndim == 2 else (cov_s, cov)
+    # overflow anywhere, or a variance lost to underflow (off-diagonal entries
+    # may become subnormal or 0 like any tiny covariance)
+    if not np.all(np.isfinite(cov)) or np.any((var == 0) & (var_s != 0)):
+        big = e > 0
+        raise ValueError(
+            f"X: the {what} of the data {'exceeds' if big else 'falls below'} the float64 range "
+            f"(about {'1.8e308' if big else '2.2e-308'}; max |X| is about 2**{e + 1}), so it "
+            f"cannot be returned; rescale the data (e.g. {'divide' if big else 'multiply'} X by "
+            "a power of ten) and scale the result back"
+        )
+    return cov
 
 
 def fit_gaussian(X, *, covariance_type="full", ddof=0, sample_weight=None):
@@ -93,7 +122,9 @@ def fit_gaussian(X, *, covariance_type="full", ddof=0, sample_weight=None):
     ------
     ValueError
         Empty X, NaN or inf in X, ``ddof >= n``, bad `covariance_type`, bad
-        weights.
+        weights; a covariance (variance) that is not representable in
+        float64 (finite data near the float64 limits, e.g. entries ~1e200
+        whose variance is ~1e400): the message says to rescale the data.
     TypeError
         Non-numeric X or ddof.
 
@@ -114,6 +145,13 @@ def fit_gaussian(X, *, covariance_type="full", ddof=0, sample_weight=None):
     The computation is a shifted two-pass algorithm in float64 whatever the
     input dtype, so float32 data with a large mean and a small spread keeps
     a positive variance (the failure of scikit-learn issue #30382).
+
+    Finite data of any magnitude give finite results or an error, never
+    inf / NaN: data beyond ``2**400`` (or below ``2**-400``) in magnitude are
+    scaled by a power of two on the fly (exact), so that squares do not
+    overflow (underflow); the mean, the log-likelihood and every covariance
+    that fits in float64 are then exact as for ordinary data, and a
+    covariance that does not fit raises ValueError.
 
     Examples
     --------
@@ -151,26 +189,32 @@ def fit_gaussian(X, *, covariance_type="full", ddof=0, sample_weight=None):
         )
     factor = W / (W - ddof)
 
-    mean, scatter = _scatter(X, None if sample_weight is None else w, full=(ct == "full"))
+    mean, scatter, e = _scatter(X, None if sample_weight is None else w, full=(ct == "full"))
+    # scatter is in units of 4**e (e = 0 unless |X| is near the float64 limits):
+    # log-determinants are taken in those units and shifted by 2 e D log 2.
     cov = scatter / (W - ddof)  # not (scatter / W) * factor: one rounding, as np.cov
+    shift = 2.0 * e * D * math.log(2.0)
     if ct == "full":
         try:
             L = np.linalg.cholesky(cov)
-            logdet = 2.0 * float(np.sum(np.log(np.diag(L))))
+            logdet = 2.0 * float(np.sum(np.log(np.diag(L)))) + shift
         except np.linalg.LinAlgError:
             logdet = -math.inf
+        cov = _unscale_covariance(cov, e, "covariance")
         var_diag = np.diag(cov)
         k = D + D * (D + 1) // 2
     elif ct == "diag":
         with np.errstate(divide="ignore"):
-            logdet = float(np.sum(np.log(cov)))
+            logdet = float(np.sum(np.log(cov))) + shift
+        cov = _unscale_covariance(cov, e, "variance")
         var_diag = cov
         k = 2 * D
     else:
         var = float(np.sum(scatter)) / (D * (W - ddof))
-        cov = var
         with np.errstate(divide="ignore"):
-            logdet = D * math.log(var) if var > 0 else -math.inf
+            logdet = D * math.log(var) + shift if var > 0 else -math.inf
+        var = float(_unscale_covariance(np.float64(var), e, "variance"))
+        cov = var
         var_diag = np.full(D, var)
         k = D + 1
     if logdet == -math.inf:
@@ -294,6 +338,9 @@ def fit_categorical(labels=None, *, counts=None, n_categories=None, alpha=0.0, s
                         f"labels contain {K - 1}, which is >= n_categories={n_categories}"
                     )
                 K = n_categories
+            # counts, categories, probabilities and a temporary: 4 arrays of K values
+            check_output_size(K, 4 * 8, f"per-category arrays for {K} categories "
+                              "(n_categories, or the largest label + 1)")
             c = np.bincount(lab, weights=w, minlength=K).astype(np.float64)
             categories = np.arange(K)
         elif lab.dtype.kind == "f":

@@ -2,10 +2,15 @@
 //
 //   N  rows (samples), D features, K centres.
 //   X       N x D row-major samples
-//   shift   D values subtracted from every row on the fly (the data mean, so
-//           that the dot-product form below does not cancel catastrophically;
-//           scikit-learn centres X for the same reason). Centres live in the
-//           shifted coordinates.
+//   scale   a power of two every row is multiplied by on the fly (1 for data of
+//           ordinary range; the caller picks 2^-e for data near the overflow or
+//           underflow limits, whose squared distances would not be
+//           representable). Power-of-two scaling is exact, so the labels are
+//           those of the unscaled data and the statistics are scaled exactly.
+//   shift   D values subtracted from every scaled row on the fly (the scaled
+//           data mean, so that the dot-product form below does not cancel
+//           catastrophically; scikit-learn centres X for the same reason).
+//           Centres live in the scaled, shifted coordinates u = x scale - shift.
 //   C       K x D row-major centres (shifted coordinates)
 //
 // Assignment (E-step): label(x) = argmin_k ||x - c_k||^2
@@ -71,15 +76,17 @@ namespace detail {
 // xt[f * ld + i] = x[i * D + f] - shift[f] for rows [0, n): whole L x L tiles
 // in registers (L stores instead of L*L scalar ones), the edges scalar.
 template <class T>
-inline void transpose_shift(const T* x, std::size_t n, std::size_t D, const T* shift, T* xt, std::size_t ld) {
+inline void transpose_shift(const T* x, std::size_t n, std::size_t D, T scale, const T* shift, T* xt,
+                            std::size_t ld) {
   using V = simd::vec<T>;
   constexpr std::size_t L = static_cast<std::size_t>(simd::lanes<T>);
   const std::size_t nt = n / L * L, dt = D / L * L;
+  const V sc = simd::set1<T>(scale);
   for (std::size_t f = 0; f < dt; f += L) {
     const V sh = simd::load<T>(shift + f);
     for (std::size_t i = 0; i < nt; i += L) {
       V r[L];
-      for (std::size_t j = 0; j < L; ++j) r[j] = simd::load<T>(x + (i + j) * D + f) - sh;
+      for (std::size_t j = 0; j < L; ++j) r[j] = simd::load<T>(x + (i + j) * D + f) * sc - sh;
       simd::transpose_tile<T>(r);
       for (std::size_t j = 0; j < L; ++j) simd::store<T>(xt + (f + j) * ld + i, r[j]);
     }
@@ -87,9 +94,9 @@ inline void transpose_shift(const T* x, std::size_t n, std::size_t D, const T* s
   const std::size_t i0 = nt, f0 = dt;
   // Edges: rows [i0, n) for the tiled features, and every row for features >= f0.
   for (std::size_t i = i0; i < n; ++i)
-    for (std::size_t f = 0; f < f0; ++f) xt[f * ld + i] = x[i * D + f] - shift[f];
+    for (std::size_t f = 0; f < f0; ++f) xt[f * ld + i] = x[i * D + f] * scale - shift[f];
   for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t f = f0; f < D; ++f) xt[f * ld + i] = x[i * D + f] - shift[f];
+    for (std::size_t f = f0; f < D; ++f) xt[f * ld + i] = x[i * D + f] * scale - shift[f];
 }
 }  // namespace detail
 
@@ -110,7 +117,7 @@ template <class T> struct Scratch {
 // E-step for rows [0, n) of a block starting at `x` (row-major, D columns):
 // writes labels[0..n). The block must fit in `scratch` (n <= scratch.ld).
 template <class T>
-inline void assign_block(const T* x, std::size_t n, const T* shift, const Prepared<T>& P,
+inline void assign_block(const T* x, std::size_t n, T scale, const T* shift, const Prepared<T>& P,
                          Scratch<T>& scratch, std::int32_t* labels) {
   using V = simd::vec<T>;
   using IV = simd::ivec<T>;
@@ -122,7 +129,7 @@ inline void assign_block(const T* x, std::size_t n, const T* shift, const Prepar
 
   // Transposed, shifted copy; padding rows are zero (their labels are discarded).
   const std::size_t n_pad = (n + S - 1) / S * S;
-  detail::transpose_shift(x, n, D, shift, xt, ld);
+  detail::transpose_shift(x, n, D, scale, shift, xt, ld);
   for (std::size_t f = 0; f < D; ++f)
     for (std::size_t i = n; i < n_pad; ++i) xt[f * ld + i] = T(0);
 
@@ -187,11 +194,13 @@ inline void assign_block(const T* x, std::size_t n, const T* shift, const Prepar
 // One block of a Lloyd iteration: labels, and (if st.S) the update statistics
 // added into `st`; the inertia J is always accumulated.
 template <class T>
-inline void lloyd_block(const T* x, const T* w, std::size_t n, const T* shift, const Prepared<T>& P,
-                        Scratch<T>& scratch, std::int32_t* labels, const Stats& st) {
-  assign_block(x, n, shift, P, scratch, labels);
+inline void lloyd_block(const T* x, const T* w, std::size_t n, T scale, const T* shift,
+                        const Prepared<T>& P, Scratch<T>& scratch, std::int32_t* labels,
+                        const Stats& st) {
+  assign_block(x, n, scale, shift, P, scratch, labels);
   using V = simd::vec<T>;
   constexpr std::size_t L = static_cast<std::size_t>(simd::lanes<T>);
+  const V sc = simd::set1<T>(scale);
   const std::size_t D = P.D;
   const std::size_t Dv = D / L * L;
   double J = 0;
@@ -206,7 +215,7 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, const T* shift, c
     double* s = st.S ? st.S + k * D : nullptr;
     std::size_t f = 0;
     for (; f < Dv; f += L) {
-      const V xs = simd::load<T>(xi + f) - simd::load<T>(shift + f);
+      const V xs = simd::load<T>(xi + f) * sc - simd::load<T>(shift + f);
       const V d = xs - simd::load<T>(c + f);
       acc = d * d + acc;
       if (s) {
@@ -222,7 +231,7 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, const T* shift, c
     }
     if (f < D) {
       const int r = static_cast<int>(D - f);
-      const V xs = simd::load_partial<T>(xi + f, r, T(0)) - simd::load_partial<T>(shift + f, r, T(0));
+      const V xs = simd::load_partial<T>(xi + f, r, T(0)) * sc - simd::load_partial<T>(shift + f, r, T(0));
       const V d = xs - simd::load_partial<T>(c + f, r, T(0));
       acc = d * d + acc;
       if (s)
@@ -253,7 +262,7 @@ inline std::size_t rows_per_task(std::size_t N, std::size_t K, std::size_t D) {
 // S (K x D), W (K); returns the inertia J with respect to C.
 template <class T>
 inline double lloyd_pass(const T* X, const T* w, std::size_t N, std::size_t D, const T* shift, const T* C,
-                         std::size_t K, std::int32_t* labels, double* S, double* W) {
+                         std::size_t K, std::int32_t* labels, double* S, double* W, T scale = T(1)) {
   const Prepared<T> P(C, K, D);
   const bool update = S != nullptr;
   const std::size_t rpt = rows_per_task(N, K, D);
@@ -282,7 +291,8 @@ inline double lloyd_pass(const T* X, const T* w, std::size_t N, std::size_t D, c
       // Same row order as one sweep over the block; the task slot is unchanged.
       for (std::size_t q0 = r0; q0 < r1; q0 += kSubBlock) {
         const std::size_t q1 = std::min(r1, q0 + kSubBlock);
-        lloyd_block(X + q0 * D, w ? w + q0 : nullptr, q1 - q0, shift, P, scratch, labels + q0, st);
+        lloyd_block(X + q0 * D, w ? w + q0 : nullptr, q1 - q0, scale, shift, P, scratch, labels + q0,
+                    st);
       }
     }
   });
@@ -305,16 +315,16 @@ inline double lloyd_pass(const T* X, const T* w, std::size_t N, std::size_t D, c
   return J;
 }
 
-// Squared distances (direct form) of every shifted row to M points:
+// Squared distances (direct form) of every scaled, shifted row to M points:
 // out is N x M. Used by k-means++ seeding and transform().
 template <class T>
 inline void sq_distances(const T* X, std::size_t N, std::size_t D, const T* shift, const T* C, std::size_t M,
-                         T* out) {
+                         T* out, T scale = T(1)) {
   parallel_for_blocks(N, kRowBlock, [&](std::size_t, std::size_t r0, std::size_t r1) {
     std::vector<T> xs(D);
     for (std::size_t i = r0; i < r1; ++i) {
       const T* xi = X + i * D;
-      for (std::size_t f = 0; f < D; ++f) xs[f] = xi[f] - shift[f];
+      for (std::size_t f = 0; f < D; ++f) xs[f] = xi[f] * scale - shift[f];
       for (std::size_t m = 0; m < M; ++m) {
         const T* c = C + m * D;
         T s = 0;

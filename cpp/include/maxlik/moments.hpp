@@ -16,9 +16,19 @@
 // Determinism: rows are split into a fixed number of blocks that depends on N
 // and D only (never on the thread count); each block sums into its own slot,
 // and slots are merged in block order.
+//
+// Range: pass 1 also finds max |x|. Data beyond 2^400 in magnitude (whose
+// squares, or sums of squares, may overflow: X ~ 1e200 gives (x - m)^2 ~ 1e400)
+// or below 2^-400 (whose squares underflow) are rescaled on the fly by the
+// power of two s = 2^-e that brings max |x| into [1, 2): x -> x s is exact, so
+// the moments of x s are exactly s and s^2 times those of x. The scatter is
+// then returned in the scaled units (the caller multiplies by 2^(2e) where the
+// result is representable, and reports an error where it is not); the mean
+// is returned unscaled (it lies within the range of the data).
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <vector>
 
@@ -36,19 +46,36 @@ inline std::size_t block_rows(std::size_t N, std::size_t D) {
   return std::max<std::size_t>(kRowBlock, (N + max_blocks - 1) / max_blocks);
 }
 
-// acc[j] += Σ_r w_r (x_rj − shift_j) over rows [r0, r1); returns Σ w_r.
+// acc[j] += Σ_r w_r (x_rj s − shift_j) over rows [r0, r1); returns Σ w_r.
+// *amax (if given) becomes the largest |x_rj| over the rows with nonzero weight.
 template <class T>
 double shifted_sum_rows(const T* X, const double* w, std::size_t r0, std::size_t r1, std::size_t D,
-                        const double* shift, double* acc) {
-  double wsum = 0.0;
+                        const double* shift, double s, double* acc, double* amax = nullptr) {
+  double wsum = 0.0, m = 0.0;
   for (std::size_t r = r0; r < r1; ++r) {
     const double wr = w ? w[r] : 1.0;
     if (wr == 0.0) continue;  // weight-0 rows are absent rows (also skips their inf*0)
     wsum += wr;
     const T* x = X + r * D;
-    for (std::size_t j = 0; j < D; ++j) acc[j] += wr * (static_cast<double>(x[j]) - shift[j]);
+    for (std::size_t j = 0; j < D; ++j) {
+      const double xj = static_cast<double>(x[j]);
+      acc[j] += wr * (xj * s - shift[j]);
+      m = std::max(m, std::fabs(xj));
+    }
   }
+  if (amax) *amax = m;
   return wsum;
+}
+
+// The exponent e of the rescaling x -> x 2^-e described at the top (0 when
+// max |x| = amax needs none).
+inline int scale_exponent(double amax) {
+  if (!(amax > 0x1p-400 && amax < 0x1p400) && amax > 0.0 && std::isfinite(amax)) {
+    int e = 0;
+    std::frexp(amax, &e);  // amax = f 2^e, f in [0.5, 1)
+    return std::max(-1000, std::min(1000, e - 1));
+  }
+  return 0;
 }
 
 // b[j] += Σ w d_j and S += Σ w d dᵀ (upper triangle, row-major D×D; with
@@ -56,7 +83,7 @@ double shifted_sum_rows(const T* X, const double* w, std::size_t r0, std::size_t
 // d is formed in double in `d` (D doubles of scratch).
 template <class T>
 void scatter_rows(const T* X, const double* w, std::size_t r0, std::size_t r1, std::size_t D,
-                  const double* mean, bool full, double* b, double* S, double* d) {
+                  const double* mean, double s, bool full, double* b, double* S, double* d) {
   using V = simd::vec<double>;
   constexpr std::size_t L = simd::lanes<double>;
   for (std::size_t r = r0; r < r1; ++r) {
@@ -64,7 +91,7 @@ void scatter_rows(const T* X, const double* w, std::size_t r0, std::size_t r1, s
     if (wr == 0.0) continue;
     const T* x = X + r * D;
     for (std::size_t j = 0; j < D; ++j) {
-      d[j] = static_cast<double>(x[j]) - mean[j];
+      d[j] = static_cast<double>(x[j]) * s - mean[j];
       b[j] += wr * d[j];
     }
     if (!full) {
@@ -85,34 +112,48 @@ void scatter_rows(const T* X, const double* w, std::size_t r0, std::size_t r1, s
 }
 
 // Full two-pass computation over N rows on the thread pool. Outputs: mean (D),
-// scatter (D×D, symmetric, or D diagonal entries), and the weight sum.
+// scatter (D×D, symmetric, or D diagonal entries) in units of 2^(2 e), and
+// *scale_exp = e (see the top; 0 for data of ordinary range, where the
+// scatter is the plain one); returns the weight sum.
 template <class T>
 double weighted_scatter(const T* X, const double* w, std::size_t N, std::size_t D, bool full,
-                        double* mean, double* scatter) {
+                        double* mean, double* scatter, int* scale_exp = nullptr) {
   const std::size_t block = block_rows(N, D);
   const std::size_t nb = n_blocks(N, block);
   std::vector<double> shift(D);
   for (std::size_t j = 0; j < D; ++j) shift[j] = N ? static_cast<double>(X[j]) : 0.0;
 
-  // pass 1: shifted sums
-  std::vector<double> s1(nb * D, 0.0), ws(nb, 0.0);
+  // pass 1: shifted sums (and max |x|, which decides the scale)
+  std::vector<double> s1(nb * D, 0.0), ws(nb, 0.0), am(nb, 0.0);
+  double sc = 1.0;
   parallel_for_blocks(N, block, [&](std::size_t bi, std::size_t r0, std::size_t r1) {
-    ws[bi] = shifted_sum_rows<T>(X, w, r0, r1, D, shift.data(), s1.data() + bi * D);
+    ws[bi] = shifted_sum_rows<T>(X, w, r0, r1, D, shift.data(), 1.0, s1.data() + bi * D, &am[bi]);
   });
+  const int e = scale_exponent(*std::max_element(am.begin(), am.end()));
+  if (e != 0) {  // extreme range: pass 1 again on x 2^-e (its sums may have overflowed)
+    sc = std::ldexp(1.0, -e);
+    for (std::size_t j = 0; j < D; ++j) shift[j] *= sc;
+    std::fill(s1.begin(), s1.end(), 0.0);
+    parallel_for_blocks(N, block, [&](std::size_t bi, std::size_t r0, std::size_t r1) {
+      shifted_sum_rows<T>(X, w, r0, r1, D, shift.data(), sc, s1.data() + bi * D);
+    });
+  }
+  if (scale_exp) *scale_exp = e;
   double W = 0.0;
   std::vector<double> s(D, 0.0);
   for (std::size_t bi = 0; bi < nb; ++bi) {
     W += ws[bi];
     for (std::size_t j = 0; j < D; ++j) s[j] += s1[bi * D + j];
   }
-  for (std::size_t j = 0; j < D; ++j) mean[j] = shift[j] + s[j] / W;
+  for (std::size_t j = 0; j < D; ++j) mean[j] = shift[j] + s[j] / W;  // scaled units
 
   // pass 2: centred scatter + first-order correction
   const std::size_t sl = full ? D * D : D;
   std::vector<double> b2(nb * D, 0.0), S2(nb * sl, 0.0);
   parallel_for_blocks(N, block, [&](std::size_t bi, std::size_t r0, std::size_t r1) {
     std::vector<double> d(D);
-    scatter_rows<T>(X, w, r0, r1, D, mean, full, b2.data() + bi * D, S2.data() + bi * sl, d.data());
+    scatter_rows<T>(X, w, r0, r1, D, mean, sc, full, b2.data() + bi * D, S2.data() + bi * sl,
+                    d.data());
   });
   std::vector<double> b(D, 0.0);
   std::fill(scatter, scatter + sl, 0.0);
@@ -131,6 +172,8 @@ double weighted_scatter(const T* X, const double* w, std::size_t N, std::size_t 
   } else {
     for (std::size_t j = 0; j < D; ++j) scatter[j] = std::max(0.0, scatter[j] - b[j] * b[j] / W);
   }
+  if (e != 0)
+    for (std::size_t j = 0; j < D; ++j) mean[j] = std::ldexp(mean[j], e);  // back to data units
   return W;
 }
 
