@@ -230,6 +230,7 @@ def _data(n=200, d=3, seed=0):
 @pytest.mark.parametrize("scale_x", [DBL_MAX / 8, 1e300, 2.0**-1000])
 def test_linear_regression_coefficients_near_the_limits(scale_x):
     X, y = _data()
+    X[:, 0] += 10  # a positive column: its sum over the rows overflows near DBL_MAX
     ref = maxlik.LinearRegression().fit(X, y)
     Xs = X / np.abs(X).max() * scale_x  # largest entry = scale_x
     f = np.abs(X).max() / scale_x
@@ -247,13 +248,14 @@ def test_linear_regression_coefficients_near_the_limits(scale_x):
 
 def test_linear_regression_power_of_two_scaling_is_exact():
     X, y = _data()
+    X += 3  # positive columns: sums over the 200 rows of X 2**1018 overflow
     ref = maxlik.LinearRegression().fit(X, y)
-    reg = maxlik.LinearRegression().fit(np.ldexp(X, 1000), np.ldexp(y, 150))
-    np.testing.assert_allclose(reg.coef_, np.ldexp(ref.coef_, -850), rtol=1e-13)
+    reg = maxlik.LinearRegression().fit(np.ldexp(X, 1018), np.ldexp(y, 150))
+    np.testing.assert_allclose(reg.coef_, np.ldexp(ref.coef_, -868), rtol=1e-13)
     np.testing.assert_allclose(reg.intercept_, np.ldexp(ref.intercept_, 150), rtol=1e-13)
     np.testing.assert_allclose(reg.noise_variance_, np.ldexp(ref.noise_variance_, 300),
                                rtol=1e-13)
-    np.testing.assert_allclose(reg.singular_values_, np.ldexp(ref.singular_values_, 1000),
+    np.testing.assert_allclose(reg.singular_values_, np.ldexp(ref.singular_values_, 1018),
                                rtol=1e-13)
     np.testing.assert_allclose(reg.log_likelihood_, ref.log_likelihood_ - 200 * 150 * math.log(2),
                                rtol=1e-13)
