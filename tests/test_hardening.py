@@ -157,6 +157,17 @@ _GUARDED = {
         lambda _: maxlik.kl_to_standard_normal(bc(np.zeros((1, 1)), (2000, 1000)),
                                                bc(np.zeros((1, 1)), (2000, 1000))),
         r"copies of mu / logvar"),
+    "gaussian_kl broadcast batch": (
+        lambda: None,
+        lambda _: maxlik.gaussian_kl(np.zeros((1000, 1, 2)), np.ones((1000, 1, 2)),
+                                     np.zeros((1, 1000, 2)), np.ones((1, 1000, 2)),
+                                     covariance_type="diag"),
+        r"gaussian_kl temporaries of the broadcast batch"),
+    "gaussian_kl full broadcast batch": (
+        lambda: None,
+        lambda _: maxlik.gaussian_kl(np.zeros((300, 1, 2)), np.eye(2), np.zeros((1, 300, 2)),
+                                     np.eye(2)),
+        r"gaussian_kl \(batch, D, D\) temporaries"),
     "fit_categorical n_categories": (
         lambda: None,
         lambda _: maxlik.fit_categorical([0, 1], n_categories=10**6),

@@ -553,6 +553,11 @@ def gaussian_kl(mean_p, cov_p, mean_q, cov_q, covariance_type="full"):
     D = mp.shape[-1]
     if mq.shape[-1] != D:
         raise ValueError(f"mean_q has D={mq.shape[-1]} but mean_p has D={D}")
+    try:  # broadcast batches (say (N, 1, D) against (1, M, D)) can be far larger than the inputs
+        check_output_size(np.broadcast_shapes(mq.shape, mp.shape), 8 * 3,
+                          "gaussian_kl temporaries of the broadcast batch")
+    except ValueError:
+        pass  # reported below with the argument names
     delta = mq - mp
 
     def _batch(*shapes):
@@ -587,6 +592,8 @@ def gaussian_kl(mean_p, cov_p, mean_q, cov_q, covariance_type="full"):
     Lp = _check_full_cov(cp, "cov_p", D)
     Lq = _check_full_cov(cq, "cov_q", D)
     batch = _batch(mp.shape[:-1], cp.shape[:-2], mq.shape[:-1], cq.shape[:-2])
+    # the solves materialise (batch, D, D) arrays: L_q^-1 L_p and LAPACK's copies
+    check_output_size(batch + (D, D), 8 * 4, "gaussian_kl (batch, D, D) temporaries")
     Lq_b = np.broadcast_to(Lq, batch + (D, D))
     A = np.linalg.solve(Lq_b, np.broadcast_to(Lp, batch + (D, D)))  # L_q^{-1} L_p
     s = np.linalg.svd(A, compute_uv=False)
