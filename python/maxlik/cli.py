@@ -8,13 +8,14 @@
 
 Exit codes: 0 success, 1 data error (one line on stderr, no traceback),
 2 usage error (argparse).
+
+This module holds the commands and the argument parser; the file readers are
+in ``_readers.py`` and the plots in ``_plots.py``.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
 import json
 import math
 import os
@@ -24,23 +25,17 @@ import warnings
 
 import numpy as np
 
+from ._plots import _plot, _require_matplotlib
+from ._readers import DataError, load_data
+
+__all__ = ["main", "build_parser", "load_data", "DataError"]
+
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
 COMMANDS = ("fit", "bench", "info")
 BENCH_AREAS = ("logsumexp", "gaussian", "gmm", "kmeans", "cross-entropy", "logistic")
-_NA_TOKENS = {"", "na", "nan", "n/a", "null", "none", "?"}
 
 
-class DataError(Exception):
-    """A problem with the user's data: reported in one line, exit code 1."""
-
-
-# ----------------------------------------------------------------------------- data
-def _bundled_faithful():
-    from importlib import resources
-
-    return resources.files("maxlik").joinpath("data", "faithful.csv")
-
-
+# ----------------------------------------------------------------------------- arguments
 def _parse_columns(spec):
     if spec is None:
         return None
@@ -49,182 +44,6 @@ def _parse_columns(spec):
         raise argparse.ArgumentTypeError(f"--columns expects names or 0-based indices "
                                          f"separated by commas, e.g. a,b or 0,2; got {spec!r}")
     return items
-
-
-def _select(names, spec, source):
-    """Indices of the requested columns (names or 0-based indices)."""
-    if spec is None:
-        return list(range(len(names)))
-    out = []
-    for item in spec:
-        if item in names:
-            out.append(names.index(item))
-        elif item.lstrip("-").isdigit() and -len(names) <= int(item) < len(names):
-            out.append(int(item) % len(names))
-        else:
-            raise DataError(f"{source}: no column {item!r}; the columns are "
-                            f"{', '.join(names)}")
-    return out
-
-
-def _is_number(cell):
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return cell.strip().lower() in _NA_TOKENS
-
-
-def _read_csv(path, source, columns):
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            text = fh.read()
-    except UnicodeDecodeError:
-        raise DataError(f"{source}: not a text (CSV) file; use .csv, .npy, .npz or .parquet") from None
-    if not text.strip():
-        raise DataError(f"{source}: the file is empty")
-    try:
-        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t| ")
-    except csv.Error:
-        dialect = csv.excel
-    rows = [(i + 1, r) for i, r in enumerate(csv.reader(io.StringIO(text), dialect))]
-    rows = [(ln, [c.strip() for c in r]) for ln, r in rows if any(c.strip() for c in r)]
-    first = rows[0][1]
-    # Header detection: the first row is a header if some column is text in
-    # the first row but a number in the second (a text column of data does not
-    # make a header), or, for a single row, if any of its cells is text.
-    if len(rows) > 1:
-        has_header = any(not _is_number(a) and _is_number(b)
-                         for a, b in zip(first, rows[1][1]))
-    else:
-        has_header = not all(_is_number(c) for c in first)
-    ncol = len(first)
-    names = first if has_header else [f"x{j}" for j in range(ncol)]
-    body = rows[1:] if has_header else rows
-    if not body:
-        raise DataError(f"{source}: no data rows")
-    cols = _select(names, columns, source)
-    data = np.empty((len(body), len(cols)), dtype=np.float64)
-    for i, (ln, r) in enumerate(body):
-        if len(r) != ncol:
-            raise DataError(f"{source}: line {ln} has {len(r)} fields, expected {ncol}")
-        for j, c in enumerate(cols):
-            cell = r[c]
-            try:
-                data[i, j] = float(cell)
-            except ValueError:
-                if cell.lower() in _NA_TOKENS:
-                    data[i, j] = np.nan
-                else:
-                    raise DataError(f"{source}: column {names[c]!r} is not numeric "
-                                    f"(line {ln}: {cell!r}); choose numeric columns with "
-                                    "--columns") from None
-    return data, [names[c] for c in cols]
-
-
-def _numeric_2d(arr, source, what="array"):
-    if arr.dtype.names:
-        names = list(arr.dtype.names)
-        try:
-            arr = np.stack([np.asarray(arr[n], dtype=np.float64) for n in names], axis=1)
-        except (TypeError, ValueError):
-            raise DataError(f"{source}: the {what} has non-numeric fields") from None
-        return arr, names
-    if arr.dtype.kind not in "biuf":
-        raise DataError(f"{source}: the {what} has dtype {arr.dtype}, expected numbers")
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise DataError(f"{source}: the {what} must be 1-D or 2-D (rows x columns); "
-                        f"got shape {arr.shape}")
-    return arr.astype(np.float64), [f"x{j}" for j in range(arr.shape[1])]
-
-
-def _read_parquet(path, source, columns):
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DataError(f"{source}: reading Parquet needs pyarrow (pip install pyarrow), "
-                        "or convert the file to CSV") from None
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise DataError(f"{source}: cannot read Parquet: {exc}") from None
-    names = list(table.column_names)
-    cols = _select(names, columns, source)
-    out = np.empty((table.num_rows, len(cols)), dtype=np.float64)
-    for j, c in enumerate(cols):
-        try:
-            col = table.column(c).to_numpy(zero_copy_only=False)
-            out[:, j] = np.asarray(col, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise DataError(f"{source}: column {names[c]!r} is not numeric; choose numeric "
-                            "columns with --columns") from None
-    return out, [names[c] for c in cols]
-
-
-def load_data(path, *, columns=None, key=None, drop_na=False):
-    """(X float64 (n, d), column names, display name) for the fit command.
-
-    Raises DataError for anything wrong with the file or its contents.
-    """
-    if path is None:
-        source = "faithful (bundled Old Faithful data)"
-        with contextlib.ExitStack() as stack:
-            from importlib import resources
-
-            real = stack.enter_context(resources.as_file(_bundled_faithful()))
-            X, names = _read_csv(real, source, columns)
-    else:
-        source = path
-        if not os.path.exists(path):
-            raise DataError(f"{path}: no such file")
-        if os.path.isdir(path):
-            raise DataError(f"{path}: is a directory, expected a data file")
-        ext = os.path.splitext(path)[1].lower()
-        if ext == ".npy":
-            try:
-                arr = np.load(path, allow_pickle=False)
-            except Exception as exc:
-                raise DataError(f"{path}: cannot read .npy: {exc}") from None
-            X, names = _numeric_2d(arr, path)
-            X = X[:, _select(names, columns, path)]
-            names = [names[i] for i in _select(names, columns, path)]
-        elif ext == ".npz":
-            try:
-                z = np.load(path, allow_pickle=False)
-            except Exception as exc:
-                raise DataError(f"{path}: cannot read .npz: {exc}") from None
-            with z:
-                keys = list(z.keys())
-                if key is None:
-                    if len(keys) != 1:
-                        raise DataError(f"{path}: holds arrays {', '.join(keys) or '(none)'}; "
-                                        "choose one with --key")
-                    key = keys[0]
-                elif key not in keys:
-                    raise DataError(f"{path}: no array {key!r}; it holds {', '.join(keys)}")
-                X, names = _numeric_2d(z[key], path, f"array {key!r}")
-            sel = _select(names, columns, path)
-            X, names = X[:, sel], [names[i] for i in sel]
-        elif ext in (".parquet", ".pq"):
-            X, names = _read_parquet(path, path, columns)
-        else:
-            X, names = _read_csv(path, path, columns)
-    if X.shape[0] == 0:
-        raise DataError(f"{source}: no data rows")
-    bad = ~np.isfinite(X).all(axis=1)
-    if bad.any():
-        n_bad = int(bad.sum())
-        if not drop_na:
-            first = int(np.argmax(bad))
-            raise DataError(f"{source}: {n_bad} row(s) have missing or non-finite values "
-                            f"(first: data row {first + 1}); pass --drop-na to drop them")
-        X = X[~bad]
-        print(f"maxlik: dropped {n_bad} row(s) with missing values", file=sys.stderr)
-        if X.shape[0] == 0:
-            raise DataError(f"{source}: no rows left after --drop-na")
-    return np.ascontiguousarray(X), names, source
 
 
 # ----------------------------------------------------------------------------- models
@@ -247,21 +66,6 @@ def _progress(total, desc):
                 ncols=size.columns or 80, nrows=size.lines or 24)
 
 
-def _gaussian_mixture_class():
-    import maxlik
-
-    cls = getattr(maxlik, "GaussianMixture", None)
-    if cls is not None:
-        return cls
-    # Until maxlik.GaussianMixture is available: scikit-learn's, same API.
-    try:
-        from sklearn.mixture import GaussianMixture
-    except ImportError:
-        raise DataError("this maxlik build has no GaussianMixture and scikit-learn is not "
-                        "installed") from None
-    return GaussianMixture
-
-
 def _full_covariances(cov, ctype, K, D):
     cov = np.asarray(cov, dtype=np.float64)
     if ctype == "full":
@@ -274,7 +78,8 @@ def _full_covariances(cov, ctype, K, D):
 
 
 def _fit_gmm(X, K, args, show_progress=True):
-    cls = _gaussian_mixture_class()
+    import maxlik
+
     params = dict(n_components=K, covariance_type=args.covariance, random_state=args.seed,
                   n_init=args.n_init)
     if args.max_iter is not None:
@@ -283,15 +88,14 @@ def _fit_gmm(X, K, args, show_progress=True):
         params["tol"] = args.tol
     history = []
     bar = _progress(params.get("max_iter", 100), f"EM K={K}") if show_progress else None
-    accepts_callback = "callback" in cls().get_params()
-    if accepts_callback:
-        def callback(iteration, lower_bound):
-            history.append(float(lower_bound))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(lower_bound=f"{lower_bound:.6g}")
-        params["callback"] = callback
-    model = cls(**params)
+
+    def callback(iteration, lower_bound):
+        history.append(float(lower_bound))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(lower_bound=f"{lower_bound:.6g}")
+
+    model = maxlik.GaussianMixture(callback=callback, **params)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -454,91 +258,7 @@ def _print_summary(res, X, names, source):
             print(f"            {line}", file=out)
 
 
-# ----------------------------------------------------------------------------- plot
-def _require_matplotlib():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: F401
-    except ImportError:
-        raise DataError("--plot needs matplotlib: pip install 'maxlik[plot]'") from None
-
-
-def _plot(path, X, names, res):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Ellipse
-
-    history = res.get("lower_bounds") or []
-    two_panels = len(history) > 0
-    fig, axes = plt.subplots(1, 2 if two_panels else 1, figsize=(11 if two_panels else 6, 4.5),
-                             squeeze=False)
-    ax = axes[0, 0]
-    labels = res["_labels"]
-    cmap = plt.get_cmap("tab10")
-    colors = cmap(np.asarray(labels) % 10)
-    if X.shape[1] >= 2:
-        ax.scatter(X[:, 0], X[:, 1], c=colors, s=10, alpha=0.7, linewidths=0)
-        ax.set_xlabel(names[0])
-        ax.set_ylabel(names[1])
-        if "_full_cov" in res:
-            means = res.get("_means", res.get("means"))
-            for k, (mu, cov) in enumerate(zip(np.asarray(means), res["_full_cov"])):
-                # 1 and 2 sigma contours of the first two coordinates.
-                vals, vecs = np.linalg.eigh(cov[:2, :2])
-                vals = np.clip(vals, 0, None)
-                angle = math.degrees(math.atan2(vecs[1, 1], vecs[0, 1]))
-                for nsig, ls in ((1, "-"), (2, "--")):
-                    ax.add_patch(Ellipse(mu[:2], 2 * nsig * math.sqrt(vals[1]),
-                                         2 * nsig * math.sqrt(vals[0]), angle=angle,
-                                         fill=False, color=cmap(k % 10), lw=1.5, ls=ls))
-                ax.plot(mu[0], mu[1], "x", color="k")
-        elif "centers" in res:
-            c = np.asarray(res["centers"])
-            ax.plot(c[:, 0], c[:, 1], "kx", ms=10, mew=2)
-        title = {"gmm": "Gaussian mixture: 1σ and 2σ ellipses", "kmeans": "k-means clusters",
-                 "gaussian": "Gaussian: 1σ and 2σ ellipses"}[res["model"]]
-        if X.shape[1] > 2:
-            title += f" (first 2 of {X.shape[1]} columns)"
-        ax.set_title(title)
-    else:
-        x = X[:, 0]
-        ax.hist(x, bins=40, density=True, color="0.8")
-        if "_full_cov" in res:
-            grid = np.linspace(x.min(), x.max(), 400)
-            means = np.asarray(res.get("_means", res.get("means")))
-            weights = np.asarray(res.get("weights", [1.0]))
-            total = np.zeros_like(grid)
-            for k in range(len(weights)):
-                var = res["_full_cov"][k][0, 0]
-                pdf = weights[k] * np.exp(-0.5 * (grid - means[k, 0]) ** 2 / var) / np.sqrt(
-                    2 * np.pi * var)
-                total += pdf
-                ax.plot(grid, pdf, color=cmap(k % 10))
-            ax.plot(grid, total, "k")
-        ax.set_xlabel(names[0])
-        ax.set_ylabel("density")
-    if two_panels:
-        ax2 = axes[0, 1]
-        ax2.plot(np.arange(1, len(history) + 1), history, "o-", ms=3)
-        ax2.xaxis.get_major_locator().set_params(integer=True)
-        ax2.set_xlabel("EM iteration")
-        ax2.set_ylabel("log-likelihood lower bound per row")
-        ax2.set_title("EM never decreases the likelihood")
-        ax2.grid(alpha=0.3)
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=100)
-    except OSError as exc:
-        raise DataError(f"cannot write the plot to {path}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
-
-
-# ----------------------------------------------------------------------------- commands
+# ----------------------------------------------------------------------------- plot# ----------------------------------------------------------------------------- commands
 def _parse_k_range(spec):
     try:
         if ".." in spec:
