@@ -18,7 +18,7 @@ import pytest
 
 import maxlik
 from maxlik import mixture_update
-from maxlik.mixture import _statistics
+from maxlik._kernels import _statistics
 
 skm = pytest.importorskip("sklearn.mixture")
 datasets = pytest.importorskip("sklearn.datasets")

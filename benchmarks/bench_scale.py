@@ -46,24 +46,29 @@ def _params(centres):
 
 def _passes(setup):
     """{(model, source): callable running one iteration's pass over the data}."""
-    from maxlik import _core, mixture_statistics
-    from maxlik._streaming import BlockSource
+    from maxlik import _kernels as Kn
+    from maxlik._sources import ArraySource, BlockSource
     from maxlik.dask import DaskSource
 
     p = _params(setup.centres)
     shift = np.ascontiguousarray(setup.X.mean(axis=0))
     C = np.ascontiguousarray(setup.centres + 0.1 - shift)
     labels = np.empty(N, np.int32)
+    mem = ArraySource(setup.X)
     mm = BlockSource(setup.mm)
     dk = DaskSource(setup.dask())
+    # the engine's own pass over each source (maxlik._engine.fit_mixture / lloyd)
+    em = lambda src: src.map_reduce(Kn.em_block, p)  # noqa: E731
+    ll = lambda src, out=None: src.map_reduce(  # noqa: E731
+        Kn.lloyd_block, shift, C, True, 1.0,
+        per_block=lambda i, r0, r1: (None if out is None else out[r0:r1],))
     return {
-        ("gmm", "memory"): lambda: mixture_statistics(setup.X, p),
-        ("gmm", "memmap"): lambda: mm.mixture_statistics(p),
-        ("gmm", "cluster"): lambda: dk.mixture_statistics(p),
-        ("kmeans", "memory"): lambda: _core.kmeans_lloyd_step(setup.X, shift, C, None, labels,
-                                                              True),
-        ("kmeans", "memmap"): lambda: mm.lloyd(shift, C),
-        ("kmeans", "cluster"): lambda: dk.lloyd(shift, C),
+        ("gmm", "memory"): lambda: em(mem),
+        ("gmm", "memmap"): lambda: em(mm),
+        ("gmm", "cluster"): lambda: em(dk),
+        ("kmeans", "memory"): lambda: ll(mem, labels),
+        ("kmeans", "memmap"): lambda: ll(mm, labels),
+        ("kmeans", "cluster"): lambda: ll(dk),
     }
 
 

@@ -59,7 +59,7 @@ _CHILD = textwrap.dedent(r"""
         X_small = rng.normal(size=(60, 3))
         X_big = rng.normal(size=(20000, 5))
         est = maxlik.KMeans(4, n_init=1, random_state=0)
-        core = maxlik.cluster._core
+        core = maxlik._kernels._core
         # Lloyd runs in Python calling one C++ step per iteration: wrap the
         # module attribute to learn when the loop is running. tol=0 with
         # n_init=10**6 restarts keeps it busy for minutes.
@@ -71,9 +71,9 @@ _CHILD = textwrap.dedent(r"""
                 announce()
                 return orig(*a)
         make_long = lambda: (est.set_params(n_init=10**6, tol=0.0, max_iter=300),
-                             setattr(maxlik.cluster, "_core", Spy()))
+                             setattr(maxlik._kernels, "_core", Spy()))
         small = lambda: (est.set_params(n_init=1, max_iter=50),
-                         setattr(maxlik.cluster, "_core", core))
+                         setattr(maxlik._kernels, "_core", core))
         fit = lambda X: est.fit(X)
     elif kind == "logreg":
         X_small = rng.normal(size=(60, 3))
@@ -81,7 +81,7 @@ _CHILD = textwrap.dedent(r"""
         X_big = rng.normal(size=(20000, 5))
         y_big = rng.integers(0, 3, size=20000)
         est = maxlik.LogisticRegression(max_iter=10**7, tol=0.0)
-        import maxlik.linear_model as lm
+        import maxlik._engine as lm
         orig = lm.minimize_lbfgs
         def spy(fun, x0, **kw):
             def f(theta):
@@ -114,7 +114,7 @@ _CHILD = textwrap.dedent(r"""
         result = "interrupted"
     t_int = time.monotonic()
     if kind == "kmeans":
-        maxlik.cluster._core = core
+        maxlik._kernels._core = core
     after = state(est)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     print(json.dumps({"result": result, "t_int": t_int, "changed": changed,

@@ -58,7 +58,7 @@ def test_gmm_threads_default_init_and_lazy_predictions(threads):
     X = _blobs(2)
     dX = da.from_array(X, chunks=(300, 3))
     a = GaussianMixture(3, random_state=0).fit(X)
-    b = GaussianMixture(3, random_state=0).fit(dX)  # N < INIT_SAMPLE: same initialisation
+    b = GaussianMixture(3, random_state=0).fit(dX)  # the engine's initialisation: all rows
     _assert_gmm_equal(a, b)
     for method in ("predict", "predict_proba", "score_samples"):
         lazy = getattr(b, method)(dX)
@@ -108,7 +108,7 @@ def test_kmeans_threads_equals_in_memory(threads):
     np.testing.assert_array_equal(lazy.compute(), a.predict(X))
     np.testing.assert_allclose(b.transform(dX).compute(), a.transform(X), rtol=1e-12)
     c = KMeans(3, random_state=0).fit(X)
-    d = KMeans(3, random_state=0).fit(dX)  # k-means++ on all rows (N < INIT_SAMPLE)
+    d = KMeans(3, random_state=0).fit(dX)  # k-means++ on all rows, same draws
     np.testing.assert_allclose(d.cluster_centers_, c.cluster_centers_, rtol=0, atol=1e-10)
 
 
@@ -230,22 +230,3 @@ def test_distributed_worker_killed_mid_fit(client):
         np.testing.assert_array_equal(getattr(gm, name), getattr(ref, name))
     assert gm.lower_bounds_ == ref.lower_bounds_
     client.wait_for_workers(2, timeout=60)
-
-
-def test_subsample_initialisation_on_dask(threads, monkeypatch):
-    """N > INIT_SAMPLE: the initialisers run on a bounded random subsample of rows."""
-    from maxlik import _streaming
-
-    monkeypatch.setattr(_streaming, "INIT_SAMPLE", 400)
-    X = _blobs(8)
-    dX = da.from_array(X, chunks=(350, 3))
-    gm = GaussianMixture(3, random_state=0, tol=1e-9, max_iter=500).fit(dX)
-    ref = GaussianMixture(3, random_state=0, tol=1e-9, max_iter=500).fit(X)
-    key = lambda m: np.argsort(m[:, 1] + 2 * m[:, 2])  # noqa: E731
-    np.testing.assert_allclose(gm.means_[key(gm.means_)], ref.means_[key(ref.means_)],
-                               atol=1e-3)
-    km = KMeans(3, init="random", n_init=3, random_state=0).fit(dX)
-    kr = KMeans(3, random_state=0).fit(X)
-    np.testing.assert_allclose(np.sort(km.cluster_centers_, axis=0),
-                               np.sort(kr.cluster_centers_, axis=0), atol=1e-6)
-    assert km.inertia_ == pytest.approx(kr.inertia_, rel=1e-9)

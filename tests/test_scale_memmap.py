@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from maxlik import GaussianMixture, KMeans
-from maxlik import _streaming
+from maxlik import _sources
 
 CTYPES = ["full", "diag", "tied", "spherical"]
 
@@ -36,19 +36,19 @@ def memmap_of(tmp_path):
 def test_detection(memmap_of):
     X = _blobs()
     mm = memmap_of(X)
-    assert _streaming.is_out_of_core(mm) and _streaming.is_streamed(mm)
-    assert not _streaming.is_streamed(X)
-    assert not _streaming.is_streamed(np.asarray(mm))  # an explicit ndarray view stays in memory
-    assert _streaming.auto_block_size(16, 4) == (16 << 20) // 64
-    assert _streaming.auto_block_size(10**9, 8) == 512
+    assert _sources.is_out_of_core(mm) and _sources.is_streamed(mm)
+    assert not _sources.is_streamed(X)
+    assert not _sources.is_streamed(np.asarray(mm))  # an explicit ndarray view stays in memory
+    assert _sources.auto_block_size(16, 4) == (16 << 20) // 64
+    assert _sources.auto_block_size(10**9, 8) == 512
 
 
 @pytest.mark.parametrize("ctype", CTYPES)
 def test_gmm_memmap_equals_in_memory(memmap_of, ctype):
     X = _blobs()
     mm = memmap_of(X)
-    # N < INIT_SAMPLE: the subsample is all rows and the random stream is the
-    # in-memory one, so even the k-means initialisation is identical.
+    # the engine initialises from all rows in block order with the in-memory
+    # fit's random draws, so even the k-means initialisation is identical
     a = GaussianMixture(3, covariance_type=ctype, random_state=0).fit(X)
     b = GaussianMixture(3, covariance_type=ctype, random_state=0, block_size=700).fit(mm)
     assert a.n_iter_ == b.n_iter_
@@ -74,18 +74,6 @@ def test_gmm_memmap_weights_and_float32(memmap_of):
     assert a.n_iter_ == b.n_iter_
     np.testing.assert_allclose(b.means_, a.means_, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(b.covariances_, a.covariances_, rtol=1e-4)
-
-
-def test_gmm_memmap_large_subsample_initialisation(memmap_of, monkeypatch):
-    """With N > INIT_SAMPLE the initialiser sees a subsample; the fit still finds the blobs."""
-    monkeypatch.setattr(_streaming, "INIT_SAMPLE", 300)
-    X = _blobs(3)
-    mm = memmap_of(X)
-    gm = GaussianMixture(3, random_state=0, block_size=512, tol=1e-9, max_iter=500).fit(mm)
-    ref = GaussianMixture(3, random_state=0, tol=1e-9, max_iter=500).fit(X)
-    order_a, order_b = np.argsort(gm.means_[:, 1] + gm.means_[:, 2]), np.argsort(
-        ref.means_[:, 1] + ref.means_[:, 2])
-    np.testing.assert_allclose(gm.means_[order_a], ref.means_[order_b], atol=1e-3)
 
 
 def test_gmm_memmap_warm_start_and_callback(memmap_of):
@@ -135,7 +123,8 @@ def test_memmap_errors(memmap_of):
     X = _blobs()
     X[1000, 1] = np.nan
     mm = memmap_of(X)
-    with pytest.raises(ValueError, match="rows 512:1024"):
+    # the same message as in memory: the row is counted from the start of X
+    with pytest.raises(ValueError, match=r"^X contains NaN \(first at row 1000\)"):
         GaussianMixture(2, block_size=512).fit(mm)
     with pytest.raises(ValueError, match="block_size"):
         KMeans(2, block_size=0).fit(memmap_of(_blobs()))
@@ -146,11 +135,11 @@ def test_memmap_errors(memmap_of):
 def test_block_reader_releases_pages(memmap_of):
     """The reader drops the pages of finished blocks (madvise), so RSS stays bounded."""
     mm = memmap_of(_blobs())
-    src = _streaming.BlockSource(mm, block_size=512)
+    src = _sources.BlockSource(mm, block_size=512)
     assert src._mmap is not None
     calls = []
     src._release = lambda: calls.append(1)
-    n_blocks = sum(1 for _ in src.blocks())
+    n_blocks = len(src.map_blocks(lambda xb, wb: 1))
     assert n_blocks == 4 and len(calls) >= n_blocks
 
 
@@ -173,7 +162,7 @@ class _FakeDataset:
 def test_hdf5_like_dataset_is_streamed():
     X = _blobs(5)
     ds = _FakeDataset(X)
-    assert _streaming.is_out_of_core(ds)
+    assert _sources.is_out_of_core(ds)
     init = dict(weights_init=[0.3, 0.3, 0.4], means_init=[[0, 0, 0], [5, 5, 0], [0, 6, 6]],
                 precisions_init=np.ones(3), covariance_type="spherical")
     a = GaussianMixture(3, **init).fit(X)
@@ -218,7 +207,7 @@ def test_peak_memory_does_not_grow_with_n(tmp_path):
     out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(tmp_path / "x.npy"), str(n),
                           str(d)], capture_output=True, text=True, check=True)
     growth_mb = float(out.stdout.strip().splitlines()[-1])
-    # blocks of 2 MB, a 100k-row init subsample (6 MB) and KMeans.labels_ (6 MB int32)
+    # blocks of 2 MB and KMeans.labels_ (6 MB int32); no O(N) initialisation state
     assert growth_mb < 40, growth_mb
 
 

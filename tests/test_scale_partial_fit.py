@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from maxlik import GaussianMixture, KMeans
-from maxlik._streaming import step_size
+from maxlik import _engine
+from maxlik._engine import step_size
+from maxlik._sources import ArraySource
 
 CTYPES = ["full", "diag", "tied", "spherical"]
 
@@ -73,7 +75,9 @@ def test_second_step_blends_statistics(ctype):
     P0 = GaussianMixture(3, covariance_type=ctype, means_init=TRUE_MU, weights_init=TRUE_W)
     P0._check_hyper()
     P0.n_features_in_ = 2
-    p0 = P0._initial_parameters(A, None, 3, np.random.RandomState(0), TRUE_W, TRUE_MU, None)
+    p0 = _engine.initial_mixture_parameters(ArraySource(A), 3, ctype, 1e-6, "kmeans",
+                                            np.random.RandomState(0), np.asarray(TRUE_W),
+                                            np.asarray(TRUE_MU, dtype=float), None)
     P0._set_parameters(p0)
 
     def moments(est, X):

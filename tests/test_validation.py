@@ -292,7 +292,7 @@ ARRAY_ARGS = [
 # scikit-learn's check_estimator requires ValueError("Complex data not
 # supported") from fit/predict and accepts numeric object arrays: estimators
 # follow that convention; functions follow the issue's TypeError policy.
-_SKLEARN_STYLE = ("GaussianMixture.", "LinearRegression.", "LogisticRegression.")
+_SKLEARN_STYLE = ("GaussianMixture.", "LinearRegression.", "LogisticRegression.", "KMeans.")
 
 # Arguments whose NaN / inf are data (scipy / torch semantics: they propagate).
 _NAN_IS_DATA = {
@@ -432,7 +432,7 @@ SHAPE_CASES = [
     (lambda: maxlik.GaussianMixture(11).fit(X), ValueError, r"n_components = 11, n_samples = 10"),
     (lambda: maxlik.GaussianMixture(2, covariance_type="x").fit(X), ValueError,
      r"covariance_type must be one of"),
-    (lambda: maxlik.GaussianMixture(2).fit(np.ones(10)), ValueError, r"X must be 2-D; got a 1-D"),
+    (lambda: maxlik.GaussianMixture(2).fit(np.ones(10)), ValueError, r"X must be 2-D \(n_samples, n_features\); got a 1-D"),
     (lambda: FITTED["gm"].predict(np.ones((3, 5))), ValueError, r"X has 5 features"),
     (lambda: maxlik.GaussianMixture(2).fit(X, sample_weight=-np.ones(10)), ValueError,
      r"sample_weight must be non-negative"),

@@ -14,8 +14,7 @@ namespace {
 // Returns (nk (K,), sx (K, D), sxx, loglik, wsum); sxx upper triangle mirrored.
 template <class T>
 py::tuple em_stats_impl(carray<T> X, py::object sample_weight, int type, carray<double> shift,
-                        py::object means, py::object prec, py::object log_weights,
-                        py::object /*center: unused, kept for the binding signature*/, py::object resp,
+                        py::object means, py::object prec, py::object log_weights, py::object resp,
                         py::object labels, std::size_t K) {
   require(X.ndim() == 2, "X must be 2-D");
   require(type >= 0 && type <= 3, "covariance_type code must be 0..3");
@@ -110,10 +109,10 @@ void register_mixture(py::module_& m) {
 
     m.def("em_statistics", &em_stats_impl<double>, py::arg("X"), py::arg("sample_weight"),
           py::arg("cov_type"), py::arg("shift"), py::arg("means"), py::arg("prec"),
-          py::arg("log_weights"), py::arg("center"), py::arg("resp"), py::arg("labels"),
+          py::arg("log_weights"), py::arg("resp"), py::arg("labels"),
           py::arg("n_components"));
     m.def("em_statistics", &em_stats_impl<float>, py::arg("X"), py::arg("sample_weight"),
           py::arg("cov_type"), py::arg("shift"), py::arg("means"), py::arg("prec"),
-          py::arg("log_weights"), py::arg("center"), py::arg("resp"), py::arg("labels"),
+          py::arg("log_weights"), py::arg("resp"), py::arg("labels"),
           py::arg("n_components"));
 }

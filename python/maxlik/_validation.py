@@ -37,6 +37,13 @@ __all__ = [
     "FloatRangeError",
     "max_abs",
     "scale_exponent",
+    "check_X",
+    "check_X_layout",
+    "check_n_features",
+    "check_y",
+    "check_weight_block",
+    "complex_error",
+    "all_zero_weights_error",
 ]
 
 
@@ -140,8 +147,10 @@ def as_float_array(
     return arr
 
 
-def check_finite(arr: np.ndarray, name: str) -> None:
-    """Raise ValueError naming `name` and the first row holding NaN or inf."""
+def check_finite(arr: np.ndarray, name: str, row_offset: int = 0) -> None:
+    """Raise ValueError naming `name` and the first row holding NaN or inf.
+
+    `row_offset` is added to the row reported (for blocks of a larger array)."""
     if arr.size == 0:
         return
     # np.isfinite(arr.sum()) is one cheap pass; only on failure find the row.
@@ -158,7 +167,8 @@ def check_finite(arr: np.ndarray, name: str) -> None:
     i = int(np.argmax(rows))
     what = "NaN" if np.isnan(arr[i]).any() else "infinity"
     raise ValueError(
-        f"{name} contains {what} (first at row {i}); remove or impute such rows first"
+        f"{name} contains {what} (first at row {i + row_offset}); remove or impute such rows "
+        "first"
     )
 
 
@@ -259,7 +269,7 @@ def check_sample_weight(sample_weight, n_samples: int, dtype=np.float64,
         i = int(np.argmax(w < 0))
         raise ValueError(f"{name} must be non-negative; got {w[i]} at index {i}")
     if n_samples and not np.any(w > 0):
-        raise ValueError(f"{name} must have at least one positive weight; all weights are zero")
+        raise all_zero_weights_error(name)
     return w
 
 
@@ -411,3 +421,123 @@ def scale_exponent(amax, dtype=np.float64):
     e = np.clip(np.frexp(a)[1].astype(np.int64) - 1, -cap, cap)
     e = np.where((a == 0) | ((a >= 2.0**lo) & (a <= 2.0**hi)) | ~np.isfinite(a), 0, e)
     return int(e) if e.ndim == 0 else e
+
+
+# ---- the estimators' data checks (X, y, sample_weight) -----------------------------
+# Every estimator and every data source (in-memory, out-of-core, Dask) goes through
+# these, so one bad input gets one exception type and one message everywhere.
+# Where scikit-learn has a convention its wording is used (complex X: ValueError,
+# as check_estimator's check_complex_data expects; "Found array with 0 sample(s)").
+
+def complex_error(dtype, name: str = "X") -> ValueError:
+    return ValueError(f"Complex data not supported: {name} has dtype {dtype}; {name} must be "
+                      "real (take .real or np.abs first)")
+
+
+def check_X_layout(shape, dtype, name: str = "X", *, min_samples: int = 1) -> None:
+    """The checks of :func:`check_X` that need only the shape and dtype.
+
+    Used as is by the sources whose rows are not in memory (np.memmap, HDF5,
+    zarr, Dask), which check finiteness block by block on their first pass.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise complex_error(dtype, name)
+    if dtype.kind not in "biuf":
+        what = {"O": "object", "U": "string", "S": "bytes", "M": "datetime",
+                "m": "timedelta", "V": "structured"}.get(dtype.kind, str(dtype))
+        raise TypeError(f"{name} must have a real numeric dtype (bool, int or float); got {what} "
+                        f"dtype {dtype}")
+    shape = tuple(shape)
+    if len(shape) == 1:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features); got a 1-D array of shape "
+                         f"{shape}. Reshape your data with {name}.reshape(-1, 1) if it has a "
+                         f"single feature or {name}.reshape(1, -1) if it is a single sample.")
+    if len(shape) != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features); got a {len(shape)}-D "
+                         f"array of shape {shape}")
+    if shape[0] < min_samples:
+        raise ValueError(f"Found array with {shape[0]} sample(s) (shape={shape}) while a "
+                         f"minimum of {min_samples} is required: {name} needs at least "
+                         f"{min_samples} row(s).")
+    if shape[1] < 1:
+        raise ValueError(f"Found array with 0 feature(s) (shape={shape}) while a minimum of 1 "
+                         f"is required: {name} needs at least 1 column.")
+
+
+def check_X(X, name: str = "X", *, dtype=None, min_samples: int = 1, finite: bool = True):
+    """The estimators' X: a C-contiguous float32/float64 (N, D) ndarray, or an exception.
+
+    Raises
+    ------
+    TypeError
+        Sparse input (with what to do), None, non-numeric data.
+    ValueError
+        Complex data (scikit-learn's convention), ragged lists, not 2-D,
+        fewer than `min_samples` rows or no column, NaN / infinity (naming
+        the first bad row).
+    """
+    check_dense(X, name)
+    if X is None:
+        raise TypeError(f"{name} must be an array of shape (n_samples, n_features); got None")
+    if getattr(X, "dtype", None) is not None and np.dtype(X.dtype).kind == "c":
+        raise complex_error(X.dtype, name)
+    try:
+        arr = np.asarray(X)
+        if arr.dtype.kind == "O":
+            arr = arr.astype(np.float64)  # numbers stored as objects; anything else raises
+    except (TypeError, ValueError) as exc:  # ragged lists, non-numbers: name the argument
+        raise type(exc)(f"{name} must be a numeric array of shape (n_samples, n_features): "
+                        f"{exc}") from None
+    if arr.dtype.kind in "US":
+        raise TypeError(f"{name} must be a numeric array of shape (n_samples, n_features); got "
+                        f"{_describe(X)}")
+    check_X_layout(arr.shape, arr.dtype, name, min_samples=min_samples)
+    return as_float_array(arr, name, dtype=dtype, finite=finite)
+
+
+def check_n_features(estimator, n_features: int, reset: bool) -> None:
+    """Set (reset) or check ``estimator.n_features_in_`` against X's columns."""
+    if reset:
+        estimator.n_features_in_ = int(n_features)
+    elif n_features != estimator.n_features_in_:
+        raise ValueError(f"X has {n_features} features, but {type(estimator).__name__} is "
+                         f"expecting {estimator.n_features_in_} features as input.")
+
+
+def check_y(y, n_samples: int, *, allow_2d: bool, estimator_name: str):
+    """Targets with one row per sample of X (a column vector warns and is flattened)."""
+    if y is None:
+        raise ValueError(f"{estimator_name} requires y to be passed, but the target y is None")
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1 and not allow_2d:
+        import warnings
+
+        from . import exceptions
+
+        warnings.warn(exceptions.DataConversionWarning(
+            "A column-vector y was passed when a 1d array was expected. Please change the "
+            "shape of y to (n_samples,), for example using ravel()."), stacklevel=4)
+        y = y.ravel()
+    if y.ndim not in ((1, 2) if allow_2d else (1,)):
+        raise ValueError(f"y must be 1-D{' or 2-D' if allow_2d else ''}; got shape {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"X and y have inconsistent numbers of samples: X has {n_samples}, y "
+                         f"has {y.shape[0]}")
+    return y
+
+
+def check_weight_block(w, name: str = "sample_weight", where: str = "") -> None:
+    """Finite and non-negative weights of one block of rows (sources' per-block check)."""
+    w = np.asarray(w)
+    if w.size and not np.all(np.isfinite(w)):
+        i = int(np.argmax(~np.isfinite(w)))
+        what = "NaN" if np.isnan(w[i]) else "infinity"
+        raise ValueError(f"{name} contains {what} (first at row {i}{where})")
+    if np.any(w < 0):
+        i = int(np.argmax(w < 0))
+        raise ValueError(f"{name} must be non-negative; got {w[i]} at index {i}{where}")
+
+
+def all_zero_weights_error(name: str = "sample_weight") -> ValueError:
+    return ValueError(f"{name} must have at least one positive weight; all weights are zero")

@@ -13,28 +13,26 @@ import warnings
 
 import numpy as np
 
-from . import _core, _streaming
+from . import _core, _engine, _sources
 from . import exceptions
 from ._base import BaseEstimator, check_is_fitted
+from ._engine import scaled_inertia as _scaled_inertia
 from ._validation import (
     FloatRangeError,
     as_float_array,
     check_bool,
-    check_dense,
     check_float,
     check_int,
+    check_n_features,
     check_output_size,
     check_random_state,
     check_sample_weight,
+    check_X,
     max_abs,
     scale_exponent,
 )
 
 __all__ = ["KMeans", "kmeans_plusplus"]
-
-# Rows per chunk for the rare numpy fallbacks (empty-cluster relocation), so
-# that they never allocate more than a few MB at a time.
-_CHUNK = 1 << 16
 
 
 def _feature_names(X):
@@ -48,102 +46,19 @@ def _feature_names(X):
     return None
 
 
-def _sq_distances(X, shift, centers, scale=1.0):
-    """Squared Euclidean distances (n_samples, n_centers) of the rows ``X * scale - shift``
-    to `centers`, direct form, in C++."""
-    return _core.kmeans_sq_distances(X, shift, centers, scale)
-
-
 def _scale_exponent(dtype, *arrays) -> int:
     """e such that the data spanning `arrays` are handled as X * 2**-e (0: ordinary range;
     see maxlik._validation.scale_exponent)."""
     return scale_exponent(max_abs(*arrays), dtype)
 
 
-def _scaled_inertia(inertia, e: int, name="X") -> float:
-    """inertia * 4**e, or a ValueError naming `name` if that leaves the float64 range."""
-    inertia = float(inertia)
-    try:
-        value = math.ldexp(inertia, 2 * e)
-    except OverflowError:
-        value = math.inf
-    if not math.isfinite(value):
-        raise FloatRangeError(
-            f"{name}: the inertia (sum of squared distances to the centres) exceeds the "
-            "float64 range (about 1.8e308), so it cannot be returned; rescale the data "
-            "(e.g. divide X by a power of ten)"
-        )
-    if value == 0.0 and inertia > 0.0:
-        raise FloatRangeError(
-            f"{name}: the inertia (sum of squared distances to the centres) is below the "
-            "float64 range (about 4.9e-324), so it cannot be returned; rescale the data "
-            "(e.g. multiply X by a power of ten)"
-        )
-    return value
-
-
-def _scaled_mean(X, scale):
-    """Column means of X * scale (float64), by the Lloyd kernel with one centre at 0:
-    its double sums of the scaled rows cannot overflow where X.mean() would."""
-    d = X.shape[1]
-    labels = np.empty(X.shape[0], dtype=np.int32)
-    S, W, _ = _core.kmeans_lloyd_step(X, np.zeros(d, X.dtype), np.zeros((1, d), X.dtype), None,
-                                      labels, True, scale)
-    return S[0] / W[0]
-
-
-_PP_BLOCK = 65536  # rows per block in k-means++ seeding
-
-
-def _kmeans_plusplus_shifted(X, shift, n_clusters, sample_weight, random_state, n_local_trials=None,
-                             scale=1.0):
-    """Greedy k-means++ on X * scale - shift; returns (centres in those coordinates, indices).
-
-    The sequence of random draws is the one scikit-learn uses, so the same
-    RandomState gives the same seeds (up to rounding in near-ties).
-    """
-    n_samples = X.shape[0]
-    dtype = X.dtype
-    if n_local_trials is None:
-        # Arthur & Vassilvitskii (2007) suggest O(log k) local trials.
-        n_local_trials = 2 + int(np.log(n_clusters))
-    w = sample_weight
-    centers = np.empty((n_clusters, X.shape[1]), dtype=dtype)
-    indices = np.full(n_clusters, -1, dtype=np.intp)
-    first = random_state.choice(n_samples, p=w / w.sum())
-    centers[0] = X[first] * scale - shift
-    indices[0] = first
-    closest = np.ascontiguousarray(_sq_distances(X, shift, centers[:1], scale)[:, 0])
-    potential = closest @ w
-    for c in range(1, n_clusters):
-        # Sample candidates with probability proportional to w * D(x)^2.
-        rand_vals = random_state.uniform(size=n_local_trials) * potential
-        candidates = np.searchsorted(np.cumsum(w * closest), rand_vals)
-        np.clip(candidates, None, n_samples - 1, out=candidates)
-        cand_centers = np.ascontiguousarray(X[candidates] * scale - shift, dtype=dtype)
-        # Potentials of the candidates in row blocks (no N x n_local_trials
-        # matrix, so seeding needs O(N) memory), then the new closest
-        # distances for the chosen candidate only.
-        potentials = np.zeros(len(candidates), dtype=np.float64)
-        for r0 in range(0, n_samples, _PP_BLOCK):
-            sl = slice(r0, r0 + _PP_BLOCK)
-            dist = _sq_distances(X[sl], shift, cand_centers, scale)
-            np.minimum(dist, closest[sl, None], out=dist)
-            potentials += w[sl] @ dist
-        best = int(np.argmin(potentials))
-        potential = potentials[best]
-        for r0 in range(0, n_samples, _PP_BLOCK):
-            sl = slice(r0, r0 + _PP_BLOCK)
-            np.minimum(closest[sl],
-                       _sq_distances(X[sl], shift, cand_centers[best:best + 1], scale)[:, 0],
-                       out=closest[sl])
-        centers[c] = cand_centers[best]
-        indices[c] = candidates[best]
-    return centers, indices
-
-
 def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None, n_local_trials=None):
     """Choose initial k-means centres by greedy k-means++ seeding.
+
+    The same seeding (:func:`maxlik._engine.kmeans_plusplus`) initialises
+    :class:`KMeans` and the "kmeans" / "k-means++" initialisations of
+    :class:`~maxlik.GaussianMixture`, for in-memory, out-of-core and Dask data
+    alike; its random draws are scikit-learn's.
 
     Parameters
     ----------
@@ -181,52 +96,15 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None, n_l
     n_clusters = check_int(n_clusters, "n_clusters", min=1, max=X.shape[0])
     if n_local_trials is not None:
         n_local_trials = check_int(n_local_trials, "n_local_trials", min=1)
-    w = check_sample_weight(sample_weight, X.shape[0], dtype=X.dtype)
+    if sample_weight is not None:
+        check_sample_weight(sample_weight, X.shape[0], dtype=X.dtype)
     rs = check_random_state(random_state)
-    e = _scale_exponent(X.dtype, X)
-    scale = 2.0**-e
-    shift = X.mean(axis=0) if e == 0 else _scaled_mean(X, scale).astype(X.dtype)
-    centers, idx = _kmeans_plusplus_shifted(X, shift, n_clusters, w, rs, n_local_trials, scale)
+    source = _sources.ArraySource(X, None, sample_weight)
+    summary = _engine.column_summary(source)
+    e = scale_exponent(float(np.max(summary.max_abs)), X.dtype)
+    shift = np.ascontiguousarray(np.ldexp(summary.mean, -e), dtype=X.dtype)
+    _, idx = _engine.kmeans_plusplus(source, shift, 2.0**-e, n_clusters, rs, n_local_trials)
     return X[idx].copy(), idx
-
-
-def _is_same_clustering(labels1, labels2, n_clusters):
-    """True if the labelings are equal up to a permutation of the labels."""
-    pairs = np.unique(np.stack([labels1, labels2], axis=1), axis=0)
-    # Same clustering <=> each label of labels1 meets exactly one label of labels2.
-    return len(np.unique(pairs[:, 0])) == len(pairs)
-
-
-def _move_rows(S, W, empty, rows, old_labels, weights):
-    """Relocate empty clusters (scikit-learn): empty cluster empty[i] takes row
-    rows[i] (shifted, float64) from its cluster old_labels[i], in place."""
-    for new_id, row, old_id, weight in zip(empty, rows, old_labels, weights):
-        weight = float(weight)
-        S[old_id] -= row * weight
-        S[new_id] = row * weight
-        W[new_id] = weight
-        W[old_id] -= weight
-
-
-def _centres(S, W):
-    """M-step centres S_k / W_k; clusters still empty (duplicate points) are
-    parked on the heaviest cluster."""
-    new = np.empty_like(S)
-    nonzero = W > 0
-    new[nonzero] = S[nonzero] / W[nonzero, None]
-    if not nonzero.all():
-        new[~nonzero] = new[int(np.argmax(W))]
-    return new
-
-
-def _column_variance(X, mean, block=65536, scale=1.0):
-    """Per-column variance (1/n) of X * scale in row blocks: np.var(X, axis=0) without
-    its N x D temporary, so fitting adds O(block x D) memory, not O(N x D)."""
-    acc = np.zeros(X.shape[1], dtype=np.float64)
-    for start in range(0, X.shape[0], block):
-        dev = X[start:start + block] * scale - mean
-        acc += np.einsum("ij,ij->j", dev, dev, dtype=np.float64)
-    return acc / max(X.shape[0], 1)
 
 
 class KMeans(BaseEstimator):
@@ -269,8 +147,8 @@ class KMeans(BaseEstimator):
     block_size : int, optional
         Rows per block when X is out of core (``np.memmap``, HDF5, zarr);
         default about 16 MB of rows. A ``dask.array`` is fitted on the Dask
-        workers (:mod:`maxlik.dask`). Both initialise from a random subsample
-        of at most 100 000 rows unless `init` is an array.
+        workers (:mod:`maxlik.dask`). Every source runs the same engine with
+        the same random draws, so the fit does not depend on where X lives.
 
     Attributes
     ----------
@@ -299,8 +177,8 @@ class KMeans(BaseEstimator):
     centres are those of the unscaled data) without a copy of X, so squared
     distances do not overflow. An inertia (or a distance from
     :meth:`transform`) beyond the float64 range raises ValueError saying to
-    rescale the data. This covers in-memory X; out-of-core and dask input
-    raise that ValueError instead of rescaling.
+    rescale the data. This holds for in-memory, out-of-core and dask input
+    alike (the scale comes from the engine's first pass over the rows).
 
     Examples
     --------
@@ -365,135 +243,47 @@ class KMeans(BaseEstimator):
             n_init = 1
         return n_clusters, max_iter, tol, verbose, init, n_init
 
-    @staticmethod
-    def _as_2d(X, dtype=None):
-        X = as_float_array(X, "X", dtype=dtype, finite=True)
-        if X.ndim == 1:
-            raise ValueError(
-                f"X must be 2-D (n_samples, n_features); got a 1-D array of shape {X.shape}. "
-                "Reshape your data with X.reshape(-1, 1) if it has a single feature or "
-                "X.reshape(1, -1) if it is a single sample.")
-        if X.ndim != 2:
-            raise ValueError(f"X must be 2-D (n_samples, n_features); got a {X.ndim}-D array "
-                             f"of shape {X.shape}")
-        return X
-
     def _validate_X(self, X, reset):
-        check_dense(X, "X")
+        """The one validator (``check_X``) plus the feature names of a DataFrame."""
         names = _feature_names(X)
         if reset:
-            X = self._as_2d(X)
-            if X.shape[0] < 1:
-                raise ValueError(f"X has 0 sample(s) (shape={X.shape}) while a minimum of 1 "
-                                 "is required.")
-            if X.shape[1] < 1:
-                raise ValueError(f"X has 0 feature(s) (shape={X.shape}) while a minimum of 1 "
-                                 "is required.")
-            self.n_features_in_ = X.shape[1]
-            if names is not None:
-                self.feature_names_in_ = names
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
+            X = check_X(X)
+            check_n_features(self, X.shape[1], reset=True)
+            self._set_feature_names(names)
             return X
         check_is_fitted(self, "cluster_centers_")
+        self._check_feature_names(names)
+        X = check_X(X, dtype=self.cluster_centers_.dtype)
+        check_n_features(self, X.shape[1], reset=False)
+        return X
+
+    def _set_feature_names(self, names):
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    def _check_feature_names(self, names):
         fitted = getattr(self, "feature_names_in_", None)
         if names is not None and fitted is None:
             warnings.warn(f"X has feature names, but {type(self).__name__} was fitted without "
-                          "feature names", UserWarning, stacklevel=3)
+                          "feature names", UserWarning, stacklevel=4)
         elif names is None and fitted is not None:
             warnings.warn(f"X does not have valid feature names, but {type(self).__name__} was "
-                          "fitted with feature names", UserWarning, stacklevel=3)
+                          "fitted with feature names", UserWarning, stacklevel=4)
         elif names is not None and (len(names) != len(fitted) or np.any(names != fitted)):
             raise ValueError("The feature names should match those that were passed during fit; "
                              f"got {list(names)}, expected {list(fitted)}")
-        X = self._as_2d(X, dtype=self.cluster_centers_.dtype)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
-                             f"expecting {self.n_features_in_} features as input")
-        return X
-
-    # ---------------------------------------------------------------- core loop
-    def _init_centroids(self, X, shift, init, n_clusters, w, rs, scale=1.0):
-        """Initial centres in the coordinates X * scale - shift."""
-        if isinstance(init, str) and init == "k-means++":
-            centers, _ = _kmeans_plusplus_shifted(X, shift, n_clusters, w, rs, scale=scale)
-        elif isinstance(init, str) and init == "random":
-            seeds = rs.choice(X.shape[0], size=n_clusters, replace=False, p=w / w.sum())
-            centers = X[seeds] * scale - shift
-        elif callable(init):
-            centers = as_float_array(init(X, n_clusters, random_state=rs), "init(X) result",
-                                     ndim=2, dtype=X.dtype, finite=True)
-            self._check_center_shape(centers, X, n_clusters)
-            centers = centers * scale - shift
-        else:
-            centers = init * scale - shift
-        return np.ascontiguousarray(centers, dtype=X.dtype)
-
-    @staticmethod
-    def _check_center_shape(centers, X, n_clusters):
-        if centers.shape != (n_clusters, X.shape[1]):
-            raise ValueError(
-                f"The shape of the initial centers {centers.shape} does not match "
-                f"(n_clusters, n_features) = ({n_clusters}, {X.shape[1]})")
-
-    @staticmethod
-    def _m_step(X, shift, w, centers_old, labels, S, W, scale=1.0):
-        """New centres from the statistics, relocating empty clusters like scikit-learn."""
-        empty = np.flatnonzero(W == 0)
-        relocated = False
-        if empty.size:
-            # Squared distance of every row to its assigned (old) centre.
-            dist = np.empty(X.shape[0], dtype=np.float64)
-            for r0 in range(0, X.shape[0], _CHUNK):
-                sl = slice(r0, r0 + _CHUNK)
-                diff = (X[sl] * scale - shift) - centers_old[labels[sl]]
-                dist[sl] = np.einsum("ij,ij->i", diff, diff)
-            if dist.max() > 0:
-                relocated = True
-                n_empty = empty.size
-                far = np.argpartition(dist, -n_empty)[:-n_empty - 1:-1]
-                rows = (X[far] * scale - shift).astype(np.float64)
-                weights = w[far] if w is not None else np.ones(n_empty)
-                _move_rows(S, W, empty, rows, labels[far], weights)
-        return _centres(S, W).astype(X.dtype), relocated
-
-    def _lloyd(self, X, shift, w_kernel, w, centers, max_iter, tol, verbose, scale=1.0):
-        n = X.shape[0]
-        labels = np.full(n, -1, dtype=np.int32)
-        labels_old = labels.copy()
-        strict = False
-        relocated = False
-        inertia = None
-        for i in range(max_iter):
-            S, W, inertia = _core.kmeans_lloyd_step(X, shift, centers, w_kernel, labels, True,
-                                                    scale)
-            new, relocated = self._m_step(X, shift, w, centers, labels, S, W, scale)
-            if verbose:
-                print(f"Iteration {i}, inertia {inertia}.")
-            shift_sq = float(np.sum((new.astype(np.float64) - centers) ** 2))
-            centers = new
-            if np.array_equal(labels, labels_old):
-                # Same labels => the new centres equal the previous ones, so
-                # the labels and inertia just computed are final.
-                if verbose:
-                    print(f"Converged at iteration {i}: strict convergence.")
-                strict = True
-                break
-            if shift_sq <= tol:
-                if verbose:
-                    print(f"Converged at iteration {i}: center shift {shift_sq} within "
-                          f"tolerance {tol}.")
-                break
-            labels_old[:] = labels
-        if not strict or relocated:
-            # E-step with the final centres so that labels_ matches them.
-            _, _, inertia = _core.kmeans_lloyd_step(X, shift, centers, w_kernel, labels, False,
-                                                    scale)
-        return labels, float(inertia), centers, i + 1
 
     # ------------------------------------------------------------------ API
     def fit(self, X, y=None, sample_weight=None):
         """Compute k-means clustering.
+
+        `X` may be an ndarray (or array_like), an ``np.memmap`` / HDF5 / zarr
+        dataset (streamed in row blocks of `block_size` rows) or a
+        ``dask.array``: all run the same engine (:func:`maxlik._engine.fit_kmeans`),
+        initialisation included, so the same rows and `random_state` give the
+        same clustering wherever they are stored.
 
         Parameters
         ----------
@@ -510,60 +300,36 @@ class KMeans(BaseEstimator):
         Raises
         ------
         ValueError
-            Bad hyper-parameters, non-finite X, fewer rows than n_clusters,
-            initial centres of the wrong shape, or an inertia beyond the
-            float64 range (finite X near the float64 limits; see Notes).
+            Bad hyper-parameters, non-finite or complex X, fewer rows than
+            n_clusters, initial centres of the wrong shape, or an inertia
+            beyond the float64 range (finite X near the float64 limits; see Notes).
         TypeError
-            Non-numeric X or wrongly typed hyper-parameters.
+            Non-numeric or sparse X, or wrongly typed hyper-parameters.
         """
-        if _streaming.is_streamed(X):  # memmap / HDF5 / zarr / dask: row blocks
-            return _streaming.fit_kmeans(self, X, sample_weight)
         n_clusters, max_iter, tol, verbose, init, n_init = self._check_params()
-        X = self._validate_X(X, reset=True)
-        n, d = X.shape
+        names = _feature_names(X)
+        source = _sources.make_source(X, None, sample_weight, block_size=self.block_size)
+        n, d = source.n_samples, source.n_features
         if n < n_clusters:
             raise ValueError(f"n_samples={n} should be >= n_clusters={n_clusters}.")
-        w = check_sample_weight(sample_weight, n, dtype=X.dtype)
-        w_kernel = None if sample_weight is None else w
+        source.positive_weights()
         if isinstance(init, np.ndarray):
-            init = np.ascontiguousarray(init, dtype=X.dtype)
-            self._check_center_shape(init, X, n_clusters)
-        rs = check_random_state(self.random_state)
-        # Work in mean-centred coordinates (the kernels subtract on the fly):
-        # the dot-product distance form then loses far less to cancellation.
-        # Data near the float64 (float32) limits: also scaled by 2**-e on the fly.
-        e = _scale_exponent(X.dtype, X)
-        scale = 2.0**-e
-        mean = X.mean(axis=0) if e == 0 else _scaled_mean(X, scale)
-        shift = np.ascontiguousarray(mean, dtype=X.dtype)
-        tol_abs = (float(np.mean(_column_variance(X, shift, scale=scale))) * tol
-                   if tol > 0 else 0.0)
-
-        best = None
-        for _ in range(n_init):
-            centers = self._init_centroids(X, shift, init, n_clusters, w, rs, scale)
-            if verbose:
-                print("Initialization complete")
-            labels, inertia, centers, n_iter = self._lloyd(
-                X, shift, w_kernel, w, centers, max_iter, tol_abs, verbose, scale)
-            # Prefer a lower inertia only if it is a different clustering
-            # (not the same partition with permuted labels and rounding noise).
-            if best is None or (inertia < best[1]
-                                and not _is_same_clustering(labels, best[0], n_clusters)):
-                best = (labels, inertia, centers, n_iter)
-
-        labels, inertia, centers, n_iter = best
-        distinct = len(np.unique(labels))
-        if distinct < n_clusters:
+            init = np.ascontiguousarray(init, dtype=source.dtype)
+            _engine.check_center_shape(init, d, n_clusters)
+        res = _engine.fit_kmeans(source, n_clusters, init=init, n_init=n_init,
+                                 max_iter=max_iter, tol=tol,
+                                 rs=check_random_state(self.random_state), verbose=verbose)
+        if res.n_distinct < n_clusters:
             warnings.warn(
-                f"Number of distinct clusters ({distinct}) found smaller than n_clusters "
+                f"Number of distinct clusters ({res.n_distinct}) found smaller than n_clusters "
                 f"({n_clusters}). Possibly due to duplicate points in X.",
                 exceptions.ConvergenceWarning, stacklevel=2)
-        inertia = _scaled_inertia(inertia, e)
-        self.cluster_centers_ = np.ldexp(centers + shift, e).astype(X.dtype)
-        self.labels_ = labels
-        self.inertia_ = inertia
-        self.n_iter_ = n_iter
+        check_n_features(self, d, reset=True)
+        self._set_feature_names(names)
+        self.cluster_centers_ = res.cluster_centers
+        self.labels_ = res.labels
+        self.inertia_ = res.inertia
+        self.n_iter_ = res.n_iter
         return self
 
     def partial_fit(self, X, y=None, sample_weight=None):
@@ -586,7 +352,43 @@ class KMeans(BaseEstimator):
         -------
         self : KMeans
         """
-        return _streaming.partial_fit_kmeans(self, X, sample_weight)
+        n_clusters, _, _, _, init, _ = self._check_params()
+        fitted = hasattr(self, "cluster_centers_")
+        state = getattr(self, "_minibatch_state", None)
+        if state is not None and (not fitted or state[2] is not self.cluster_centers_):
+            state = None  # fit() ran since: start again from its centres
+        X = self._validate_X(X, reset=not fitted)
+        n, d = X.shape
+        w = check_sample_weight(sample_weight, n, dtype=X.dtype)
+        if state is None and fitted:
+            # after fit(): continue from the fitted centres with zero counts
+            centers = np.asarray(self.cluster_centers_, dtype=np.float64)
+            counts = np.zeros(n_clusters)
+            self.n_steps_ = 0
+        elif state is None:
+            if n < n_clusters:
+                raise ValueError(f"the first batch of partial_fit needs n_samples >= n_clusters; "
+                                 f"got n_samples = {n}, n_clusters = {n_clusters}")
+            if isinstance(init, np.ndarray):
+                init = np.ascontiguousarray(init, dtype=X.dtype)
+                _engine.check_center_shape(init, d, n_clusters)
+            source = _sources.ArraySource(X, None, sample_weight)
+            zero = np.zeros(d, dtype=X.dtype)
+            centers = _engine._init_centroids(source, zero, 1.0, init, n_clusters,
+                                              check_random_state(self.random_state))
+            centers = centers.astype(np.float64)
+            counts = np.zeros(n_clusters)
+            self.n_steps_ = 0
+        else:
+            centers, counts, _ = state
+        new, counts, labels, inertia = _engine.minibatch_kmeans_step(
+            X, None if sample_weight is None else w, centers, counts)
+        self.cluster_centers_ = new.astype(X.dtype)
+        self._minibatch_state = (new, counts, self.cluster_centers_)
+        self.labels_ = labels
+        self.inertia_ = _scaled_inertia(inertia, 0)  # near the float64 limits: ValueError, not inf
+        self.n_steps_ += 1
+        return self
 
     def _labels_inertia(self, X, sample_weight=None, need_inertia=True):
         centers = self.cluster_centers_
@@ -612,8 +414,8 @@ class KMeans(BaseEstimator):
         -------
         labels : ndarray of shape (n_samples,), int32
         """
-        if _streaming.is_streamed(X):  # lazy for dask, block by block for memmaps
-            return _streaming.apply_blockwise(self, "predict", X)
+        if _sources.is_streamed(X):  # lazy for dask, block by block for memmaps
+            return _sources.apply_blockwise(self, "predict", X)
         X = self._validate_X(X, reset=False)
         return self._labels_inertia(X, need_inertia=False)[0]
 
@@ -641,8 +443,8 @@ class KMeans(BaseEstimator):
             A distance beyond the range of the centres' dtype (data near its
             limits: rescale the data).
         """
-        if _streaming.is_streamed(X):
-            return _streaming.apply_blockwise(self, "transform", X,
+        if _sources.is_streamed(X):
+            return _sources.apply_blockwise(self, "transform", X,
                                               n_out=self.cluster_centers_.shape[0])
         X = self._validate_X(X, reset=False)
         return self._transform(X)
@@ -655,9 +457,9 @@ class KMeans(BaseEstimator):
         e = _scale_exponent(centers.dtype, X, centers)  # 0 for data of ordinary range
         zero = np.zeros(X.shape[1], dtype=centers.dtype)
         if e == 0:
-            return np.sqrt(_sq_distances(X, zero, centers))
+            return np.sqrt(_core.kmeans_sq_distances(X, zero, centers, 1.0))
         c = np.ldexp(centers, -e).astype(centers.dtype)
-        d = np.sqrt(_sq_distances(X, zero, c, 2.0**-e))
+        d = np.sqrt(_core.kmeans_sq_distances(X, zero, c, 2.0**-e))
         with np.errstate(over="ignore"):
             d = np.ldexp(d, e).astype(centers.dtype)
         if not np.all(np.isfinite(d)):
@@ -669,7 +471,7 @@ class KMeans(BaseEstimator):
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """Fit and return the distances of X to the fitted centres."""
-        if _streaming.is_streamed(X):
+        if _sources.is_streamed(X):
             return self.fit(X, sample_weight=sample_weight).transform(X)
         self.fit(X, sample_weight=sample_weight)
         return self._transform(as_float_array(X, "X", ndim=2, dtype=self.cluster_centers_.dtype))
@@ -679,6 +481,3 @@ class KMeans(BaseEstimator):
         X = self._validate_X(X, reset=False)
         return -self._labels_inertia(X, sample_weight)[1]
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        return tags

@@ -17,99 +17,32 @@ import warnings
 
 import numpy as np
 
-from . import _core, _streaming
+from . import _engine, _sources
 from . import exceptions
 from ._base import BaseEstimator, check_is_fitted
-from ._optimize import minimize_lbfgs
 from ._validation import (
     as_float_array,
     check_bool,
     check_float,
     check_int,
+    check_n_features,
     check_output_size,
     check_sample_weight,
+    check_X,
+    check_y,
     max_abs,
     scale_exponent,
 )
+from .special import log_softmax
 
 __all__ = ["LinearRegression", "LogisticRegression"]
 
 
 def _check_X(X, estimator, *, reset):
-    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
-        raise TypeError(
-            f"{type(estimator).__name__} does not accept sparse input; convert X with "
-            "X.toarray() first"
-        )
-    if X is None:
-        raise ValueError(f"X must be an array of shape (n_samples, n_features); got None")
-    try:
-        arr = np.asarray(X)
-        if arr.dtype.kind == "O":
-            arr = arr.astype(np.float64)  # numbers stored as objects; anything else raises
-    except (TypeError, ValueError) as exc:  # ragged lists, non-numbers: name the argument
-        raise type(exc)(f"X must be a numeric array of shape (n_samples, n_features): {exc}") \
-            from None
-    if arr.dtype.kind == "c":
-        # scikit-learn's convention (ValueError) rather than the TypeError of as_float_array
-        raise ValueError(f"Complex data not supported: X has dtype {arr.dtype}")
-    X = as_float_array(arr, "X", dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(
-            f"Expected 2D array, got {X.ndim}D array instead: X must have shape "
-            "(n_samples, n_features). Reshape your data with X.reshape(-1, 1) for a single "
-            "feature or X.reshape(1, -1) for a single sample."
-        )
-    if X.shape[0] < 1:
-        raise ValueError(
-            f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
-        )
-    if X.shape[1] < 1:
-        raise ValueError(
-            f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
-        )
-    from ._validation import check_finite
-
-    check_finite(X, "X")
-    if reset:
-        estimator.n_features_in_ = X.shape[1]
-    elif X.shape[1] != estimator.n_features_in_:
-        raise ValueError(
-            f"X has {X.shape[1]} features, but {type(estimator).__name__} is expecting "
-            f"{estimator.n_features_in_} features as input."
-        )
+    """The one validator (float64 for the linear models) and ``n_features_in_``."""
+    X = check_X(X, dtype=np.float64)
+    check_n_features(estimator, X.shape[1], reset)
     return X
-
-
-def _column_y(y, n_samples, *, allow_2d, name):
-    if y is None:
-        raise ValueError(f"{name} requires y to be passed, but the target y is None")
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1 and not allow_2d:
-        warnings.warn(
-            exceptions.DataConversionWarning(
-                "A column-vector y was passed when a 1d array was expected. Please change "
-                "the shape of y to (n_samples,), for example using ravel()."
-            ),
-            stacklevel=3,
-        )
-        y = y.ravel()
-    if y.ndim not in ((1, 2) if allow_2d else (1,)):
-        raise ValueError(f"y must be 1-D{' or 2-D' if allow_2d else ''}; got shape {y.shape}")
-    if y.shape[0] != n_samples:
-        raise ValueError(
-            f"X and y have inconsistent numbers of samples: X has {n_samples}, y has {y.shape[0]}"
-        )
-    return y
-
-
-def _sample_weight(sample_weight, n):
-    """check_sample_weight, with scikit-learn's wording for all-zero weights."""
-    if sample_weight is not None and not np.isscalar(sample_weight):
-        w = np.asarray(sample_weight)
-        if w.dtype.kind in "biuf" and w.shape == (n,) and n and np.all(w == 0):
-            raise ValueError("sample_weight: every weight is zero; at least one must be positive")
-    return check_sample_weight(sample_weight, n)
 
 
 def _weighted_mean(a, w):
@@ -206,38 +139,28 @@ class LinearRegression(BaseEstimator):
         """
         fit_intercept = check_bool(self.fit_intercept, "fit_intercept")
         ddof = check_float(self.ddof, "ddof")
-        X = _check_X(X, self, reset=True)
-        n, D = X.shape
-        y = _column_y(y, n, allow_2d=True, name=type(self).__name__)
-        if y.dtype.kind == "O":
-            y = y.astype(np.float64)  # numbers stored as objects
-        y = as_float_array(y, "y", dtype=np.float64, finite=True)
-        w = _sample_weight(sample_weight, n)
-        Y = y.reshape(n, -1)
+        if _sources.is_streamed(X):
+            source = _sources.make_source(X, y, sample_weight, dtype=np.float64)
+            n, D = source.n_samples, source.n_features
+            y_ndim = 1 if source.y is None or source.y.ndim == 1 else 2
+        else:
+            X = _check_X(X, self, reset=True)
+            n, D = X.shape
+            y = check_y(y, n, allow_2d=True, estimator_name=type(self).__name__)
+            if y.dtype.kind == "O":
+                y = y.astype(np.float64)  # numbers stored as objects
+            y = as_float_array(y, "y", dtype=np.float64, finite=True)
+            y_ndim = y.ndim
+            source = _sources.ArraySource(X, y.reshape(n, -1), sample_weight)
+        check_n_features(self, D, reset=True)
+        source.positive_weights()
         # Data near the float64 limits (|X| or |y| beyond 2**400 or below 2**-400,
         # whose squares and sums overflow / underflow) are fitted as X 2**-ex and
         # y_t 2**-ey_t: powers of two, so exact; the coefficients are then
         # beta_s 2**(ey - ex). Ordinary data: ex = ey = 0, nothing changes.
-        ex = scale_exponent(max_abs(X))
-        ey = np.asarray(scale_exponent(max_abs(Y, axis=0)), dtype=np.int64).reshape(-1)
-        if ex:
-            X = np.ldexp(X, -ex)
-        if np.any(ey):
-            Y = np.ldexp(Y, -ey[None, :])
-        if fit_intercept:
-            x_mean = _weighted_mean(X, w)
-            y_mean = _weighted_mean(Y, w)
-        else:
-            x_mean = np.zeros(D)
-            y_mean = np.zeros(Y.shape[1])
-        sw = np.sqrt(w)[:, None]
-        A = (X - x_mean) * sw
-        B = (Y - y_mean) * sw
-        beta, _, rank, sv = np.linalg.lstsq(A, B, rcond=None)
-        intercept = y_mean - x_mean @ beta
-        resid = Y - X @ beta - intercept
-        rss = w @ (resid * resid)
-        n_eff = float(w.sum())
+        fit = _engine.least_squares(source, fit_intercept)
+        beta, intercept, rss, ex, ey = fit.beta, fit.intercept, fit.rss, fit.ex, fit.ey
+        rank, sv, n_eff = fit.rank, fit.singular_values, fit.n_eff
         denom = n_eff - ddof
         with np.errstate(divide="ignore", invalid="ignore"):
             var = rss / denom if denom > 0 else np.full_like(rss, np.nan)
@@ -253,8 +176,8 @@ class LinearRegression(BaseEstimator):
         self.rank_ = int(rank)
         self.singular_values_ = sv
         self._n_eff = n_eff
-        self._n_params = Y.shape[1] * (D + int(fit_intercept) + 1)
-        if y.ndim == 1:
+        self._n_params = beta.shape[1] * (D + int(fit_intercept) + 1)
+        if y_ndim == 1:
             self.coef_ = beta[:, 0].copy()
             self.intercept_ = float(intercept[0])
             self.noise_variance_ = float(var[0])
@@ -321,55 +244,6 @@ class LinearRegression(BaseEstimator):
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
         return tags
-
-
-def _encode_labels(y):
-    y = np.asarray(y)
-    if y.dtype.kind == "f":
-        if not np.all(np.isfinite(y)):
-            raise ValueError("y contains NaN or infinity; class labels must be finite")
-        if np.any(y != np.round(y)):
-            raise ValueError(
-                "Unknown label type: continuous. LogisticRegression needs class labels "
-                "(integers or strings); for a continuous target use LinearRegression."
-            )
-    elif y.dtype.kind not in "biuUSO":
-        raise ValueError(f"Unknown label type: y has dtype {y.dtype}")
-    if y.dtype.kind == "O":
-        kinds = {type(v) for v in y}
-        if any(not isinstance(v, (str, numbers.Integral)) for v in y) or len(kinds) > 1 and any(
-                issubclass(k, str) for k in kinds):
-            raise ValueError("Unknown label type: y must hold labels of one kind (str or int)")
-    classes, codes = np.unique(y, return_inverse=True)
-    return classes, codes.reshape(-1)
-
-
-# LogisticRegression: columns whose largest magnitude exceeds 2**16 are fitted in
-# rescaled coordinates (such columns stall L-BFGS long before anything
-# overflows: features ~1e10 gave all-zero coefficients). Only large columns: for
-# tiny ones the reparametrisation would multiply the L2 penalty by 4**|e|.
-_LOGISTIC_MAX_EXP = 16
-
-
-def _logistic_column_exponents(X):
-    """Per-column e_j > 0 with max |X_j| 2**-e_j in [1, 2) where max |X_j| > 2**16, else 0."""
-    m = max_abs(X, axis=0)
-    e = np.frexp(m)[1].astype(np.int64) - 1
-    return np.where(m > 2.0**_LOGISTIC_MAX_EXP, np.minimum(e, 1000), 0)
-
-
-def _reparametrised(fun, pscale):
-    """theta' -> f(theta' * pscale) with its gradient in theta' (chain rule)."""
-    def wrapped(theta):
-        f, g = fun(theta * pscale)
-        return f, g * pscale
-    return wrapped
-
-
-def _log_softmax(z):
-    m = z.max(axis=1, keepdims=True)
-    s = z - m
-    return s - np.log(np.exp(s).sum(axis=1, keepdims=True))
 
 
 class LogisticRegression(BaseEstimator):
@@ -474,38 +348,21 @@ class LogisticRegression(BaseEstimator):
         ValueError
             Fewer than two classes, continuous y, non-finite X, bad weights.
         """
-        if _streaming.is_dask(X):  # loss+gradient summed over blocks on the workers
-            from . import dask as _dask
-
-            return _dask.fit_logistic_regression(self, X, y, sample_weight)
         C, fit_intercept, max_iter, tol = self._check_params()
-        X = _check_X(X, self, reset=True)
-        n, D = X.shape
-        y = _column_y(y, n, allow_2d=False, name=type(self).__name__)
-        classes, codes = _encode_labels(y)
-        if classes.shape[0] < 2:
-            raise ValueError(
-                f"LogisticRegression needs samples of at least 2 classes in y; got only one "
-                f"class: {classes[0]!r}"
-            )
-        s = _sample_weight(sample_weight, n)
-        S = float(s.sum())
-        l2 = 0.0 if math.isinf(C) else 1.0 / (C * S)
-        sw = np.ascontiguousarray(s / S)
-        K = classes.shape[0]
-        n_out = 1 if K == 2 else K
-        fun = self._objective(X, np.ascontiguousarray(codes, dtype=np.int64), sw, l2,
-                              fit_intercept, n_out)
-        n_par = n_out * (D + int(fit_intercept))
-        # Columns of extreme magnitude: optimise over W'_j = W_j 2**e_j (exact; see Notes).
-        e = _logistic_column_exponents(X)
-        pscale = None
-        if np.any(e):
-            pscale = np.ones((n_out, D + int(fit_intercept)))
-            pscale[:, :D] = np.ldexp(1.0, -e)
-            pscale = pscale.ravel()
-            fun = _reparametrised(fun, pscale)
-        res = minimize_lbfgs(fun, np.zeros(n_par), max_iter=max_iter, gtol=tol)
+        if _sources.is_streamed(X):
+            source = _sources.make_source(X, y, sample_weight, dtype=np.float64)
+        else:
+            X = _check_X(X, self, reset=True)
+            y = check_y(y, X.shape[0], allow_2d=False, estimator_name=type(self).__name__)
+            if y.dtype.kind == "O":
+                _engine.check_label_kinds(y)
+            elif y.dtype.kind not in "biufUS":
+                raise ValueError(f"Unknown label type: y has dtype {y.dtype}")
+            source = _sources.ArraySource(X, y, sample_weight)
+        source.positive_weights()
+        fit = _engine.fit_logistic(source, C=C, fit_intercept=fit_intercept, max_iter=max_iter,
+                                   tol=tol)
+        res = fit.result
         if not res.converged:
             warnings.warn(
                 f"LogisticRegression: L-BFGS stopped ({res.message}) after {res.n_iter} "
@@ -514,52 +371,13 @@ class LogisticRegression(BaseEstimator):
                 exceptions.ConvergenceWarning,
                 stacklevel=2,
             )
-        theta = (res.x if pscale is None else res.x * pscale).reshape(n_out, D + int(fit_intercept))
-        self.classes_ = classes
-        self.coef_ = np.ascontiguousarray(theta[:, :D])
-        self.intercept_ = theta[:, D].copy() if fit_intercept else np.zeros(n_out)
-        self.n_iter_ = np.array([res.n_iter], dtype=np.int32)
-        self.objective_ = float(res.fun)
+        check_n_features(self, source.n_features, reset=True)
+        self.classes_ = fit.classes
+        self.coef_ = fit.coef
+        self.intercept_ = fit.intercept
+        self.n_iter_ = np.array([fit.n_iter], dtype=np.int32)
+        self.objective_ = fit.objective
         return self
-
-    # Entry points used by maxlik.dask (one call per row block); thin wrappers of _objective.
-    @staticmethod
-    def _binary_objective(X, t, sw, l2, fit_intercept):
-        codes = np.ascontiguousarray(t, dtype=np.int64)  # 0/1 targets
-        return LogisticRegression._objective(X, codes, sw, l2, fit_intercept, 1)
-
-    @staticmethod
-    def _multinomial_objective(X, codes, sw, l2, fit_intercept, K):
-        codes = np.ascontiguousarray(codes, dtype=np.int64)
-        return LogisticRegression._objective(X, codes, sw, l2, fit_intercept, K)
-
-    @staticmethod
-    def _objective(X, codes, sw, l2, fit_intercept, n_out):
-        """theta -> (objective, gradient) for n_out weight vectors (1: binomial, K: softmax).
-
-        One fused C++ pass over X per call computes the logits, the weighted
-        cross-entropy sum_i sw_i CE_i (sw already divided by S) and its
-        gradient G^T X, G^T 1 (G = dCE/dlogits); only the O(K D) penalty
-        terms are added here.
-        """
-        n, D = X.shape
-        P = D + int(fit_intercept)
-
-        def fun(theta):
-            Th = theta.reshape(n_out, P)
-            W = np.ascontiguousarray(Th[:, :D])
-            b = np.ascontiguousarray(Th[:, D]) if fit_intercept else None
-            loss, gW, gb = _core._linear_ce(X, W, b, codes, sw)
-            grad = np.empty((n_out, P))
-            grad[:, :D] = gW + l2 * W
-            if fit_intercept:
-                grad[:, D] = gb
-            if not l2:  # no penalty (C = inf): also no 0 * inf for huge trial W
-                return loss, grad.ravel()
-            with np.errstate(over="ignore"):  # a huge trial W: an infinite objective, rejected
-                return loss + 0.5 * l2 * float(np.sum(W * W)), grad.ravel()
-
-        return fun
 
     def decision_function(self, X):
         """Logits ``X @ coef_.T + intercept_``; shape (n,) for two classes, else (n, K)."""
@@ -577,19 +395,19 @@ class LogisticRegression(BaseEstimator):
         z = self.decision_function(X)
         if z.ndim == 1:
             z = np.column_stack([np.zeros_like(z), z])
-        return _log_softmax(z)
+        return log_softmax(z, axis=1)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n, n_classes), columns ordered as classes_."""
-        if _streaming.is_dask(X):  # lazy, block by block
-            return _streaming.apply_blockwise(self, "predict_proba", X,
-                                              n_out=self.classes_.shape[0])
+        if _sources.is_dask(X):  # lazy, block by block
+            return _sources.apply_blockwise(self, "predict_proba", X,
+                                            n_out=self.classes_.shape[0])
         return np.exp(self.predict_log_proba(X))
 
     def predict(self, X):
         """The most probable class of each row."""
-        if _streaming.is_dask(X):
-            return _streaming.apply_blockwise(self, "predict", X)
+        if _sources.is_dask(X):
+            return _sources.apply_blockwise(self, "predict", X)
         z = self.decision_function(X)
         idx = (z > 0).astype(np.intp) if z.ndim == 1 else np.argmax(z, axis=1)
         return self.classes_[idx]

@@ -1,0 +1,613 @@
+"""Block kernels: what a data source maps over one block of rows, and how results merge.
+
+The bottom Python layer above the bindings (``_core``). Every function here
+takes one block of rows that its caller has already validated (a C-contiguous
+float32/float64 array, finite; weights None or of the block's dtype) and
+returns a small statistics object or tuple that merges with the others by
+:func:`add` (or, for the least-squares R factors, by :func:`merge_r`). The
+sources (:mod:`maxlik._sources`, :mod:`maxlik.dask`) run these on every block;
+the engine (:mod:`maxlik._engine`) builds each fit from them. Nothing here
+loops over blocks, and nothing here knows about estimators.
+
+It also holds the Gaussian-mixture statistics and their M-step
+(:class:`MixtureParameters`, :class:`MixtureStatistics`,
+:func:`mixture_statistics`, :func:`mixture_update`), public through
+:mod:`maxlik.mixture`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+from ._validation import (
+    as_float_array,
+    check_float,
+    check_option,
+    check_output_size,
+    check_sample_weight,
+    scale_exponent,
+)
+from .stats import COVARIANCE_TYPES, _TYPE_CODE, _precision_cholesky_full
+
+#: Rows per sub-chunk inside a block for kernels whose temporaries grow with the
+#: rows (k-means++ distances, farthest-row search): bounds them to a few MB.
+SUB_ROWS = 65536
+
+
+def add(a, b):
+    """Merge two block results: statistics objects and arrays by ``+``, tuples elementwise."""
+    if isinstance(a, tuple):
+        return tuple(add(x, y) for x, y in zip(a, b))
+    if a is None:
+        return None
+    return a + b
+
+
+def sum_in_order(parts):
+    """``add`` of `parts` from left to right (the fixed block order)."""
+    out = parts[0]
+    for p in parts[1:]:
+        out = add(out, p)
+    return out
+
+
+def _rows(a) -> str:
+    return f"shape {np.shape(a)}"
+
+
+@dataclass(frozen=True, eq=False)
+class MixtureParameters:
+    """Parameters of a Gaussian mixture, in scikit-learn's shapes.
+
+    Attributes
+    ----------
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    weights : ndarray (K,)
+    means : ndarray (K, D)
+    precisions_cholesky : ndarray
+        Upper-triangular factors U with ``inv(cov) = U @ U.T`` ("full" (K, D, D),
+        "tied" (D, D)), or ``1/sqrt(cov)`` ("diag" (K, D), "spherical" (K,)).
+    covariances : ndarray or None
+        Same shapes as scikit-learn's ``covariances_``; None when the
+        parameters came from precisions only.
+    """
+
+    covariance_type: str
+    weights: np.ndarray
+    means: np.ndarray
+    precisions_cholesky: np.ndarray
+    covariances: np.ndarray | None = None
+
+    def __post_init__(self):
+        # Users build these for the block API (mixture_statistics): without the
+        # checks a 1-D `means` gave IndexError, an unknown type KeyError, lists
+        # AttributeError, and NaN or negative weights a silent NaN log-likelihood.
+        ctype = check_option(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
+        means = as_float_array(self.means, "means", ndim=2, dtype=np.float64, finite=True)
+        K, D = means.shape
+        weights = as_float_array(self.weights, "weights", ndim=1, dtype=np.float64, finite=True)
+        if weights.shape != (K,):
+            raise ValueError(f"weights must have shape ({K},) to match means {means.shape}; "
+                             f"got {weights.shape}")
+        if np.any(weights < 0) or not weights.sum() > 0:
+            raise ValueError("weights must be non-negative with a positive sum; got "
+                             f"{weights[:5]}{' ...' if K > 5 else ''}")
+        prec = as_float_array(self.precisions_cholesky, "precisions_cholesky", dtype=np.float64,
+                              finite=True)
+        expected = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ctype]
+        if prec.shape != expected:
+            raise ValueError(f"precisions_cholesky must have shape {expected} for "
+                             f"covariance_type={ctype!r} with means {means.shape}; "
+                             f"got {prec.shape}")
+        object.__setattr__(self, "means", means)
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "precisions_cholesky", prec)
+
+    @property
+    def n_components(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.means.shape[1])
+
+    def __repr__(self) -> str:
+        return (f"MixtureParameters(covariance_type={self.covariance_type!r}, "
+                f"n_components={self.n_components}, n_features={self.n_features})")
+
+
+@dataclass(frozen=True, eq=False)
+class MixtureStatistics:
+    """Sufficient statistics of one EM pass over some rows; merge with ``+``.
+
+    All sums are weighted by the sample weights w_n and taken around a fixed
+    ``shift`` (the means of the parameters the E-step used; for "tied" a
+    single centre), which keeps the covariance update numerically stable.
+
+    Attributes
+    ----------
+    covariance_type : str
+    shift : ndarray
+        (K, D), or (D,) for "tied".
+    resp_sum : ndarray (K,)
+        N_k = Σ_n w_n γ_nk.
+    sum_x : ndarray (K, D)
+        Σ_n w_n γ_nk (x_n − shift_k).
+    sum_xx : ndarray
+        "full": (K, D, D) Σ w γ (x − s_k)(x − s_k)ᵀ; "diag"/"spherical": (K, D)
+        Σ w γ (x − s_k)²; "tied": (D, D) Σ w (x − c)(x − c)ᵀ.
+    log_likelihood : float
+        Σ_n w_n log p(x_n) under the E-step's parameters.
+    sum_weight : float
+        Σ_n w_n.
+    n_samples : int
+        Rows seen.
+    dtype : str
+        "float32" or "float64", the data's precision.
+    """
+
+    covariance_type: str
+    shift: np.ndarray
+    resp_sum: np.ndarray
+    sum_x: np.ndarray
+    sum_xx: np.ndarray
+    log_likelihood: float
+    sum_weight: float
+    n_samples: int
+    dtype: str = "float64"
+
+    @property
+    def mean_log_likelihood(self) -> float:
+        """(Σ w log p(x)) / Σ w: scikit-learn's ``lower_bound_`` for these rows."""
+        return self.log_likelihood / self.sum_weight if self.sum_weight > 0 else -np.inf
+
+    def __add__(self, other):
+        if isinstance(other, int) and other == 0:  # sum([...]) starts from 0
+            return self
+        if not isinstance(other, MixtureStatistics):
+            return NotImplemented
+        if other.covariance_type != self.covariance_type:
+            raise ValueError("cannot merge statistics of covariance_type "
+                             f"{self.covariance_type!r} and {other.covariance_type!r}")
+        if other.shift.shape != self.shift.shape or not np.array_equal(other.shift, self.shift):
+            raise ValueError("cannot merge statistics computed from different parameters "
+                             "(their shifts differ); compute every block from the same "
+                             "MixtureParameters")
+        dtype = "float32" if "float32" in (self.dtype, other.dtype) else "float64"
+        return MixtureStatistics(
+            self.covariance_type, self.shift, self.resp_sum + other.resp_sum,
+            self.sum_x + other.sum_x, self.sum_xx + other.sum_xx,
+            self.log_likelihood + other.log_likelihood, self.sum_weight + other.sum_weight,
+            self.n_samples + other.n_samples, dtype)
+
+    __radd__ = __add__
+
+    def __repr__(self) -> str:
+        return (f"MixtureStatistics(covariance_type={self.covariance_type!r}, "
+                f"n_components={self.resp_sum.shape[0]}, n_samples={self.n_samples}, "
+                f"mean_log_likelihood={self.mean_log_likelihood:.6g})")
+
+
+def _tied_center(params: MixtureParameters) -> np.ndarray:
+    return np.ascontiguousarray(params.weights @ params.means)
+
+
+def _shift_of(params: MixtureParameters) -> np.ndarray:
+    if params.covariance_type == "tied":
+        return _tied_center(params)
+    return np.ascontiguousarray(params.means, dtype=np.float64)
+
+
+def _check_block(X, sample_weight, n_features=None):
+    X = as_float_array(X, "X", ndim=2, finite=True)
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} features, but the mixture has {n_features} "
+                         f"(X {_rows(X)})")
+    w = None
+    if sample_weight is not None:
+        w = check_sample_weight(sample_weight, X.shape[0], dtype=X.dtype)
+    return X, w
+
+
+def _pack(X, raw, ctype, shift) -> MixtureStatistics:
+    nk, sx, sxx, ll, wsum = raw
+    return MixtureStatistics(ctype, shift, nk, sx, sxx, float(ll), float(wsum), int(X.shape[0]),
+                             str(X.dtype))
+
+
+def mixture_statistics(X, params: MixtureParameters, sample_weight=None) -> MixtureStatistics:
+    """One fused E-step pass over the rows of `X`: the statistics of the M-step.
+
+    Parameters
+    ----------
+    X : array_like of shape (N, D)
+        A block of rows (any number, including all of the data).
+    params : MixtureParameters
+        The current parameters (e.g. ``GaussianMixture.parameters()``).
+    sample_weight : array_like of shape (N,), optional
+        Non-negative row weights (default 1).
+
+    Returns
+    -------
+    MixtureStatistics
+        Small (O(K·D²)) and picklable; statistics of disjoint blocks computed
+        from the same `params` add up to those of their union.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from maxlik import MixtureParameters, mixture_statistics
+    >>> p = MixtureParameters("spherical", np.array([1.0]), np.zeros((1, 1)), np.ones(1))
+    >>> s = mixture_statistics(np.array([[0.0], [2.0]]), p)
+    >>> float(s.resp_sum[0]), float(s.sum_x[0, 0])
+    (2.0, 2.0)
+    """
+    if not isinstance(params, MixtureParameters):
+        raise TypeError(f"params must be a MixtureParameters; got {type(params).__name__}")
+    X, w = _check_block(X, sample_weight, params.n_features)
+    _check_em_memory(X, params.n_components, params.covariance_type)
+    return _statistics(X, params, w)
+
+
+def _check_em_memory(X, K, ctype) -> None:
+    check_em_memory(X.shape[0], X.shape[1], X.dtype, K, ctype)
+
+
+def check_em_memory(N, D, dtype, K, ctype) -> None:
+    """MemoryError (before anything is allocated) if one E/M pass over N rows with K
+    components cannot fit: per-task statistics (K x D² for "full"), per-thread
+    scratch (K x ~520 values) and the model copy, as counted by the kernel."""
+    need = _core._em_pass_bytes(np.dtype(dtype).itemsize, _TYPE_CODE[ctype], N, D, K)
+    check_output_size(0, 1, f"E-step statistics and scratch for n_components={K}, "
+                      f"n_features={D}, covariance_type={ctype!r}", extra_bytes=need)
+
+
+def _statistics(X, params: MixtureParameters, w) -> MixtureStatistics:
+    """mixture_statistics on already validated X (C-contiguous float32/64, finite)
+    and weights (None or X.dtype): the fit loop does not rescan X every iteration."""
+    ctype = params.covariance_type
+    shift = _shift_of(params)
+    with np.errstate(divide="ignore"):
+        log_w = np.log(np.asarray(params.weights, dtype=np.float64))
+    raw = _core.em_statistics(X, w, _TYPE_CODE[ctype], shift,
+                              np.ascontiguousarray(params.means, dtype=np.float64),
+                              np.ascontiguousarray(params.precisions_cholesky, dtype=np.float64),
+                              log_w, None, None, params.n_components)
+    return _pack(X, raw, ctype, shift)
+
+
+def _resp_statistics(X, w, ctype, K, shift, resp=None, labels=None) -> MixtureStatistics:
+    raw = _core.em_statistics(X, w, _TYPE_CODE[ctype], shift, None, None, None,
+                              resp, labels, K)
+    return _pack(X, raw, ctype, shift)
+
+
+def _collapse_error(k, reg_covar) -> ValueError:
+    return ValueError(
+        f"Fitting the mixture model failed because component {k} has an ill-defined "
+        "(singular) covariance: it collapsed onto a point or a lower-dimensional subspace. "
+        f"Increase reg_covar (now {reg_covar:g}), reduce n_components, or scale/deduplicate "
+        "the input data."
+    )
+
+
+def mixture_update(stats: MixtureStatistics, reg_covar: float = 1e-6) -> MixtureParameters:
+    """M-step: new parameters from merged statistics (Bishop PRML 9.24–9.27).
+
+    Parameters
+    ----------
+    stats : MixtureStatistics
+        Statistics over all rows (e.g. a sum over blocks).
+    reg_covar : float, default 1e-6
+        Added to the diagonal of every covariance (as in scikit-learn).
+
+    Returns
+    -------
+    MixtureParameters
+
+    Raises
+    ------
+    ValueError
+        If a covariance is not positive definite (a collapsed component);
+        the message names the component and suggests increasing `reg_covar`.
+        If the statistics or the new parameters are not finite (finite X so
+        large in magnitude that squared deviations overflow); the message
+        says to rescale X.
+    """
+    if not isinstance(stats, MixtureStatistics):
+        raise TypeError(f"stats must be a MixtureStatistics; got {type(stats).__name__}")
+    reg_covar = check_float(reg_covar, "reg_covar", min=0.0)
+    ctype = stats.covariance_type
+    if not (np.all(np.isfinite(stats.resp_sum)) and np.all(np.isfinite(stats.sum_x))
+            and np.all(np.isfinite(stats.sum_xx))):
+        # finite X whose squares (or sums) overflow: |x - mean| beyond ~1e154
+        raise _overflow_error()
+    eps = np.finfo(np.float32 if stats.dtype == "float32" else np.float64).eps
+    n = stats.resp_sum
+    nk = n + 10 * eps  # as scikit-learn, so empty components stay finite
+    S = stats.sum_x
+    d = S / nk[:, None]  # new mean minus shift
+    K, D = S.shape
+    if ctype == "tied":
+        means = stats.shift[None, :] + d
+        # Σ_k Σ_n γ (x − m_k)(x − m_k)ᵀ = Q − Σ_k (s_k d_kᵀ + d_k s_kᵀ − n_k d_k d_kᵀ)
+        cov = stats.sum_xx - (S.T @ d + d.T @ S - (d * n[:, None]).T @ d)
+        cov /= nk.sum()
+        cov = 0.5 * (cov + cov.T)
+        cov.flat[:: D + 1] += reg_covar
+        try:
+            prec = _precision_cholesky_full(cov[None], "covariance")[0]
+        except ValueError:
+            raise _collapse_error("(tied)", reg_covar) from None
+    else:
+        means = stats.shift + d
+        if ctype == "full":
+            Q = stats.sum_xx
+            cov = (Q - np.einsum("ki,kj->kij", S, d) - np.einsum("ki,kj->kij", d, S)
+                   + n[:, None, None] * np.einsum("ki,kj->kij", d, d)) / nk[:, None, None]
+            cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+            idx = np.arange(D)
+            cov[:, idx, idx] += reg_covar
+            U, status = _core.precision_cholesky(np.ascontiguousarray(cov), 1e-8)
+            bad = np.flatnonzero(status)
+            if bad.size:
+                raise _collapse_error(int(bad[0]), reg_covar)
+            prec = U
+        else:
+            var = (stats.sum_xx - 2 * S * d + n[:, None] * d * d) / nk[:, None] + reg_covar
+            cov = var if ctype == "diag" else var.mean(axis=1)
+            bad = np.flatnonzero((cov <= 0).reshape(K, -1).any(axis=1))
+            if bad.size:
+                raise _collapse_error(int(bad[0]), reg_covar)
+            prec = 1.0 / np.sqrt(cov)
+    weights = nk / nk.sum()
+    if not (np.all(np.isfinite(means)) and np.all(np.isfinite(prec))
+            and np.all(np.isfinite(weights)) and np.all(np.isfinite(cov))):
+        # never hand back inf / NaN parameters silently
+        raise _overflow_error()
+    return MixtureParameters(ctype, weights, means, prec, cov)
+
+
+def _overflow_error() -> ValueError:
+    return ValueError(
+        "X has values too large in magnitude for a Gaussian mixture in float64: the "
+        "statistics of the M-step (sums of squared deviations, beyond ~1.8e308 once "
+        "|x - mean| exceeds ~1e154) or the covariances overflowed; rescale X (e.g. divide it "
+        "by its standard deviation or a power of ten) and scale the fitted means and "
+        "covariances back")
+
+
+# ---- helpers on parameters -----------------------------------------------------
+
+def _upper_factor_of_precision(P: np.ndarray) -> np.ndarray:
+    """U upper with P = U Uᵀ: J chol(J P J) J (J reverses; scikit-learn #26415)."""
+    L = np.linalg.cholesky(P[..., ::-1, ::-1])
+    return np.ascontiguousarray(L[..., ::-1, ::-1])
+
+
+def _precisions_from_cholesky(U, ctype):
+    if ctype == "full":
+        return np.einsum("kij,klj->kil", U, U)
+    if ctype == "tied":
+        return U @ U.T
+    return U**2
+
+
+def _covariances_from_cholesky(U, ctype):
+    if ctype in ("full", "tied"):
+        P = _precisions_from_cholesky(U, ctype)
+        return np.linalg.inv(P)
+    return 1.0 / U**2
+
+
+def _n_parameters(ctype, K, D) -> int:
+    cov = {"full": K * D * (D + 1) / 2, "diag": K * D, "tied": D * (D + 1) / 2,
+           "spherical": K}[ctype]
+    return int(cov + K * D + K - 1)
+
+
+
+
+# ---- block kernels (one block of validated rows in, a small mergeable result out) -----
+
+def em_block(xb, wb, params: MixtureParameters) -> MixtureStatistics:
+    """E-step statistics of one block under `params` (one fused C++ pass)."""
+    return _statistics(xb, params, wb)
+
+
+def resp_block(xb, wb, resp, labels, ctype, K, shift, kmeans=None):
+    """Statistics of one block under given responsibilities (the initialisations).
+
+    `resp` (nb, K) soft or `labels` (nb,) int64 hard assignments (-1: none), or
+    `kmeans` = (shift, centres, scale): hard labels of the nearest k-means centre.
+    """
+    if kmeans is not None:
+        labels = lloyd_labels(xb, *kmeans).astype(np.int64)
+    return _resp_statistics(xb, wb, ctype, K, shift, resp, labels)
+
+
+def column_summary_block(xb, wb):
+    """(max |x| per column, n, mean, scatter, e) of one block, all float64.
+
+    The mean and the per-column scatter Σ (x − mean)² come from the C++
+    shifted two-pass kernel; the scatter is in units of 4**e (e = 0 unless
+    the block is near the float64 limits).
+    """
+    amax = np.maximum(np.abs(xb.max(axis=0)), np.abs(xb.min(axis=0))).astype(np.float64)
+    mean, scatter, _, e = _core.gaussian_moments(xb, None, False)
+    return amax, int(xb.shape[0]), np.asarray(mean), np.asarray(scatter), int(e)
+
+
+def merge_column_summaries(parts):
+    """Merge :func:`column_summary_block` results in block order (Chan et al. 1979).
+
+    Returns (max |x| per column, n, mean, variance in units of 4**E, E)."""
+    E = max(p[4] for p in parts)
+    amax = parts[0][0]
+    n, mean, m2 = 0, None, None
+    for a, nb, mb, sb, e in parts:
+        amax = np.maximum(amax, a)
+        sb = np.ldexp(sb, 2 * (e - E)) if e != E else sb
+        mbs = np.ldexp(mb, -E) if E else mb  # the mean in units of 2**E: its squares stay finite
+        if mean is None:
+            n, mean, m2 = nb, mbs, sb
+            continue
+        tot = n + nb
+        delta = mbs - mean
+        mean = mean + delta * (nb / tot)
+        m2 = m2 + sb + delta**2 * (n * nb / tot)
+        n = tot
+    return amax, n, np.ldexp(mean, E) if E else mean, m2 / max(n, 1), E
+
+
+def column_max_abs_block(xb, wb):
+    """Largest |x| of each column of one block (float64); merge with np.maximum."""
+    return np.maximum(np.abs(xb.max(axis=0)), np.abs(xb.min(axis=0))).astype(np.float64)
+
+
+def lloyd_labels(xb, shift, centers, scale=1.0):
+    """Nearest-centre labels (int32) of the rows ``xb * scale - shift``."""
+    labels = np.empty(xb.shape[0], dtype=np.int32)
+    _core.kmeans_lloyd_step(xb, shift, centers, None, labels, False, scale)
+    return labels
+
+
+def lloyd_block(xb, wb, labels_out, shift, centers, update, scale=1.0):
+    """One Lloyd pass over a block: (S (K, D), W (K,), inertia, counts (K,)).
+
+    S and W (None unless `update`) are the weighted sums and weights of the
+    rows per nearest centre, the inertia is Σ w ||x − c||², counts the rows per
+    label (unweighted). The labels go into `labels_out` when given.
+    """
+    labels = labels_out if labels_out is not None else np.empty(xb.shape[0], dtype=np.int32)
+    S, W, J = _core.kmeans_lloyd_step(xb, shift, centers, wb, labels, update, scale)
+    counts = np.bincount(labels, minlength=centers.shape[0]).astype(np.int64)
+    return S, W, float(J), counts
+
+
+def same_clustering_block(xb, wb, shift, scale, centers_a, centers_b):
+    """The distinct (label under a, label under b) pairs of a block, as a set."""
+    la = lloyd_labels(xb, shift, centers_a, scale).astype(np.int64)
+    lb = lloyd_labels(xb, shift, centers_b, scale).astype(np.int64)
+    return set(np.unique(la * centers_b.shape[0] + lb).tolist())
+
+
+def farthest_block(xb, wb, shift, centers, m, scale=1.0):
+    """The `m` rows of a block farthest from their nearest centre.
+
+    Returns (squared distances, rows in the shifted coordinates (float64),
+    their labels, their weights, their positions in the block), the largest
+    distance first and ties by position (a stable order, so the merged result
+    does not depend on the blocking).
+    """
+    labels = lloyd_labels(xb, shift, centers, scale)
+    d = np.empty(xb.shape[0], dtype=np.float64)
+    for r0 in range(0, xb.shape[0], SUB_ROWS):
+        sl = slice(r0, r0 + SUB_ROWS)
+        diff = (xb[sl] * scale - shift).astype(np.float64) - centers[labels[sl]]
+        d[sl] = np.einsum("ij,ij->i", diff, diff)
+    take = np.argsort(-d, kind="stable")[:m]
+    w = np.ones(take.size) if wb is None else np.asarray(wb, dtype=np.float64)[take]
+    return d[take], (xb[take] * scale - shift).astype(np.float64), labels[take], w, take
+
+
+def pp_block(xb, wb, shift, scale, chosen, candidates):
+    """k-means++ potentials of a block, per sub-chunk of :data:`SUB_ROWS` rows.
+
+    With closest(x) the squared distance of row x to the nearest `chosen`
+    centre (+inf when none is chosen yet), returns the (n_sub, T) table of
+    Σ w · min(closest(x), d(x, candidate_t)) over each sub-chunk.
+    """
+    n_chosen = chosen.shape[0]
+    both = np.ascontiguousarray(np.concatenate([chosen, candidates]), dtype=xb.dtype)
+    out = []
+    for r0 in range(0, xb.shape[0], SUB_ROWS):
+        xs = xb[r0:r0 + SUB_ROWS]
+        dist = np.asarray(_core.kmeans_sq_distances(xs, shift, both, scale), dtype=np.float64)
+        cand = dist[:, n_chosen:]
+        if n_chosen:
+            np.minimum(cand, dist[:, :n_chosen].min(axis=1)[:, None], out=cand)
+        w = np.ones(xs.shape[0]) if wb is None else np.asarray(wb[r0:r0 + SUB_ROWS], np.float64)
+        out.append(w @ cand)
+    return np.array(out).reshape(-1, candidates.shape[0])
+
+
+def pp_closest_cumsum(xb, wb, shift, scale, chosen):  # noqa: D401 - a sub-chunk, in memory
+    """Running sums of w · closest(x) over the rows of a sub-chunk (see :func:`pp_block`)."""
+    dist = np.asarray(_core.kmeans_sq_distances(
+        xb, shift, np.ascontiguousarray(chosen, dtype=xb.dtype), scale), dtype=np.float64)
+    closest = dist.min(axis=1)
+    w = np.ones(xb.shape[0]) if wb is None else np.asarray(wb, np.float64)
+    return np.cumsum(w * closest)
+
+
+def ce_block(xb, yb, wb, theta, n_out, fit_intercept):
+    """Weighted softmax / sigmoid cross-entropy of a block and its gradient, fused in C++.
+
+    `yb` holds class codes (int64), `wb` the weights already divided by their
+    total. Returns (Σ w CE, gradient (n_out, D + fit_intercept)) without any penalty.
+    """
+    D = xb.shape[1]
+    P = D + int(fit_intercept)
+    Th = theta.reshape(n_out, P)
+    W = np.ascontiguousarray(Th[:, :D])
+    b = np.ascontiguousarray(Th[:, D]) if fit_intercept else None
+    loss, gW, gb = _core._linear_ce(xb, W, b, yb, wb)
+    grad = np.empty((n_out, P))
+    grad[:, :D] = gW
+    if fit_intercept:
+        grad[:, D] = gb
+    return float(loss), grad
+
+
+def xy_max_abs_block(xb, yb, wb):
+    """(max |x| over the block, max |y| per target) in float64; merge with np.maximum."""
+    yb = np.asarray(yb, dtype=np.float64).reshape(yb.shape[0], -1)
+    return (np.float64(max(abs(float(xb.max())), abs(float(xb.min())))),
+            np.maximum(np.abs(yb.max(axis=0)), np.abs(yb.min(axis=0))).astype(np.float64))
+
+
+def _scaled(xb, yb, ex, ey):
+    yb = np.asarray(yb, dtype=np.float64).reshape(yb.shape[0], -1)
+    # powers of two, so exact; only data near the float64 limits have ex or ey != 0
+    if ex:
+        xb = np.ldexp(xb, -ex)
+    if np.any(ey):
+        yb = np.ldexp(yb, -ey[None, :])
+    return xb, yb
+
+
+def weighted_sums_block(xb, yb, wb, ex, ey):
+    """(Σ w, Σ w x, Σ w y) of a block (X 2**-ex, y 2**-ey) in float64."""
+    xb, yb = _scaled(xb, yb, ex, ey)
+    w = np.ones(xb.shape[0]) if wb is None else np.asarray(wb, np.float64)
+    return float(w.sum()), w @ xb, w @ yb
+
+
+def qr_block(xb, yb, wb, ex, ey, x_mean, y_mean):
+    """R factor of the weighted, centred block [√w (x − x̄) | √w (y − ȳ)].
+
+    R factors merge by :func:`merge_r` (tall-skinny QR): the R of stacked
+    blocks is the R of their stacked R factors, so least squares over any
+    blocking solves the same triangular problem, up to rounding, and as
+    accurately as a QR of all rows (no squared condition number).
+    """
+    xb, yb = _scaled(xb, yb, ex, ey)
+    sw = np.ones((xb.shape[0], 1)) if wb is None else np.sqrt(np.asarray(wb, np.float64))[:, None]
+    A = np.concatenate([(xb - x_mean) * sw, (yb - y_mean) * sw], axis=1)
+    return np.linalg.qr(A, mode="r")
+
+
+def merge_r(a, b):
+    """R factor of two stacked R factors (the TSQR merge)."""
+    return np.linalg.qr(np.concatenate([a, b]), mode="r")
+
+
+def residual_block(xb, yb, wb, ex, ey, beta, intercept):
+    """Σ w (y − x β − b)² per target of a block (in the scaled units)."""
+    xb, yb = _scaled(xb, yb, ex, ey)
+    w = np.ones(xb.shape[0]) if wb is None else np.asarray(wb, np.float64)
+    r = yb - xb @ beta - intercept
+    return w @ (r * r)
