@@ -296,3 +296,105 @@ def test_bench_reports_skipped_areas_clearly(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "gmm" in out and "skipped: maxlik.GaussianMixture is not available" in out
     assert "thread(s)" in out and "speed-up" in out
+
+
+# ---- the CSV reader: blocks, C parsers, out of core ---------------------------------------
+
+def _engines():
+    import importlib.util
+
+    return ["numpy"] + (["pyarrow"] if importlib.util.find_spec("pyarrow") else [])
+
+
+@pytest.fixture(params=_engines())
+def csv_engine(request, monkeypatch):
+    """The CSV reader with small blocks (many block boundaries), per installed engine."""
+    from maxlik import _readers
+
+    monkeypatch.setenv("MAXLIK_CSV_ENGINE", request.param)
+    monkeypatch.setattr(_readers, "_BLOCK_BYTES", 200)
+    return _readers
+
+
+def test_csv_blocks_give_numpys_values(csv_engine, tmp_path):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(500, 3)) * 10.0 ** rng.integers(-5, 5, size=(500, 3))
+    p = tmp_path / "x.csv"
+    with open(p, "w", newline="") as fh:
+        fh.write("\ufeffa;b;c\r\n")
+        for i, row in enumerate(X):
+            fh.write(";".join(repr(float(v)) for v in row) + "\r\n")
+            if i % 97 == 0:
+                fh.write("\r\n")  # blank lines are skipped
+    got, names, _ = csv_engine.load_data(str(p))
+    assert names == ["a", "b", "c"]
+    np.testing.assert_array_equal(got, X)  # repr round-trips: exactly the same floats
+    got, names, _ = csv_engine.load_data(str(p), columns=["c", "0"])
+    assert names == ["c", "a"]
+    np.testing.assert_array_equal(got, X[:, [2, 0]])
+
+
+def test_csv_missing_values_need_no_per_cell_python(csv_engine, tmp_path, monkeypatch):
+    # A file with missing-value tokens is parsed by the C readers (the NA
+    # tokens rewritten to nan), not by the exact per-cell parser.
+    def refuse(*args, **kwargs):
+        raise AssertionError("the per-cell parser ran")
+
+    monkeypatch.setattr(csv_engine, "_parse_exact", refuse)
+    rows = [f"{i},{i % 7}.5,x{i}" for i in range(300)]
+    na = {17: "NA", 40: "", 111: " n/a ", 250: "?", 299: "None"}
+    for i, tok in na.items():
+        rows[i] = f"{i},{tok},x{i}"
+    p = tmp_path / "na.csv"
+    p.write_text("a,b,name\n" + "\n".join(rows) + "\n")
+    with pytest.raises(csv_engine.DataError, match=r"5 row\(s\) .*first: data row 18\).*--drop-na"):
+        csv_engine.load_data(str(p), columns=["a", "b"])
+    X, _, _ = csv_engine.load_data(str(p), columns=["a", "b"], drop_na=True)
+    keep = [i for i in range(300) if i not in na]
+    np.testing.assert_array_equal(X[:, 0], keep)
+
+
+def test_csv_errors_name_the_line_in_any_block(csv_engine, tmp_path):
+    rows = [f"{i},{i}" for i in range(400)]
+    rows[321] = "321,oops"
+    p = tmp_path / "bad.csv"
+    p.write_text("a,b\n" + "\n".join(rows) + "\n")
+    with pytest.raises(csv_engine.DataError, match=r"column 'b' is not numeric \(line 323: 'oops'\)"):
+        csv_engine.load_data(str(p))
+    # a text column left out by --columns is not parsed
+    X, _, _ = csv_engine.load_data(str(p), columns=["a"])
+    np.testing.assert_array_equal(X[:, 0], np.arange(400))
+    rows[321] = "321,3,4"
+    p.write_text("a,b\n" + "\n".join(rows) + "\n")
+    for cols in (None, ["b"]):
+        with pytest.raises(csv_engine.DataError, match="line 323 has 3 fields, expected 2"):
+            csv_engine.load_data(str(p), columns=cols)
+    rows[321] = "321"
+    p.write_text("a,b\n" + "\n".join(rows) + "\n")
+    with pytest.raises(csv_engine.DataError, match="line 323 has 1 fields, expected 2"):
+        csv_engine.load_data(str(p), columns=["a"])
+    p.write_bytes(b"a,b\n" + b"1,2\n" * 300 + b"3,\xff\n")
+    with pytest.raises(csv_engine.DataError, match="not a text"):
+        csv_engine.load_data(str(p))
+
+
+def test_csv_larger_than_the_memory_limit_is_fitted_from_a_memmap(tmp_path, monkeypatch):
+    from maxlik import _readers
+
+    X = np.concatenate([np.random.default_rng(0).normal(m, 1.0, size=(3000, 2)) for m in (0, 6)])
+    p = tmp_path / "big.csv"
+    np.savetxt(p, X, delimiter=",", header="u,v", comments="", fmt="%.17g")
+    monkeypatch.setenv("MAXLIK_IN_MEMORY_LIMIT", "10000")
+    monkeypatch.setattr(_readers, "_BLOCK_BYTES", 4096)
+    got, names, _ = _readers.load_data(str(p))
+    assert isinstance(got, np.memmap) and not got.flags.writeable and names == ["u", "v"]
+    np.testing.assert_array_equal(got, X)
+    # the command line fits it out of core, to the in-memory fit
+    rc, out, err = run("fit", p, "--json", env={"MAXLIK_IN_MEMORY_LIMIT": "10000"})
+    assert rc == 0, err
+    rc2, out2, err2 = run("fit", p, "--json")
+    assert rc2 == 0, err2
+    a, b = json.loads(out), json.loads(out2)
+    assert a["data"]["n_samples"] == 6000
+    np.testing.assert_allclose(a["means"], b["means"], rtol=1e-9)
+    np.testing.assert_allclose(a["log_likelihood"], b["log_likelihood"], rtol=1e-9)
