@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from . import _core
+from ._tensors import numpy_view
 from ._validation import (
     as_float_array,
     check_bool,
@@ -189,6 +190,10 @@ def softmax_cross_entropy(logits, target, *, weight=None, ignore_index=-100,
     >>> np.allclose(grad.sum(axis=1), 0)
     True
     """
+    logits = numpy_view(logits, "logits")
+    target = numpy_view(target, "target")
+    weight = numpy_view(weight, "weight")
+    grad_out = numpy_view(grad_out, "grad_out")
     z = as_float_array(logits, "logits")
     if np.ndim(logits) == 0:  # as_float_array (ascontiguousarray) turns 0-d into 1-d
         raise ValueError("logits must have a class axis: (C,), (N, C) or (N, C, d1, ...); "
@@ -398,6 +403,11 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     >>> round(float(binary_cross_entropy_with_logits([0.0, 2.0], [1.0, 0.0])), 6)
     1.410038
     """
+    logits = numpy_view(logits, "logits")
+    target = numpy_view(target, "target")
+    weight = numpy_view(weight, "weight")
+    pos_weight = numpy_view(pos_weight, "pos_weight")
+    grad_out = numpy_view(grad_out, "grad_out")
     x = as_float_array(logits, "logits")
     dtype = x.dtype
     t = as_float_array(target, "target", dtype=dtype)
@@ -476,6 +486,9 @@ def gaussian_nll(mean, target, var, *, full=False, eps=1e-6, reduction="mean",
     >>> round(float(gaussian_nll([0.0, 1.0], [0.5, 1.0], [1.0, 2.0])), 6)
     0.235787
     """
+    mean = numpy_view(mean, "mean")
+    target = numpy_view(target, "target")
+    var = numpy_view(var, "var")
     mu = as_float_array(mean, "mean")
     dtype = mu.dtype
     t = as_float_array(target, "target", dtype=dtype)
@@ -584,6 +597,9 @@ def mse(input, target, *, reduction="mean", return_grad=False, grad_out=None):
     >>> float(mse([1.0, 2.0], [0.0, 0.0]))
     2.5
     """
+    input = numpy_view(input, "input")
+    target = numpy_view(target, "target")
+    grad_out = numpy_view(grad_out, "grad_out")
     x = as_float_array(input, "input")
     dtype = x.dtype
     t = as_float_array(target, "target", dtype=dtype)
@@ -660,6 +676,11 @@ def vae_loss(x, reconstruction, mu, logvar, *, recon_var=1.0, full=True, beta=1.
     >>> float(loss)  # perfect reconstruction with unit variance, posterior = prior
     0.0
     """
+    x = numpy_view(x, "x")
+    reconstruction = numpy_view(reconstruction, "reconstruction")
+    mu = numpy_view(mu, "mu")
+    logvar = numpy_view(logvar, "logvar")
+    recon_var = numpy_view(recon_var, "recon_var")
     from .divergences import kl_to_standard_normal
 
     xa = as_float_array(x, "x")

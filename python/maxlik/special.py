@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._tensors import numpy_view
 from ._validation import (
     as_float_array,
     check_axis,
@@ -205,6 +206,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     >>> logsumexp([1, 2], b=[1, -1], return_sign=True)
     (np.float64(1.5413248546129181), np.float64(-1.0))
     """
+    a, b = numpy_view(a, "a"), numpy_view(b, "b")
     keepdims = check_bool(keepdims, "keepdims")
     return_sign = check_bool(return_sign, "return_sign")
     a_arr = _real_array(a, "a")
@@ -269,6 +271,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
 
 
 def _softmax_impl(x, axis, log: bool):
+    x = numpy_view(x, "x")
     x_arr = _real_array(x, "x")
     x_arr = x_arr.astype(result_float_dtype(x_arr.dtype), copy=False)
     scalar = x_arr.ndim == 0
