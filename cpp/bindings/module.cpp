@@ -1,4 +1,7 @@
 // The extension module: one register_<area>() per area (see DESIGN.md).
+// CMake compiles this file and every register_*.cpp once per instruction-set
+// level, each copy its own module named MAXLIK_MODULE_NAME (_core_v2, _core_v3,
+// _core_v4, or _core_baseline); maxlik/__init__.py imports one as maxlik._core.
 #include <pybind11/pybind11.h>
 
 #include "maxlik/parallel.hpp"
@@ -36,9 +39,14 @@ void register_cluster(py::module_& m);     // k-means
 void register_divergence(py::module_& m);  // entropies, KL
 void register_losses(py::module_& m);      // cross-entropy & friends
 
-PYBIND11_MODULE(_core, m) {
+#ifndef MAXLIK_MODULE_NAME
+#error "MAXLIK_MODULE_NAME (the module's name, e.g. _core_v3) is set by CMakeLists.txt"
+#endif
+
+PYBIND11_MODULE(MAXLIK_MODULE_NAME, m) {
   m.doc() = "maxlik C++ kernels (private; use the maxlik package).";
   m.attr("build_isa") = MAXLIK_BUILD_ISA;
+  m.attr("compile_flags") = MAXLIK_CXX_FLAGS;
   m.def("get_num_threads", &maxlik::get_num_threads);
   m.def("set_num_threads", &maxlik::set_num_threads, py::arg("n"));
   m.attr("row_block") = maxlik::kRowBlock;

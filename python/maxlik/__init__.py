@@ -6,19 +6,20 @@ minimising KL(data || model).
 """
 from __future__ import annotations
 
+import typing as _typing
+
 __version__ = "0.1.0"
 
-from . import _cpu
+import sys as _sys
 
-if not _cpu.supports(_cpu.build_isa):  # pragma: no cover - needs a different CPU
-    raise ImportError(
-        f"maxlik was compiled for the {_cpu.build_isa!r} instruction set, but this CPU "
-        f"supports only {_cpu.host_isa()!r}. Reinstall maxlik on this machine "
-        "(pip install --no-binary maxlik --force-reinstall maxlik), or build a portable "
-        "copy with: pip install . -Ccmake.define.MAXLIK_ARCH=baseline"
-    )
+from . import _cpu, _isa
 
-from . import _core  # noqa: E402
+# Run-time dispatch (maxlik._isa): the best compiled level this CPU supports, or
+# MAXLIK_ISA. Registered as maxlik._core, so every module's ``from . import
+# _core`` gets it; only one level is ever loaded in a process.
+_isa_level, _core = _isa.load_core(__name__)
+_sys.modules[f"{__name__}._core"] = _core
+
 from ._threads import get_num_threads, set_num_threads  # noqa: E402
 from .special import *  # noqa: E402,F401,F403
 from .stats import *  # noqa: E402,F401,F403
@@ -41,14 +42,36 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def build_info() -> dict:
-    """Version, instruction set, SIMD register width, compiler and thread count of this build."""
+def build_info() -> dict[str, _typing.Any]:
+    """Facts about this build and the code in use.
+
+    Returns
+    -------
+    dict
+        ``version``; ``isa``, the instruction-set level in use (chosen at
+        import: the best this CPU supports, or ``MAXLIK_ISA``);
+        ``isas_available``, the compiled levels this CPU can run (each can be
+        forced with ``MAXLIK_ISA``); ``isas_compiled``, every level in the
+        build; ``host_isa``, the CPU's highest level; ``simd_bytes``, the SIMD
+        register width of the code in use (64 on AVX-512, or when forced with
+        ``MAXLIK_VEC_BYTES``); ``compiler``; ``compile_flags`` of the level in
+        use; ``num_threads``.
+
+    Examples
+    --------
+    >>> info = build_info()
+    >>> info["isa"] in info["isas_available"]
+    True
+    """
+    compiled = [lv for lv in _isa.LEVELS if lv in _cpu.isas_compiled]
     return {
         "version": __version__,
-        "isa": _cpu.build_isa,
+        "isa": _isa_level,
+        "isas_available": [lv for lv in compiled if _cpu.supports(lv)],
+        "isas_compiled": compiled,
         "host_isa": _cpu.host_isa(),
         "simd_bytes": int(_core.simd_bytes),
         "compiler": _cpu.compiler,
-        "compile_flags": _cpu.compile_flags.strip(),
+        "compile_flags": str(_core.compile_flags).strip(),
         "num_threads": get_num_threads(),
     }
