@@ -142,6 +142,8 @@ def _tol(dt):
 def check_logsumexp(res, a, kw):
     from scipy.special import logsumexp as ref
     b = kw.get("b")
+    if np.asarray(a).dtype.kind == "c" or (b is not None and np.asarray(b).dtype.kind == "c"):
+        return _check_logsumexp_complex(res, a, kw, ref)
     dt = _float_of(a) if b is None else np.result_type(_float_of(a), _float_of(b))
     a64 = np.asarray(a).astype(dt).astype(np.float64)
     out = res[0] if kw.get("return_sign") else res
@@ -170,6 +172,38 @@ def check_logsumexp(res, a, kw):
     if np.asarray(a).size and not _close(out, e, rtol, atol, ulps_of=a64):
         return f"BAD value differs from scipy: {np.ravel(out)[:4]} vs {np.ravel(e)[:4]}"
     return "matches scipy"
+
+
+def _check_logsumexp_complex(res, a, kw, ref):
+    """Complex input: scipy's result (phase wrapped to (-pi, pi]) where all is finite."""
+    b = kw.get("b")
+    if _has_nonfinite(np.asarray(a).real, np.asarray(a).imag) or (b is not None and (
+            _has_nonfinite(np.asarray(b).real, np.asarray(b).imag) or np.any(np.asarray(b) == 0))):
+        return "complex with non-finite values or zero weights: not compared"
+    with np.errstate(all="ignore"):
+        try:
+            expect = ref(np.asarray(a, dtype=np.complex128), **dict(
+                kw, b=None if b is None else np.asarray(b, dtype=np.complex128)))
+        except Exception:
+            return "scipy raised: result not compared"
+    got = res
+    if kw.get("return_sign"):
+        got, expect = res[1], expect[1]  # the phase carries everything but |sum|
+        if not _close(res[0], ref(np.asarray(a, dtype=np.complex128), **dict(
+                kw, b=None if b is None else np.asarray(b, dtype=np.complex128)))[0], 2e-5, 1e-5):
+            return "BAD log|sum| differs from scipy"
+    if np.shape(got) != np.shape(expect):
+        return f"BAD shape {np.shape(got)} != scipy {np.shape(expect)}"
+    got, expect = np.asarray(got, np.complex128), np.asarray(expect, np.complex128)
+    # near the branch cut (phase ~ +-pi) the two sides are the same number
+    d_im = np.abs(np.angle(np.exp(1j * (got.imag - expect.imag))))
+    with np.errstate(all="ignore"):
+        scale = 1 + np.abs(expect.real)
+    bad = ~((np.abs(got.real - expect.real) <= 2e-5 * scale) & (d_im <= 2e-5 * scale))
+    bad &= np.isfinite(expect.real) & np.isfinite(expect.imag)
+    if np.any(bad):
+        return f"BAD complex value differs from scipy: {got.ravel()[:3]} vs {expect.ravel()[:3]}"
+    return "matches scipy (complex)"
 
 
 def _close(x, y, rtol, atol, ulps_of=None):

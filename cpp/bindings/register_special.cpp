@@ -4,8 +4,11 @@
 // never go out of bounds.
 #include <optional>
 
+#include <pybind11/complex.h>
+
 #include "common.hpp"
 #include "maxlik/logsumexp.hpp"
+#include "maxlik/logsumexp_complex.hpp"
 
 namespace py = pybind11;
 using maxlik::bind::require;
@@ -60,6 +63,34 @@ template <class T> void softmax_impl(const py::array& a, py::array& out, bool lo
   maxlik::lse::softmax<T>(v, o, po, log_);
 }
 
+// Complex input: the Python layer passes C-contiguous (rows, L) arrays.
+template <class T>
+py::tuple lse_complex_impl(const py::array& a, const std::optional<py::array>& b, bool return_sign) {
+  using C = std::complex<T>;
+  auto ac = py::array_t<C, py::array::c_style>::ensure(a);
+  require(ac && ac.ndim() == 2, "a: internal error, expected a C-contiguous 2-D complex array");
+  const auto n_rows = static_cast<std::size_t>(ac.shape(0)), L = static_cast<std::size_t>(ac.shape(1));
+  py::array_t<C, py::array::c_style> bc;
+  if (b) {
+    require(b->dtype().is(ac.dtype()) && (b->flags() & py::array::c_style) && b->ndim() == 2 &&
+                static_cast<std::size_t>(b->shape(0)) == n_rows && static_cast<std::size_t>(b->shape(1)) == L,
+            "b: internal error, expected a C-contiguous array like a");
+    bc = py::array_t<C, py::array::c_style>::ensure(*b);
+  }
+  py::array_t<C> res(static_cast<py::ssize_t>(n_rows));
+  py::array_t<C> sgn(static_cast<py::ssize_t>(return_sign ? n_rows : 0));
+  const C* pa = ac.data();
+  const C* pb = b ? bc.data() : nullptr;
+  C* pr = res.mutable_data();
+  C* ps = return_sign ? sgn.mutable_data() : nullptr;
+  {
+    py::gil_scoped_release release;  // raw buffers kept alive by ac, bc, res, sgn
+    maxlik::lse::cplx::logsumexp_rows<T>(pa, pb, n_rows, L, return_sign, pr, ps);
+  }
+  if (return_sign) return py::make_tuple(res, sgn);
+  return py::make_tuple(res, py::none());
+}
+
 }  // namespace
 
 void register_special(py::module_& m) {
@@ -69,6 +100,14 @@ void register_special(py::module_& m) {
         if (a.dtype().is(py::dtype::of<double>())) return lse_impl<double>(a, b, return_sign);
         if (a.dtype().is(py::dtype::of<float>())) return lse_impl<float>(a, b, return_sign);
         throw py::type_error("a: dtype must be float32 or float64");
+      },
+      py::arg("a"), py::arg("b"), py::arg("return_sign"));
+  m.def(
+      "logsumexp_complex",
+      [](const py::array& a, const std::optional<py::array>& b, bool return_sign) {
+        if (a.dtype().is(py::dtype::of<std::complex<double>>())) return lse_complex_impl<double>(a, b, return_sign);
+        if (a.dtype().is(py::dtype::of<std::complex<float>>())) return lse_complex_impl<float>(a, b, return_sign);
+        throw py::type_error("a: dtype must be complex64 or complex128");
       },
       py::arg("a"), py::arg("b"), py::arg("return_sign"));
   m.def(

@@ -153,7 +153,10 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     ----------
     a : array_like
         Input array. bool and integer input is computed in float64; float16
-        in float32; float32 and float64 are kept.
+        in float32; float32 and float64 are kept. Complex input (complex64,
+        complex128) follows scipy: the imaginary part is a phase, and the
+        result ``z`` with ``exp(z) = sum(b * exp(a))`` has ``Im z`` in
+        ``(-pi, pi]``.
     axis : None or int or tuple of ints, optional
         Axis or axes to reduce. ``None`` (default) reduces all axes.
     b : array_like, optional
@@ -163,7 +166,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
         Keep the reduced axes as size-one dimensions.
     return_sign : bool, optional
         If True, return ``(log|s|, sign(s))``; otherwise a negative sum gives
-        NaN.
+        NaN. For complex input ``sign(s)`` is the phase ``s / |s|`` (complex)
+        and ``log|s|`` is real.
 
     Returns
     -------
@@ -175,8 +179,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     Raises
     ------
     TypeError
-        For complex, object or string input (complex input is not supported;
-        scipy's complex branch has no counterpart here), or a bad `axis` type.
+        For object or string input, or a bad `axis` type.
     ValueError
         If `b` does not broadcast with `a`, or `axis` is out of range or
         repeated.
@@ -194,6 +197,12 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
       NaN and the slice result is otherwise infinite; scipy returns NaN in
       that corner (``logsumexp([inf, inf], b=[0, 1])`` is ``inf`` here).
     * float16 input is computed and returned in float32.
+    * Complex sums are accumulated in complex128 also for complex64 input,
+      and ``log1p`` of the complex remainder keeps a tiny real part that
+      ``log(1 + z)`` would round away.
+
+    With infinite or NaN terms the complex result is ``log(sum(b * exp(a)))``
+    with the C99 edge cases of ``cexp`` / ``clog`` (as numpy's).
 
     Examples
     --------
@@ -209,6 +218,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     a, b = numpy_view(a, "a"), numpy_view(b, "b")
     keepdims = check_bool(keepdims, "keepdims")
     return_sign = check_bool(return_sign, "return_sign")
+    if _is_complex(a) or (b is not None and _is_complex(b)):
+        return _logsumexp_complex(a, b, axis, keepdims, return_sign)
     a_arr = _real_array(a, "a")
     if b is not None:
         b_arr = _real_array(b, "b")
@@ -259,6 +270,90 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
         out = _kept_order(out, a3, kept_shape)
         if return_sign:
             sgn = _kept_order(sgn, a3, kept_shape)
+    if keepdims:
+        out = out.reshape(keep_shape)
+        if return_sign:
+            sgn = sgn.reshape(keep_shape)
+    out = out[()] if out.ndim == 0 else out
+    if return_sign:
+        sgn = sgn[()] if sgn.ndim == 0 else sgn
+        return out, sgn
+    return out
+
+
+def _is_complex(x) -> bool:
+    if isinstance(x, (complex, np.complexfloating)):
+        return True
+    dt = getattr(x, "dtype", None)
+    if dt is None and isinstance(x, (list, tuple)):
+        try:
+            dt = np.asarray(x).dtype
+        except (TypeError, ValueError):  # ragged etc.: the real path names the problem
+            return False
+    return dt is not None and np.dtype(dt).kind == "c"
+
+
+def _complex_array(x, name):
+    """x as a numpy array of a real or complex number kind, with maxlik's messages."""
+    if not _is_complex(x):
+        return _real_array(x, name)
+    arr = np.asarray(x)
+    if arr.dtype.kind != "c":  # pragma: no cover - _is_complex said complex
+        raise TypeError(f"{name} must be a numeric array; got dtype {arr.dtype}")
+    return arr
+
+
+def _logsumexp_complex(a, b, axis, keepdims, return_sign):
+    """logsumexp for complex `a` or `b`: scipy's semantics (see logsumexp_complex.hpp)."""
+    a_arr = _complex_array(a, "a")
+    b_arr = None if b is None else _complex_array(b, "b")
+    if b_arr is None:
+        cdtype = np.result_type(a_arr.dtype, np.complex64)
+    else:
+        b_in = b if np.isscalar(b) and not isinstance(b, np.generic) else b_arr
+        a_in = a if np.isscalar(a) and not isinstance(a, np.generic) else a_arr
+        cdtype = np.result_type(a_in, b_in, np.complex64)
+    if cdtype.kind != "c" or cdtype.itemsize > 16:  # complex256 / float128: computed in complex128
+        cdtype = np.dtype(np.complex128)
+    a_arr = a_arr.astype(cdtype, copy=False)
+    if a_arr.ndim == 0:
+        a_arr = a_arr.reshape(1)
+    if b_arr is not None:
+        b_arr = b_arr.astype(cdtype, copy=False)
+        try:
+            shape = np.broadcast_shapes(a_arr.shape, b_arr.shape)
+        except ValueError:
+            raise ValueError(
+                f"b must broadcast with a: shapes {b_arr.shape} and {a_arr.shape} are incompatible"
+            ) from None
+        a_arr = np.broadcast_to(a_arr, shape)
+        b_arr = np.broadcast_to(b_arr, shape)
+    nd = a_arr.ndim
+    axes = check_axis(axis, nd)
+    kept_shape = tuple(n for d, n in enumerate(a_arr.shape) if d not in axes)
+    keep_shape = tuple(1 if d in axes else n for d, n in enumerate(a_arr.shape))
+    real_dtype = np.finfo(cdtype).dtype
+    if a_arr.size == 0:
+        # scipy: -inf (complex) and, with return_sign, a NaN phase for an empty sum
+        out = np.full(kept_shape, complex(-np.inf, 0.0), dtype=cdtype)
+        sgn = np.full(kept_shape, complex(np.nan, np.nan), dtype=cdtype)
+    else:
+        k = len(axes)
+        last = tuple(range(nd - k, nd))
+        L = int(np.prod([a_arr.shape[d] for d in axes], dtype=np.int64))
+        n_rows = a_arr.size // L
+        check_output_size(a_arr.shape, a_arr.itemsize * (1 if b_arr is None else 2),
+                          "contiguous complex copy of a (and b) for logsumexp")
+
+        def rows(x):
+            return np.ascontiguousarray(np.moveaxis(x, axes, last)).reshape(n_rows, L)
+
+        out, sgn = _core.logsumexp_complex(rows(a_arr), None if b_arr is None else rows(b_arr),
+                                           return_sign)
+        out = out.reshape(kept_shape)
+        if return_sign:
+            out = out.real.astype(real_dtype)  # a copy, not a view into the complex result
+            sgn = sgn.reshape(kept_shape)
     if keepdims:
         out = out.reshape(keep_shape)
         if return_sign:
