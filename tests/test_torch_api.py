@@ -146,6 +146,7 @@ def test_gaussian_nll_loss_float_variance_and_negative_variance():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("dim,keepdim", [(1, False), (-1, True), (0, False), ((0, 2), False),
+                                         ((0, 1, 2), False), ((0, 1, 2), True),
                                          ((1, 2), True)])
 def test_logsumexp(dtype, dim, keepdim):
     x = randn(6, 7, 8, dtype=dtype, scale=20)
@@ -280,3 +281,19 @@ def test_a_training_loop_follows_torchs():
         params[name] = [p.detach() for p in model.parameters()]
     for a, b in zip(params["maxlik"], params["torch"]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_non_finite_rows():
+    inf = float("inf")
+    x = torch.tensor([[-inf, 1.0, 2.0], [-inf, -inf, -inf], [3.0, -inf, inf]], dtype=torch.float64)
+    torch.testing.assert_close(mt.logsumexp(x, 1), torch.logsumexp(x, 1))
+    ours, theirs = mt.log_softmax(x, 1), F.log_softmax(x, 1)
+    torch.testing.assert_close(ours[:2], theirs[:2], equal_nan=True)
+    # documented departure: a +inf row follows scipy (NaN at +inf, -inf elsewhere)
+    assert torch.isnan(ours[2, 2]) and ours[2, 0] == -inf and ours[2, 1] == -inf
+    # dim=() reduces every dimension; 0-d input is its own logsumexp
+    y = randn(3, 4, grad=False)
+    torch.testing.assert_close(mt.logsumexp(y, ()), torch.logsumexp(y.reshape(-1), 0))
+    assert float(mt.logsumexp(torch.tensor(2.0, dtype=torch.float64), 0)) == 2.0
+    with pytest.raises(IndexError, match="out of range"):
+        mt.logsumexp(y, 2)

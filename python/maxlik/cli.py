@@ -356,10 +356,10 @@ def _threads():
 _OPTIONAL = (
     ("scipy", "scipy", "peer for bench"),
     ("scikit-learn", "sklearn", "peer for bench"),
-    ("torch", "torch", "peer for bench"),
+    ("torch", "torch", "maxlik.torch; peer for bench"),
     ("matplotlib", "matplotlib", "maxlik fit --plot (pip install 'maxlik[plot]')"),
     ("tqdm", "tqdm", "progress bars"),
-    ("pyarrow", "pyarrow", "Parquet input"),
+    ("pyarrow", "pyarrow", "Parquet input, faster CSV input"),
     ("dask", "dask", "distributed fits (pip install 'maxlik[dask]')"),
 )
 

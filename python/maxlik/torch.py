@@ -385,6 +385,12 @@ def _dims(dim, ndim, func):
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     if ndim == 0:
         return ()
+    for d in dims:
+        if not -ndim <= d < ndim:
+            raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, "
+                             f"{ndim - 1}], but got {d})")
+    if not dims:  # dim=(): every dimension, as torch.sum
+        return tuple(range(ndim))
     return tuple(sorted({d % ndim for d in dims}))
 
 
@@ -394,12 +400,13 @@ class _LogSumExp(torch.autograd.Function):
         x = _np(input)
         if input.dim() == 0:
             out = x.copy()
-        elif len(dims) == 0:  # torch: dim=() reduces nothing
-            out = x.copy()
         else:
             out = np.asarray(_special.logsumexp(x, axis=dims, keepdims=keepdim))
         ctx.dims, ctx.keepdim = dims, keepdim
-        res = torch.from_numpy(np.ascontiguousarray(out, dtype=x.dtype))
+        out = np.asarray(out, dtype=x.dtype)  # keeps 0-d (ascontiguousarray would not)
+        if not (out.flags.c_contiguous and out.flags.writeable):
+            out = out.copy()
+        res = torch.from_numpy(out)
         ctx.save_for_backward(input, res)
         return res
 
@@ -458,8 +465,11 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     """``torch.nn.functional.log_softmax`` by maxlik's one-pass C++ kernel.
 
     `dim` as torch (``None`` picks torch's legacy implicit dimension, with
-    its warning); `dtype` casts the input first. Non-finite rows follow
-    torch: a row with ``+inf`` or all ``-inf`` gives NaN.
+    its warning); `dtype` casts the input first. Finite input and ``-inf``
+    entries give torch's results; an all ``-inf`` row gives NaN as in torch.
+    A row holding ``+inf`` follows :func:`maxlik.log_softmax` (scipy's
+    semantics): NaN at the ``+inf`` entries and ``-inf`` elsewhere, where
+    torch gives NaN for the whole row.
     """
     input = _tensor(input, "input") if dtype is None else \
         _tensor(_tensor_checked(input).to(dtype), "input")
