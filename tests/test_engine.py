@@ -3,7 +3,8 @@
 * Fits with the DEFAULT initialisation on more than 100 000 rows are equal
   (1e-9 relative) whether X is an ndarray, an np.memmap (several block sizes)
   or a Dask array (several chunkings, the threaded scheduler and a 2-worker
-  LocalCluster): the initialisation reads all rows in block order with the
+  LocalCluster, in test_scale_dask.py where the cluster fixture lives): the
+  initialisation reads all rows in block order with the
   same random draws. (maxlik 0.1 initialised streamed fits from a 100 000-row
   subsample, which converged to a different optimum.)
 * The in-memory source is one block: one kernel call per pass.
@@ -124,31 +125,6 @@ def test_dask_default_init_equals_in_memory(big, in_memory_gmm, threads, chunks)
     _close(a.cluster_centers_, b.cluster_centers_)
     assert b.inertia_ == pytest.approx(a.inertia_, rel=1e-9)
     np.testing.assert_array_equal(a.labels_, b.labels_.compute())
-
-
-def test_dask_local_cluster_default_init_equals_in_memory(big, in_memory_gmm):
-    da = pytest.importorskip("dask.array")
-    distributed = pytest.importorskip("distributed")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                           dashboard_address=None, silence_logs=50)
-        client = distributed.Client(cluster)
-    try:
-        dX = client.persist(da.from_array(big, chunks=(30_000, 2)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            b = GaussianMixture(covariance_type="diag", **_GMM).fit(dX)
-        _assert_same_gmm(in_memory_gmm["diag"], b)
-        ka = KMeans(3, random_state=0).fit(big)
-        kb = KMeans(3, random_state=0).fit(dX)
-        _close(ka.cluster_centers_, kb.cluster_centers_)
-        assert kb.inertia_ == pytest.approx(ka.inertia_, rel=1e-9)
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            client.close()
-            cluster.close()
 
 
 def test_linear_models_on_every_source(big, big_memmap, threads):
@@ -333,7 +309,7 @@ def _error(f, *args):
         warnings.simplefilter("ignore")
         try:
             f(*args)
-        except Exception as exc:  # noqa: BLE001 - the type and message are the result
+        except Exception as exc:  # the type and message are the result
             return type(exc), str(exc)
     return None
 

@@ -204,6 +204,27 @@ def test_distributed_gmm_kmeans_logistic(client):
     np.testing.assert_allclose(lb.intercept_, la.intercept_, rtol=0, atol=1e-10)
 
 
+def test_distributed_default_init_over_100k_rows_equals_in_memory(client):
+    """Issue 12: above 100 000 rows a default-initialised fit on the cluster is the
+    in-memory fit (maxlik 0.1 initialised from a subsample and found another optimum)."""
+    rng = np.random.default_rng(4)
+    centres = rng.normal(scale=6.0, size=(3, 2))
+    z = rng.integers(0, 3, size=120_000)
+    X = centres[z] + rng.normal(size=(120_000, 2))
+    dX = _on_cluster(client, X, (30_000, 2))
+    kw = dict(n_components=3, covariance_type="diag", random_state=0, max_iter=4, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter is capped on purpose
+        a = GaussianMixture(**kw).fit(X)
+        b = GaussianMixture(**kw).fit(dX)
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=1e-9, atol=1e-9)
+    ka = KMeans(3, random_state=0).fit(X)
+    kb = KMeans(3, random_state=0).fit(dX)
+    np.testing.assert_allclose(kb.cluster_centers_, ka.cluster_centers_, rtol=1e-9, atol=1e-9)
+    assert kb.inertia_ == pytest.approx(ka.inertia_, rel=1e-9)
+
+
 def test_distributed_worker_killed_mid_fit(client):
     """SIGKILL a worker after EM iteration 2: Dask recomputes its blocks, same result."""
     X = _blobs(6)

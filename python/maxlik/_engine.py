@@ -98,7 +98,7 @@ def _block_weight_totals(source, exclude):
     return np.array(tots)
 
 
-def _weight_search(source, u, exclude=np.empty(0, np.int64)):
+def _weight_search(source, u, exclude=()):
     """Rows drawn as ``RandomState.choice(N, p=w / w.sum())`` draws them from uniforms `u`.
 
     Row i is the first with cumsum(w)[i] > u * sum(w) (searchsorted side "right"
@@ -303,6 +303,7 @@ def lloyd(source, shift, scale, centers, max_iter, tol, verbose=0, labels_out=No
         # an E-step with the final centres so that the labels and inertia match them
         _, _, inertia, counts = source.map_reduce(K.lloyd_block, shift, centers, False, scale,
                                                   per_block=per_block)
+    assert inertia is not None and counts is not None  # max_iter >= 1
     return LloydRun(centers, float(inertia), i + 1, counts, labels_out)
 
 
@@ -384,6 +385,7 @@ def fit_kmeans(source, n_clusters, *, init, n_init, max_iter, tol, rs, verbose=0
             best = run
         else:
             spare = run.labels
+    assert best is not None  # n_init >= 1
     labels = best.labels
     if want_labels and labels is None:  # dask: lazy labels of the final centres
         labels = source.row_output(K.lloyd_labels, shift, best.centers, scale, dtype=np.int32)
@@ -547,6 +549,7 @@ def fit_mixture(source, *, n_components, covariance_type, tol, reg_covar, max_it
         if lb > max_lb or max_lb == -np.inf:
             max_lb = lb
             best = MixtureFit(params, lb, bounds, it, converged)
+    assert best is not None  # n_init >= 1
     return best
 
 

@@ -27,7 +27,6 @@ from ._validation import (
     check_option,
     check_output_size,
     check_sample_weight,
-    scale_exponent,
 )
 from .stats import COVARIANCE_TYPES, _TYPE_CODE, _precision_cholesky_full
 
@@ -534,7 +533,7 @@ def pp_block(xb, wb, shift, scale, chosen, candidates):
     return np.array(out).reshape(-1, candidates.shape[0])
 
 
-def pp_closest_cumsum(xb, wb, shift, scale, chosen):  # noqa: D401 - a sub-chunk, in memory
+def pp_closest_cumsum(xb, wb, shift, scale, chosen):
     """Running sums of w · closest(x) over the rows of a sub-chunk (see :func:`pp_block`)."""
     dist = np.asarray(_core.kmeans_sq_distances(
         xb, shift, np.ascontiguousarray(chosen, dtype=xb.dtype), scale), dtype=np.float64)
@@ -563,8 +562,12 @@ def ce_block(xb, yb, wb, theta, n_out, fit_intercept):
 
 
 def xy_max_abs_block(xb, yb, wb):
-    """(max |x| over the block, max |y| per target) in float64; merge with np.maximum."""
+    """(max |x| over the block, max |y| per target) in float64; merge with np.maximum.
+
+    The first pass of least squares: it also checks that y is finite."""
     yb = np.asarray(yb, dtype=np.float64).reshape(yb.shape[0], -1)
+    if not np.all(np.isfinite(yb)):
+        raise ValueError("y contains NaN or infinity; remove or impute such rows first")
     return (np.float64(max(abs(float(xb.max())), abs(float(xb.min())))),
             np.maximum(np.abs(yb.max(axis=0)), np.abs(yb.min(axis=0))).astype(np.float64))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -294,7 +294,7 @@ def check_same_dtype(*arrays: np.ndarray) -> np.dtype:
     return np.dtype(np.float64) if dt != np.float32 else np.dtype(np.float32)
 
 
-# ---- appended by the kmeans/cli helper -------------------------------------------------
+# ---- sparse input --------------------------------------------------------------------
 def check_dense(x, name: str) -> None:
     """Reject scipy.sparse inputs with a message that says what to do.
 
@@ -309,7 +309,7 @@ def check_dense(x, name: str) -> None:
         )
 
 
-# ---- appended by the hardening helper (issue 8) ----------------------------------------
+# ---- memory guards before big allocations ---------------------------------------------
 def _memory_limit_bytes() -> int | None:
     """The most memory one process could ever get: physical RAM, or a lower RLIMIT_AS."""
     limit = None
@@ -382,7 +382,7 @@ def check_output_size(n_elements, itemsize: int, name: str, extra_bytes=0) -> No
         )
 
 
-# ---- appended by the hardening helper (issue 11): data near the float limits ---------
+# ---- data near the float limits --------------------------------------------------------
 # Largest magnitudes outside [2**lo, 2**hi] are "extreme" for a dtype: squares (and
 # sums of squares) of such data overflow or underflow. Estimators that can work in
 # the coordinates x * 2**-e (a power of two: exact) do so with max |x| 2**-e in
@@ -517,7 +517,7 @@ def check_y(y, n_samples: int, *, allow_2d: bool, estimator_name: str):
 
         warnings.warn(exceptions.DataConversionWarning(
             "A column-vector y was passed when a 1d array was expected. Please change the "
-            "shape of y to (n_samples,), for example using ravel()."), stacklevel=4)
+            "shape of y to (n_samples,), for example using ravel()."), stacklevel=3)
         y = y.ravel()
     if y.ndim not in ((1, 2) if allow_2d else (1,)):
         raise ValueError(f"y must be 1-D{' or 2-D' if allow_2d else ''}; got shape {y.shape}")

@@ -7,8 +7,6 @@ of its rows, which maximises the complete-data likelihood (Bishop PRML 9.1).
 """
 from __future__ import annotations
 
-import math
-import numbers
 import warnings
 
 import numpy as np

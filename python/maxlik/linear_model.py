@@ -122,6 +122,13 @@ class LinearRegression(BaseEstimator):
     def fit(self, X, y, sample_weight=None):
         """Fit by weighted least squares; returns self.
 
+        The solve is a QR of the weighted, centred rows, blockwise (TSQR, see
+        :func:`maxlik._engine.least_squares`): X may be an ndarray, an
+        ``np.memmap`` / HDF5 / zarr dataset or a ``dask.array`` (with y a
+        matching array), all giving the same coefficients up to rounding;
+        ``rank_`` and ``singular_values_`` are those of the weighted, centred X,
+        as ``np.linalg.lstsq`` on all rows would give.
+
         Finite data of any magnitude give finite results or an error, never
         inf / NaN: X and each column of y whose largest magnitude is beyond
         ``2**400`` or below ``2**-400`` (where squares and sums of squares
@@ -342,6 +349,11 @@ class LogisticRegression(BaseEstimator):
 
     def fit(self, X, y, sample_weight=None):
         """Fit the model by penalised maximum likelihood; returns self.
+
+        Each L-BFGS evaluation is one pass of the fused C++ cross-entropy over
+        the rows (:func:`maxlik._engine.fit_logistic`); X may be an ndarray,
+        an ``np.memmap`` / HDF5 / zarr dataset or a ``dask.array`` (one graph
+        per evaluation), with the same result up to summation order.
 
         Raises
         ------

@@ -40,7 +40,7 @@ import numpy as np
 from . import _core, _engine, _sources
 from . import exceptions
 from ._base import BaseEstimator, check_is_fitted
-from ._kernels import (  # noqa: F401 - the block API is public here
+from ._kernels import (  # the block API is public here
     MixtureParameters,
     MixtureStatistics,
     _covariances_from_cholesky,
@@ -328,7 +328,7 @@ class GaussianMixture(BaseEstimator):
                 "iterations). Try different init parameters, or increase max_iter, tol, "
                 "or check for degenerate data.",
                 exceptions.ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=3,  # the caller of fit / fit_predict
             )
         self.converged_ = res.converged
         self._set_parameters(res.params)
