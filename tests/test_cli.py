@@ -398,3 +398,15 @@ def test_csv_larger_than_the_memory_limit_is_fitted_from_a_memmap(tmp_path, monk
     assert a["data"]["n_samples"] == 6000
     np.testing.assert_allclose(a["means"], b["means"], rtol=1e-9)
     np.testing.assert_allclose(a["log_likelihood"], b["log_likelihood"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("covariance", ["diag", "tied", "spherical"])
+def test_bic_aic_match_the_estimators(covariance):
+    # the CLI derives BIC/AIC from its one score pass (no re-scoring of X per criterion)
+    rc, out, err = run("fit", "--covariance", covariance, "-k", "3", "--json")
+    assert rc == 0, err
+    d = json.loads(out)
+    X = faithful()
+    gm = maxlik.GaussianMixture(3, covariance_type=covariance, random_state=0).fit(X)
+    np.testing.assert_allclose(d["bic"], gm.bic(X), rtol=1e-9)
+    np.testing.assert_allclose(d["aic"], gm.aic(X), rtol=1e-9)

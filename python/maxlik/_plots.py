@@ -30,7 +30,10 @@ def _plot(path, X, names, res):
     fig, axes = plt.subplots(1, 2 if two_panels else 1, figsize=(11 if two_panels else 6, 4.5),
                              squeeze=False)
     ax = axes[0, 0]
-    labels = res["_labels"]
+    labels = res.get("_labels")
+    if labels is None:  # computed here, so that a fit without --plot never holds N labels
+        model = res.get("_model")
+        labels = model.predict(X) if model is not None else np.zeros(X.shape[0], dtype=int)
     cmap = plt.get_cmap("tab10")
     colors = cmap(np.asarray(labels) % 10)
     if X.shape[1] >= 2:

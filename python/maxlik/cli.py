@@ -77,6 +77,13 @@ def _full_covariances(cov, ctype, K, D):
     return np.stack([np.eye(D) * c for c in np.atleast_1d(cov)])
 
 
+def _n_free_parameters(covariance_type, K, D):
+    """Free parameters of a K-component mixture in D dimensions (for BIC and AIC)."""
+    cov = {"full": K * D * (D + 1) // 2, "diag": K * D, "tied": D * (D + 1) // 2,
+           "spherical": K}[covariance_type]
+    return cov + K * D + K - 1
+
+
 def _fit_gmm(X, K, args, show_progress=True):
     import maxlik
 
@@ -112,6 +119,7 @@ def _fit_gmm(X, K, args, show_progress=True):
     n = X.shape[0]
     D = X.shape[1]
     loglik = float(model.score(X)) * n
+    n_params = _n_free_parameters(args.covariance, K, D)
     return {
         "model": "gmm",
         "estimator": f"{type(model).__module__.split('.')[0]}.{type(model).__name__}",
@@ -122,12 +130,13 @@ def _fit_gmm(X, K, args, show_progress=True):
         "covariances": model.covariances_,
         "log_likelihood": loglik,
         "mean_log_likelihood": loglik / n,
-        "bic": float(model.bic(X)),
-        "aic": float(model.aic(X)),
+        # from the one score pass: model.bic / model.aic would each score X again
+        "bic": -2 * loglik + n_params * math.log(n),
+        "aic": -2 * loglik + 2 * n_params,
         "n_iter": int(model.n_iter_),
         "converged": bool(model.converged_),
         "lower_bounds": history,
-        "_labels": model.predict(X),
+        "_model": model,  # labels (for --plot only) by model.predict(X), when needed
         "_full_cov": _full_covariances(model.covariances_, args.covariance, K, D),
         "_notes": notes,
     }
@@ -187,7 +196,7 @@ def _fit_gaussian(X, args):
         "mean_log_likelihood": float(res.log_likelihood) / X.shape[0],
         "bic": float(res.bic),
         "aic": float(res.aic),
-        "_labels": np.zeros(X.shape[0], dtype=int),
+        "_labels": None,  # one component: every row
         "_full_cov": cov,
         "_means": np.asarray(res.mean).reshape(1, -1),
         "_notes": [],
