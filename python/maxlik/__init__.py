@@ -21,14 +21,14 @@ _isa_level, _core = _isa.load_core(__name__)
 _sys.modules[f"{__name__}._core"] = _core
 
 from ._threads import get_num_threads, set_num_threads  # noqa: E402
-from .special import *  # noqa: E402,F401,F403
-from .stats import *  # noqa: E402,F401,F403
-from .mle import *  # noqa: E402,F401,F403
-from .divergences import *  # noqa: E402,F401,F403
-from .losses import *  # noqa: E402,F401,F403
-from .mixture import *  # noqa: E402,F401,F403
-from .cluster import *  # noqa: E402,F401,F403
-from .linear_model import *  # noqa: E402,F401,F403
+from .special import *  # noqa: E402,F403
+from .stats import *  # noqa: E402,F403
+from .mle import *  # noqa: E402,F403
+from .divergences import *  # noqa: E402,F403
+from .losses import *  # noqa: E402,F403
+from .mixture import *  # noqa: E402,F403
+from .cluster import *  # noqa: E402,F403
+from .linear_model import *  # noqa: E402,F403
 from . import special, stats, mle, divergences, losses, mixture, cluster, linear_model  # noqa: E402
 
 

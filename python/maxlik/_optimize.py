@@ -10,9 +10,11 @@ Algorithms 3.5 / 3.6 (line search for the strong Wolfe conditions, zoom).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["LbfgsResult", "minimize_lbfgs"]
 
@@ -129,9 +131,13 @@ def _line_search(fun, x, f0, g0, d, alpha1, c1, c2, max_ls, f_noise):
     return None
 
 
-def minimize_lbfgs(fun, x0, *, max_iter=100, gtol=1e-5, ftol=64 * np.finfo(float).eps,
-                   m=10, max_ls=50, c1=1e-4, c2=0.9,
-                   f_noise_rtol=1024 * np.finfo(float).eps) -> LbfgsResult:
+_EPS = float(np.finfo(float).eps)
+
+
+def minimize_lbfgs(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: npt.ArrayLike, *,
+                   max_iter: int = 100, gtol: float = 1e-5, ftol: float = 64 * _EPS,
+                   m: int = 10, max_ls: int = 50, c1: float = 1e-4, c2: float = 0.9,
+                   f_noise_rtol: float = 1024 * _EPS) -> LbfgsResult:
     """Minimise ``fun`` (returning ``(f, grad)``) from `x0` by L-BFGS.
 
     Converged means one of:
@@ -156,7 +162,9 @@ def minimize_lbfgs(fun, x0, *, max_iter=100, gtol=1e-5, ftol=64 * np.finfo(float
     f, g = fun(x)
     f = float(f)
     n_fev = 1
-    S, Y, RHO = [], [], []
+    S: list[np.ndarray] = []  # steps s_k, gradient changes y_k, 1 / (s_k . y_k)
+    Y: list[np.ndarray] = []
+    RHO: list[float] = []
     n_iter = 0
     message = "max_iter reached before max|grad| <= gtol"
     converged = False
@@ -180,7 +188,7 @@ def minimize_lbfgs(fun, x0, *, max_iter=100, gtol=1e-5, ftol=64 * np.finfo(float
             q *= (S[-1] @ Y[-1]) / (Y[-1] @ Y[-1])  # H0 = gamma I, N&W (7.20)
             alpha1 = 1.0
         else:
-            alpha1 = min(1.0, 1.0 / max(np.linalg.norm(g), 1e-300))
+            alpha1 = min(1.0, 1.0 / max(float(np.linalg.norm(g)), 1e-300))
         for s, y, rho, a in zip(S, Y, RHO, reversed(alphas)):
             b = rho * (y @ q)
             q += (a - b) * s
@@ -188,7 +196,7 @@ def minimize_lbfgs(fun, x0, *, max_iter=100, gtol=1e-5, ftol=64 * np.finfo(float
         if not (g @ d < 0):  # not a descent direction: restart from steepest descent
             S, Y, RHO = [], [], []
             d = -g
-            alpha1 = min(1.0, 1.0 / max(np.linalg.norm(g), 1e-300))
+            alpha1 = min(1.0, 1.0 / max(float(np.linalg.norm(g)), 1e-300))
         f_noise = f_noise_rtol * abs(f)
         ls = _line_search(fun, x, f, g, d, alpha1, c1, c2, max_ls, f_noise)
         if ls is None and S:
