@@ -18,7 +18,10 @@ from __future__ import annotations
 import math
 import operator
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
 from ._validation import (
@@ -41,7 +44,7 @@ __all__ = [
 # --------------------------------------------------------------------------- #
 # KL to the standard normal (VAE regulariser)
 # --------------------------------------------------------------------------- #
-def kl_to_standard_normal(mu, logvar, return_grad=False):
+def kl_to_standard_normal(mu: npt.ArrayLike, logvar: npt.ArrayLike, return_grad: bool = False) -> Any:
     r"""KL divergence from N(mu, diag(exp(logvar))) to N(0, I), per row.
 
     .. math::
@@ -278,7 +281,7 @@ def _discrete(kind, p, q, axis, base, normalize, func):
     return vals.reshape(out_shape)[()]
 
 
-def entropy(p, axis=-1, base=None, normalize=False):
+def entropy(p: npt.ArrayLike, axis: int = -1, base: float | None = None, normalize: bool = False) -> Any:
     """Shannon entropy H(p) = -Σ p log p of discrete distributions.
 
     0·log 0 is taken as 0. Computed in one fused C++ pass that also checks the
@@ -327,7 +330,8 @@ def entropy(p, axis=-1, base=None, normalize=False):
     return _discrete("entropy", p, None, axis, base, normalize, "entropy")
 
 
-def cross_entropy(p, q, axis=-1, base=None, normalize=False):
+def cross_entropy(p: npt.ArrayLike, q: npt.ArrayLike, axis: int = -1, base: float | None = None,
+                  normalize: bool = False) -> Any:
     """Cross-entropy CE(p, q) = -Σ p log q of discrete distributions.
 
     CE(p, q) = H(p) + KL(p ‖ q). With p the empirical distribution of labels,
@@ -370,7 +374,8 @@ def cross_entropy(p, q, axis=-1, base=None, normalize=False):
     return _discrete("cross_entropy", p, q, axis, base, normalize, "cross_entropy")
 
 
-def kl_divergence(p, q, axis=-1, base=None, normalize=False):
+def kl_divergence(p: npt.ArrayLike, q: npt.ArrayLike, axis: int = -1, base: float | None = None,
+                  normalize: bool = False) -> Any:
     """Kullback-Leibler divergence KL(p ‖ q) = Σ p log(p / q).
 
     0·log(0/q) is taken as 0; p > 0 = q gives +inf. KL ≥ 0 with equality iff
@@ -475,7 +480,8 @@ def _check_full_cov(C: np.ndarray, name: str, D: int) -> np.ndarray:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def gaussian_kl(mean_p, cov_p, mean_q, cov_q, covariance_type="full"):
+def gaussian_kl(mean_p: npt.ArrayLike, cov_p: npt.ArrayLike, mean_q: npt.ArrayLike, cov_q: npt.ArrayLike,
+                covariance_type: str = "full") -> Any:
     r"""KL(N(mean_p, cov_p) ‖ N(mean_q, cov_q)) in closed form.
 
     .. math::

@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import math
 
+from typing import Any, Literal
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
 from ._tensors import numpy_view
@@ -85,9 +88,10 @@ def _check_outputs(n, dtype, func, *, per_element=0, grad=False, rows=0):
                           extra_bytes=rows * np.dtype(dtype).itemsize)
 
 
-def softmax_cross_entropy(logits, target, *, weight=None, ignore_index=-100,
-                          label_smoothing=0.0, reduction="mean", return_grad=False,
-                          grad_out=None):
+def softmax_cross_entropy(logits: npt.ArrayLike, target: npt.ArrayLike, *, weight: npt.ArrayLike | None = None,
+                          ignore_index: int = -100, label_smoothing: float = 0.0,
+                          reduction: Literal["mean", "sum", "none"] = "mean", return_grad: bool = False,
+                          grad_out: np.ndarray | None = None) -> Any:
     r"""Cross-entropy between targets and ``softmax(logits)``, with its gradient.
 
     The same function as ``torch.nn.functional.cross_entropy`` for 2-D input:
@@ -331,8 +335,10 @@ def _broadcast_full(a, shape, name, dtype):
     return np.ascontiguousarray(b)
 
 
-def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=None,
-                                     reduction="mean", return_grad=False, grad_out=None):
+def binary_cross_entropy_with_logits(logits: npt.ArrayLike, target: npt.ArrayLike, *, weight: npt.ArrayLike | None = None,
+                                     pos_weight: npt.ArrayLike | None = None, reduction: Literal["mean", "sum", "none"] = "mean",
+                                     return_grad: bool = False,
+                                     grad_out: np.ndarray | None = None) -> Any:
     r"""Binary cross-entropy of ``sigmoid(logits)`` against `target`, with its gradient.
 
     The same function as ``torch.nn.functional.binary_cross_entropy_with_logits``:
@@ -436,8 +442,8 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     return (loss, g) if return_grad else loss
 
 
-def gaussian_nll(mean, target, var, *, full=False, eps=1e-6, reduction="mean",
-                 return_grad=False):
+def gaussian_nll(mean: npt.ArrayLike, target: npt.ArrayLike, var: npt.ArrayLike, *, full: bool = False, eps: float = 1e-6,
+                 reduction: Literal["mean", "sum", "none"] = "mean", return_grad: bool = False) -> Any:
     r"""Gaussian negative log-likelihood, with gradients for the mean and the variance.
 
     The same function as ``torch.nn.functional.gaussian_nll_loss``:
@@ -506,7 +512,7 @@ def gaussian_nll(mean, target, var, *, full=False, eps=1e-6, reduction="mean",
         )
     shape = mu.shape
     per_row = False
-    reduce_axes = None
+    reduce_axes: int | str | None = None  # the axis of var broadcast along, or "all"
     if v.ndim == 0:
         reduce_axes = "all"
     elif v.shape == shape:
@@ -555,16 +561,18 @@ def gaussian_nll(mean, target, var, *, full=False, eps=1e-6, reduction="mean",
         loss = _scalar(total, dtype)
     if not return_grad:
         return loss
+    assert gm is not None and gv is not None
     if per_row:
         gv = gv.reshape(v.shape)
     elif reduce_axes == "all":
         gv = _scalar(gv.sum(dtype=np.float64), dtype)
-    elif reduce_axes is not None:
+    elif isinstance(reduce_axes, int):
         gv = gv.sum(axis=reduce_axes, keepdims=True)
     return loss, gm, gv
 
 
-def mse(input, target, *, reduction="mean", return_grad=False, grad_out=None):
+def mse(input: npt.ArrayLike, target: npt.ArrayLike, *, reduction: Literal["mean", "sum", "none"] = "mean", return_grad: bool = False,
+        grad_out: np.ndarray | None = None) -> Any:
     """Mean squared error, ``torch.nn.functional.mse_loss``, with its gradient.
 
     With a fixed noise variance this is the Gaussian negative log-likelihood

@@ -11,6 +11,7 @@ import math
 import numbers
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
 from ._validation import (
@@ -78,7 +79,8 @@ def _unscale_covariance(cov_s, e: int, what: str):
     return cov
 
 
-def fit_gaussian(X, *, covariance_type="full", ddof=0, sample_weight=None):
+def fit_gaussian(X: npt.ArrayLike, *, covariance_type: str = "full", ddof: float = 0,
+                 sample_weight: npt.ArrayLike | None = None) -> GaussianFit:
     r"""Fit one Gaussian in closed form.
 
     The maximum-likelihood estimates are the (weighted) sample mean and the
@@ -224,6 +226,9 @@ def fit_gaussian(X, *, covariance_type="full", ddof=0, sample_weight=None):
         ll = -0.5 * W * (D * _LOG_2PI + logdet + D / factor)
     aic, bic = _ic(k, W, ll)
     stderr = np.sqrt(var_diag / W)
+    mean_out: float | np.ndarray
+    cov_out: float | np.ndarray
+    stderr_out: float | np.ndarray
     if one_d:
         mean_out = float(mean[0])
         cov_out = float(np.ravel(cov)[0])
@@ -248,7 +253,8 @@ def _xlogy_sum(counts: np.ndarray, probs: np.ndarray) -> float:
         return float(np.sum(counts[pos] * np.log(probs[pos])))
 
 
-def fit_categorical(labels=None, *, counts=None, n_categories=None, alpha=0.0, sample_weight=None):
+def fit_categorical(labels: npt.ArrayLike | None = None, *, counts: npt.ArrayLike | None = None, n_categories: int | None = None,
+                    alpha: float = 0.0, sample_weight: npt.ArrayLike | None = None) -> CategoricalFit:
     r"""Fit a categorical distribution to labels or to category counts.
 
     The maximum-likelihood estimate is :math:`\hat\pi_k = n_k / n`. With
@@ -367,7 +373,7 @@ def fit_categorical(labels=None, *, counts=None, n_categories=None, alpha=0.0, s
     )
 
 
-def fit_bernoulli(x, *, alpha=0.0, sample_weight=None):
+def fit_bernoulli(x: npt.ArrayLike, *, alpha: float = 0.0, sample_weight: npt.ArrayLike | None = None) -> BernoulliFit:
     r"""Fit independent Bernoulli variables to 0/1 data.
 
     The maximum-likelihood estimate of P(x = 1) is the (weighted) fraction of

@@ -5,7 +5,10 @@ multi-threaded, in float32 or float64.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
 from ._tensors import numpy_view
@@ -143,7 +146,8 @@ def _compatible_b(a3, b3) -> bool:
     return a3.shape[1] <= 1 or b3.strides[1] == b3.itemsize
 
 
-def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
+def logsumexp(a: npt.ArrayLike, axis: int | tuple[int, ...] | None = None, b: npt.ArrayLike | None = None,
+              keepdims: bool = False, return_sign: bool = False) -> Any:
     """Compute ``log(sum(b * exp(a)))`` over the given axes, stably.
 
     A drop-in for :func:`scipy.special.logsumexp` with the same signature,
@@ -402,7 +406,7 @@ def _softmax_impl(x, axis, log: bool):
     return out
 
 
-def softmax(x, axis=None):
+def softmax(x: npt.ArrayLike, axis: int | tuple[int, ...] | None = None) -> np.ndarray:
     """Softmax ``exp(x) / sum(exp(x))`` along `axis`; a drop-in for scipy.special.softmax.
 
     Parameters
@@ -439,7 +443,7 @@ def softmax(x, axis=None):
     return _softmax_impl(x, axis, False)
 
 
-def log_softmax(x, axis=None):
+def log_softmax(x: npt.ArrayLike, axis: int | tuple[int, ...] | None = None) -> np.ndarray:
     """``x - logsumexp(x)`` along `axis`; a drop-in for scipy.special.log_softmax.
 
     Parameters

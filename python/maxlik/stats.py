@@ -18,6 +18,7 @@ what :class:`maxlik.GaussianMixture` stores in ``precisions_cholesky_``.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
 from ._validation import as_float_array, check_finite, check_option, check_output_size
@@ -47,7 +48,7 @@ def _precision_cholesky_full(cov: np.ndarray, name: str, what: str = "covariance
     return U
 
 
-def precision_cholesky(covariances, covariance_type: str = "full") -> np.ndarray:
+def precision_cholesky(covariances: npt.ArrayLike, covariance_type: str = "full") -> np.ndarray:
     """Precision-Cholesky factors of covariances, in scikit-learn's convention.
 
     Parameters
@@ -119,8 +120,9 @@ def _check_precision_cholesky(P: np.ndarray, covariance_type: str, K: int, D: in
     return P
 
 
-def gaussian_logpdf(X, means, covariances=None, covariance_type: str = "full", *,
-                    precisions_cholesky=None):
+def gaussian_logpdf(X: npt.ArrayLike, means: npt.ArrayLike, covariances: npt.ArrayLike | None = None,
+                    covariance_type: str = "full", *,
+                    precisions_cholesky: npt.ArrayLike | None = None) -> np.ndarray:
     """Log-densities of rows of `X` under one or K Gaussians, in one fused pass.
 
     Parameters
