@@ -1,6 +1,7 @@
 """maxlik.torch against torch.nn.functional: a training step (forward + backward) on CPU.
 
     python benchmarks/bench_torch_api.py [--rows 262144] [--classes 128] [--rounds 15]
+                                         [--threads N] [--only NAME]
 
 Each case runs one forward and one backward of the loss on a (rows, classes)
 float32 leaf tensor, ours and torch's interleaved round by round in this one
@@ -92,7 +93,10 @@ def main(argv=None):
     p.add_argument("--classes", type=int, default=128)
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--only", help="run the cases whose name contains this")
+    p.add_argument("--threads", type=int, help="threads for both (default: maxlik's)")
     args = p.parse_args(argv)
+    if args.threads:
+        maxlik.set_num_threads(args.threads)
     torch.set_num_threads(maxlik.get_num_threads())
     print(f"training step (forward + backward), ({args.rows}, {args.classes}) float32, "
           f"{maxlik.get_num_threads()} thread(s), torch {torch.__version__}, "

@@ -71,8 +71,8 @@ def test_cross_entropy_probabilities_and_other_layouts(dtype, reduction):
     p = torch.softmax(randn(40, 7, dtype=dtype, seed=3, grad=False), dim=1)
     w = torch.rand(7, dtype=dtype)
     for kw in ({}, {"weight": w, "label_smoothing": 0.1}):
-        a, b = both(lambda z: mt.cross_entropy(z, p, reduction=reduction, **kw),
-                    lambda z: F.cross_entropy(z, p, reduction=reduction, **kw), [x])
+        a, b = both(lambda z, kw=kw: mt.cross_entropy(z, p, reduction=reduction, **kw),
+                    lambda z, kw=kw: F.cross_entropy(z, p, reduction=reduction, **kw), [x])
         assert_same(a, b, dtype)
     # (N, C, d1, d2) with index targets, and unbatched (C,)
     x4 = randn(3, 5, 4, 2, dtype=dtype)
@@ -107,8 +107,9 @@ def test_bce_with_logits(dtype, reduction):
     w = torch.rand(33, 1, dtype=dtype)
     pw = torch.rand(6, dtype=dtype) * 3
     for kw in ({}, {"weight": w}, {"pos_weight": pw}, {"weight": w, "pos_weight": pw}):
-        a, b = both(lambda z: mt.binary_cross_entropy_with_logits(z, t, reduction=reduction, **kw),
-                    lambda z: F.binary_cross_entropy_with_logits(z, t, reduction=reduction, **kw),
+        a, b = both(lambda z, kw=kw: mt.binary_cross_entropy_with_logits(z, t, reduction=reduction, **kw),
+                    lambda z, kw=kw: F.binary_cross_entropy_with_logits(z, t, reduction=reduction,
+                                                                         **kw),
                     [x])
         assert_same(a, b, dtype)
 
@@ -127,8 +128,8 @@ def test_gaussian_nll_loss(dtype, reduction, var_shape):
     var = (torch.rand(shape, dtype=dtype, generator=torch.Generator().manual_seed(6)) + 0.05)
     var.requires_grad_(True)
     for kw in ({}, {"full": True}, {"eps": 0.3}):  # eps=0.3 clamps some variances
-        a, b = both(lambda m, t, v: mt.gaussian_nll_loss(m, t, v, reduction=reduction, **kw),
-                    lambda m, t, v: F.gaussian_nll_loss(m, t, v, reduction=reduction, **kw),
+        a, b = both(lambda m, t, v, kw=kw: mt.gaussian_nll_loss(m, t, v, reduction=reduction, **kw),
+                    lambda m, t, v, kw=kw: F.gaussian_nll_loss(m, t, v, reduction=reduction, **kw),
                     [mu, y, var])
         assert_same(a, b, dtype)
 
