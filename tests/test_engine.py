@@ -350,3 +350,22 @@ def test_same_bad_X_same_error_from_every_source(case, tmp_path, threads):
         assert len(set(errors.values())) == 1, errors
     else:
         assert all("X contains NaN (first at row 3)" in e[1] for e in errors.values()), errors
+
+
+def test_fit_warnings_point_at_the_caller():
+    """Warnings from the engine's fits name the line that called fit, not maxlik's internals."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    cases = [
+        lambda: GaussianMixture(2, max_iter=1, random_state=0).fit(X),
+        lambda: KMeans(5, random_state=0).fit(np.repeat(X[:2], 50, axis=0)),
+        lambda: KMeans(2, init=X[:2], n_init=3).fit(X),
+        lambda: LogisticRegression(max_iter=1).fit(X, X[:, 0] > 0),
+        lambda: LogisticRegression().fit(X, (X[:, :1] > 0).astype(int)),  # a column-vector y
+    ]
+    for make in cases:
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            make()
+        assert rec, make
+        assert all(r.filename == __file__ for r in rec), [(r.filename, str(r.message)) for r in rec]

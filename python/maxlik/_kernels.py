@@ -44,14 +44,6 @@ def add(a, b):
     return a + b
 
 
-def sum_in_order(parts):
-    """``add`` of `parts` from left to right (the fixed block order)."""
-    out = parts[0]
-    for p in parts[1:]:
-        out = add(out, p)
-    return out
-
-
 def _rows(a) -> str:
     return f"shape {np.shape(a)}"
 
@@ -434,7 +426,7 @@ def column_summary_block(xb, wb):
     shifted two-pass kernel; the scatter is in units of 4**e (e = 0 unless
     the block is near the float64 limits).
     """
-    amax = np.maximum(np.abs(xb.max(axis=0)), np.abs(xb.min(axis=0))).astype(np.float64)
+    amax = column_max_abs_block(xb, wb)
     mean, scatter, _, e = _core.gaussian_moments(xb, None, False)
     return amax, int(xb.shape[0]), np.asarray(mean), np.asarray(scatter), int(e)
 

@@ -43,7 +43,7 @@ import mmap
 import numpy as np
 
 from . import _core
-from ._kernels import add, sum_in_order
+from ._kernels import add
 from ._validation import (
     all_zero_weights_error,
     as_float_array,
@@ -329,7 +329,7 @@ class BlockSource(_LocalSource):
 
 
 __all__ = ["ArraySource", "BlockSource", "make_source", "is_dask", "is_out_of_core",
-           "is_streamed", "auto_block_size", "BLOCK_BYTES", "ROW_ALIGN", "sum_in_order"]
+           "is_streamed", "auto_block_size", "BLOCK_BYTES", "ROW_ALIGN", "apply_blockwise"]
 
 
 def apply_blockwise(est, method, X, *, n_out=None, block_size=None):

@@ -517,7 +517,7 @@ def check_y(y, n_samples: int, *, allow_2d: bool, estimator_name: str):
 
         warnings.warn(exceptions.DataConversionWarning(
             "A column-vector y was passed when a 1d array was expected. Please change the "
-            "shape of y to (n_samples,), for example using ravel()."), stacklevel=3)
+            "shape of y to (n_samples,), for example using ravel()."), stacklevel=4)
         y = y.ravel()
     if y.ndim not in ((1, 2) if allow_2d else (1,)):
         raise ValueError(f"y must be 1-D{' or 2-D' if allow_2d else ''}; got shape {y.shape}")

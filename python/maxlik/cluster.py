@@ -4,6 +4,9 @@ k-means is the zero-variance limit of a Gaussian mixture with shared
 spherical covariance: the E-step assigns each row to its nearest centre
 (a hard responsibility) and the M-step sets each centre to the weighted mean
 of its rows, which maximises the complete-data likelihood (Bishop PRML 9.1).
+
+The loop (Lloyd, k-means++ / random seeding, restarts, empty-cluster
+relocation) is :func:`maxlik._engine.fit_kmeans`, one for every data source.
 """
 from __future__ import annotations
 
@@ -237,7 +240,7 @@ class KMeans(BaseEstimator):
         if isinstance(init, np.ndarray) and n_init != 1:
             warnings.warn(
                 f"Explicit initial center position passed: performing only one init in "
-                f"KMeans instead of n_init={n_init}.", RuntimeWarning, stacklevel=3)
+                f"KMeans instead of n_init={n_init}.", RuntimeWarning, stacklevel=4)
             n_init = 1
         return n_clusters, max_iter, tol, verbose, init, n_init
 
@@ -321,7 +324,7 @@ class KMeans(BaseEstimator):
             warnings.warn(
                 f"Number of distinct clusters ({res.n_distinct}) found smaller than n_clusters "
                 f"({n_clusters}). Possibly due to duplicate points in X.",
-                exceptions.ConvergenceWarning, stacklevel=2)
+                exceptions.ConvergenceWarning, stacklevel=3)  # fit <- wrapper <- the caller
         check_n_features(self, d, reset=True)
         self._set_feature_names(names)
         self.cluster_centers_ = res.cluster_centers

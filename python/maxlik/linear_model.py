@@ -381,7 +381,7 @@ class LogisticRegression(BaseEstimator):
                 f"iterations with max|gradient| = {np.max(np.abs(res.grad)):.3g} > tol = {tol}. "
                 "Increase max_iter, scale the features (e.g. StandardScaler), or decrease C.",
                 exceptions.ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,  # fit <- its all-or-nothing wrapper <- the caller
             )
         check_n_features(self, source.n_features, reset=True)
         self.classes_ = fit.classes

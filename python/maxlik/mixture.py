@@ -18,6 +18,11 @@ out-of-core and distributed fits are built from them:
   merges by ``+``;
 * :func:`mixture_update` -- statistics -> new :class:`MixtureParameters`.
 
+(Both live in :mod:`maxlik._kernels`.) The fit itself, EM with its
+initialisations, is :func:`maxlik._engine.fit_mixture`: one loop for
+in-memory, out-of-core and Dask data; :class:`GaussianMixture` owns the
+hyper-parameters and the fitted attributes.
+
 >>> import numpy as np
 >>> from maxlik import GaussianMixture, mixture_statistics, mixture_update
 >>> X = np.concatenate([np.zeros((50, 2)), np.full((50, 2), 5.0)])
@@ -328,7 +333,7 @@ class GaussianMixture(BaseEstimator):
                 "iterations). Try different init parameters, or increase max_iter, tol, "
                 "or check for degenerate data.",
                 exceptions.ConvergenceWarning,
-                stacklevel=3,  # the caller of fit / fit_predict
+                stacklevel=4,  # _fit <- fit <- its all-or-nothing wrapper <- the caller
             )
         self.converged_ = res.converged
         self._set_parameters(res.params)
