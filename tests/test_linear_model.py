@@ -340,3 +340,94 @@ def test_fused_linear_ce_kernel_matches_numpy(rng, D, K):
     assert loss == pytest.approx(ref, rel=1e-12)
     np.testing.assert_allclose(gW, G.T @ X, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(gb, G.sum(0), rtol=1e-10, atol=1e-10)
+
+
+# ---------------------------------------------------------------- scikit-learn's signature
+def test_logistic_signature_is_sklearns():
+    sk = pytest.importorskip("sklearn.linear_model")
+    import inspect
+
+    ours = inspect.signature(LogisticRegression).parameters
+    theirs = inspect.signature(sk.LogisticRegression).parameters
+    assert list(ours) == list(theirs)
+    assert {k: v.default for k, v in ours.items()} == {k: v.default for k, v in theirs.items()}
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(solver="liblinear"), r"solver='liblinear' is not supported; the supported solver is 'lbfgs'"),
+    (dict(solver="saga"), r"supported solver is 'lbfgs'"),
+    (dict(penalty="l1"), r"penalty='l1' is not supported.*'l2' or None"),
+    (dict(penalty="elasticnet"), r"penalty='elasticnet' is not supported"),
+    (dict(penalty="bogus"), r"penalty must be 'l2', None or 'deprecated'"),
+    (dict(l1_ratio=0.5), r"l1_ratio=0.5 asks for an elasticnet penalty"),
+    (dict(l1_ratio=1.0), r"l1_ratio=1.0 asks for an l1 penalty"),
+    (dict(dual=True), r"dual=True is not supported"),
+    (dict(class_weight="uniform"), r"class_weight must be a dict, 'balanced' or None"),
+    (dict(class_weight={7: 2.0}), r"class_weight: the classes \[7\] are not in y's classes"),
+    (dict(class_weight={0: -1.0}), r"class_weight\[0\] must be finite and >= 0"),
+])
+def test_logistic_unsupported_options_name_the_supported_ones(kw, match):
+    X, y = _classification(3, n=60)
+    with pytest.raises(ValueError, match=match):
+        LogisticRegression(**kw).fit(X, y)
+
+
+def test_logistic_penalty_none_is_c_inf_and_l2_is_default():
+    X, y = _classification(2, n=200)
+    a = LogisticRegression(penalty=None, tol=1e-10, max_iter=500).fit(X, y)
+    b = LogisticRegression(C=np.inf, tol=1e-10, max_iter=500).fit(X, y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    c = LogisticRegression(penalty="l2", C=0.3).fit(X, y)
+    d = LogisticRegression(C=0.3).fit(X, y)
+    np.testing.assert_array_equal(c.coef_, d.coef_)
+    # accepted, no effect on lbfgs (as in scikit-learn)
+    e = LogisticRegression(C=0.3, intercept_scaling=5.0, random_state=3, n_jobs=2).fit(X, y)
+    np.testing.assert_array_equal(e.coef_, d.coef_)
+
+
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 3.0, 2: 0.5}])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_logistic_class_weight_matches_sklearn(rng, class_weight, weighted):
+    sk = pytest.importorskip("sklearn.linear_model")
+    X, y = _classification(3, n=400)
+    keep = (y != 1) | (rng.uniform(size=y.shape[0]) < 0.3)  # unbalanced classes
+    X, y = X[keep], y[keep]
+    sw = rng.uniform(0.3, 2.0, len(y)) if weighted else None
+    ours = LogisticRegression(C=0.5, tol=1e-10, max_iter=500, class_weight=class_weight).fit(
+        X, y, sample_weight=sw)
+    ref = sk.LogisticRegression(C=0.5, tol=1e-10, max_iter=500, class_weight=class_weight).fit(
+        X, y, sample_weight=sw)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, atol=1e-6, rtol=0)
+    # identity: class weights are row weights
+    cw = ({c: w for c, w in zip(*np.unique(y, return_counts=True))} if class_weight == "balanced"
+          else class_weight)
+    if class_weight == "balanced":
+        base = np.ones(len(y)) if sw is None else sw
+        tot = {c: base[y == c].sum() for c in np.unique(y)}
+        cw = {c: base.sum() / (len(tot) * t) for c, t in tot.items()}
+    rows = np.array([cw.get(c, 1.0) for c in y]) * (1.0 if sw is None else sw)
+    same = LogisticRegression(C=0.5, tol=1e-10, max_iter=500).fit(X, y, sample_weight=rows)
+    np.testing.assert_allclose(ours.coef_, same.coef_, atol=1e-7, rtol=0)
+
+
+def test_logistic_warm_start_starts_from_the_previous_fit():
+    X, y = _classification(3, n=500)
+    cold = LogisticRegression(C=1.0, tol=1e-8, max_iter=500).fit(X, y)
+    warm = LogisticRegression(C=1.0, tol=1e-8, max_iter=500, warm_start=True)
+    warm.fit(X, y)
+    first = int(warm.n_iter_[0])
+    warm.fit(X, y)  # from the solution: (almost) nothing left to do
+    assert int(warm.n_iter_[0]) < max(2, first // 4)
+    np.testing.assert_allclose(warm.coef_, cold.coef_, atol=1e-6)
+    # without warm_start the second fit starts from zero again
+    again = LogisticRegression(C=1.0, tol=1e-8, max_iter=500).fit(X, y).fit(X, y)
+    assert int(again.n_iter_[0]) == int(cold.n_iter_[0])
+
+
+def test_logistic_convergence_warning_uses_sklearns_wording(capsys):
+    X, y = _classification(3, n=300)
+    with pytest.warns(maxlik.ConvergenceWarning, match=r"(?s)^lbfgs failed to converge after 2 "
+                                                       r"iteration\(s\).*max_iter=2"):
+        LogisticRegression(max_iter=2, verbose=1).fit(X, y)
+    assert "LogisticRegression (lbfgs): 2 iterations" in capsys.readouterr().out

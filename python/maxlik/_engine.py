@@ -607,18 +607,65 @@ class LogisticFit:
     result: object  # the L-BFGS result (converged, message, grad)
 
 
-def fit_logistic(source, *, C, fit_intercept, max_iter, tol) -> LogisticFit:
+def class_weights(class_weight, classes, source):
+    """Weight per class code from a dict {label: weight} or "balanced" (scikit-learn's
+    ``n_eff / (n_classes * n_eff_c)`` with weighted counts); None stays None."""
+    if class_weight is None:
+        return None
+    coded = source.derive(y=_codes(classes))
+    counts = coded.map_reduce(K.class_weight_sums_block, classes.shape[0], with_y=True)
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight must be a dict, 'balanced' or None; got {class_weight!r}")
+        if np.any(counts <= 0):
+            missing = classes[counts <= 0].tolist()
+            raise ValueError(f"class_weight='balanced': classes {missing} have zero total weight")
+        return counts.sum() / (classes.shape[0] * counts)
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight must be a dict, 'balanced' or None; got "
+                        f"{type(class_weight).__name__}")
+    cw = np.ones(classes.shape[0])
+    known = {c.item() if hasattr(c, "item") else c for c in classes}
+    unknown = [k for k in class_weight if k not in known]
+    if unknown:
+        raise ValueError(f"class_weight: the classes {unknown} are not in y's classes "
+                         f"{classes.tolist()}")
+    for k, v in class_weight.items():
+        v = float(v)
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"class_weight[{k!r}] must be finite and >= 0; got {v}")
+        cw[int(np.searchsorted(classes, k))] = v
+    return cw
+
+
+def fit_logistic(source, *, C, fit_intercept, max_iter, tol, class_weight=None,
+                 x0=None) -> LogisticFit:
     """Penalised maximum likelihood by L-BFGS; each evaluation is one pass of the fused
-    C++ cross-entropy over the blocks, the L2 penalty added once on the client."""
+    C++ cross-entropy over the blocks, the L2 penalty added once on the client.
+
+    `class_weight` (dict / "balanced" / None) multiplies each row's weight by its
+    class's; `x0` (n_out, D + fit_intercept) starts L-BFGS there (warm start)."""
     classes = check_classes(np.asarray(source.y_unique()))
     n, D = source.n_samples, source.n_features
-    S = source.weight_sum()
+    cw = class_weights(class_weight, classes, source)
+    if cw is None:
+        S = source.weight_sum()
+    else:
+        S = float(np.dot(cw, source.derive(y=_codes(classes)).map_reduce(
+            K.class_weight_sums_block, classes.shape[0], with_y=True)))
     if not S > 0:
         raise ValueError("sample_weight must have at least one positive weight; all weights "
                          "are zero")
-    src = source.derive(y=_codes(classes),
-                        w=lambda w: np.ascontiguousarray(
-                            (np.ones(n) if w is None else np.asarray(w, np.float64)) / S))
+    if cw is None:
+        src = source.derive(y=_codes(classes),
+                            w=lambda w: np.ascontiguousarray(
+                                (np.ones(n) if w is None else np.asarray(w, np.float64)) / S))
+    else:
+        def weigh(w, yb):
+            yb = np.asarray(yb)
+            base = np.ones(yb.shape[0]) if w is None else np.asarray(w, np.float64)
+            return np.ascontiguousarray(base * cw[yb] / S)
+        src = source.derive(y=_codes(classes), wy=weigh)
     l2 = 0.0 if math.isinf(C) else 1.0 / (C * S)
     n_out = 1 if classes.shape[0] == 2 else classes.shape[0]
     P = D + int(fit_intercept)
@@ -646,7 +693,12 @@ def fit_logistic(source, *, C, fit_intercept, max_iter, tol) -> LogisticFit:
         def objective(theta):
             f, g = fun(theta * pscale)
             return f, g * pscale
-    res = minimize_lbfgs(objective, np.zeros(n_out * P), max_iter=max_iter, gtol=tol)
+    start = np.zeros(n_out * P)
+    if x0 is not None and np.shape(x0) == (n_out, P):
+        start = np.asarray(x0, np.float64).ravel()
+        if pscale is not None:
+            start = start / pscale
+    res = minimize_lbfgs(objective, start, max_iter=max_iter, gtol=tol)
     theta = (res.x if pscale is None else res.x * pscale).reshape(n_out, P)
     intercept = theta[:, D].copy() if fit_intercept else np.zeros(n_out)
     return LogisticFit(classes, np.ascontiguousarray(theta[:, :D]), intercept, res.n_iter,

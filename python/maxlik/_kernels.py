@@ -534,6 +534,12 @@ def pp_closest_cumsum(xb, wb, shift, scale, chosen):
     return np.cumsum(w * closest)
 
 
+def class_weight_sums_block(xb, yb, wb, n_classes):
+    """Σ w per class code of a block (float64, length n_classes); merge by addition."""
+    return np.bincount(np.asarray(yb), weights=None if wb is None else np.asarray(wb, np.float64),
+                       minlength=n_classes).astype(np.float64)
+
+
 def ce_block(xb, yb, wb, theta, n_out, fit_intercept):
     """Weighted softmax / sigmoid cross-entropy of a block and its gradient, fused in C++.
 

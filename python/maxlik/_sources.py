@@ -191,14 +191,20 @@ class ArraySource(_LocalSource):
         return self.n_samples if self.w is None else _positive_count(
             int(np.count_nonzero(self.w)), self.w)
 
-    def derive(self, y=None, w=None):
-        """A source over the same X with targets and / or weights transformed once."""
+    def derive(self, y=None, w=None, wy=None):
+        """A source over the same X with targets and / or weights transformed once.
+
+        `w` maps the weights (None for unweighted); `wy` maps (weights, targets)
+        after `y` was applied, for weights that depend on the target (class weights)."""
         out = ArraySource.__new__(ArraySource)
         out.__dict__.update(self.__dict__)
         if y is not None:
             out.y = y(self.y)
         if w is not None:
             out.w = w(self.w)
+            out.weighted = True
+        if wy is not None:
+            out.w = wy(out.w, out.y)
             out.weighted = True
         return out
 
@@ -317,13 +323,16 @@ class BlockSource(_LocalSource):
             n += int(np.count_nonzero(wb))
         return _positive_count(n, self.w)
 
-    def derive(self, y=None, w=None):
+    def derive(self, y=None, w=None, wy=None):
         out = BlockSource.__new__(BlockSource)
         out.__dict__.update(self.__dict__)
         if y is not None:
             out.y = y(np.asarray(self.y))
         if w is not None:
             out.w = w(None if self.w is None else np.asarray(self.w, np.float64))
+            out.weighted = True
+        if wy is not None:
+            out.w = wy(None if out.w is None else np.asarray(out.w, np.float64), np.asarray(out.y))
             out.weighted = True
         return out
 

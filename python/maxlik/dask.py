@@ -252,7 +252,7 @@ class DaskSource:
     def y_unique(self):
         return np.asarray(da.unique(self.y).compute())
 
-    def derive(self, y=None, w=None):
+    def derive(self, y=None, w=None, wy=None):
         """A source over the same X with targets / weights transformed (lazily, then persisted)."""
         out = DaskSource.__new__(DaskSource)
         out.__dict__.update(self.__dict__)
@@ -262,6 +262,11 @@ class DaskSource:
             base = self.w if self.w is not None else da.ones(self.n_samples,
                                                              chunks=(self.X.chunks[0],))
             out.w = base.map_blocks(w, dtype=np.float64).persist()
+            out.weighted = True
+        if wy is not None:
+            base = out.w if out.w is not None else da.ones(self.n_samples,
+                                                           chunks=(self.X.chunks[0],))
+            out.w = da.map_blocks(wy, base, out.y, dtype=np.float64).persist()
             out.weighted = True
         out._split()
         return out

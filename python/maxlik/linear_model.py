@@ -291,16 +291,48 @@ class LogisticRegression(BaseEstimator):
 
     Parameters
     ----------
+    The signature is scikit-learn 1.9's; what the ``lbfgs`` solver does not
+    use is accepted and documented as such.
+
+    penalty : {"deprecated", "l2", None}, default "deprecated"
+        "deprecated" (scikit-learn 1.9's default): L2 unless ``C=np.inf``;
+        "l2": L2; None: no penalty (C is ignored). "l1" and "elasticnet" are a
+        ValueError: only the lbfgs solver (smooth objectives) is implemented.
     C : float, default 1.0
         Inverse regularisation strength (> 0); ``np.inf`` for no penalty.
-    fit_intercept : bool, default True
-    max_iter : int, default 100
-        Maximum number of L-BFGS iterations.
+    l1_ratio : float, default 0.0
+        Only 0 (pure L2) is supported; other values are a ValueError.
+    dual : bool, default False
+        Only False (the primal problem) is supported.
     tol : float, default 1e-4
         Stop when the largest absolute gradient entry is below `tol`
         (scikit-learn's ``gtol``; for columns of large scale, with respect to
         the rescaled coefficients described below), or when the objective
         stops decreasing (relative change below ``64 * machine epsilon``).
+    fit_intercept : bool, default True
+    intercept_scaling : float, default 1
+        Accepted for compatibility; like scikit-learn's lbfgs it has no effect
+        (the intercept is fitted as its own unpenalised parameter).
+    class_weight : dict, "balanced" or None, default None
+        Row weights multiplied by their class's weight: ``{label: weight}``
+        (missing labels weigh 1), or "balanced":
+        ``n_eff / (n_classes * n_eff_c)`` with ``n_eff_c`` the class's total
+        sample weight. The objective's ``S`` is then the total of the
+        resulting weights (as in scikit-learn).
+    random_state : None, int or Generator
+        Accepted for compatibility: the lbfgs fit is deterministic.
+    solver : {"lbfgs"}, default "lbfgs"
+        Only "lbfgs"; any other solver is a ValueError naming it.
+    max_iter : int, default 100
+        Maximum number of L-BFGS iterations.
+    verbose : int, default 0
+        > 0 prints one line per fit (iterations, objective, max|gradient|, why it stopped).
+    warm_start : bool, default False
+        Start L-BFGS from the previous fit's ``coef_`` / ``intercept_`` when
+        the classes and features are the same (else from zero).
+    n_jobs : None or int
+        Accepted for compatibility; threads are set by
+        :func:`maxlik.set_num_threads` (scikit-learn 1.9 ignores it too).
 
     Attributes
     ----------
@@ -316,7 +348,7 @@ class LogisticRegression(BaseEstimator):
     Warns
     -----
     ConvergenceWarning
-        If `max_iter` iterations did not reach `tol`.
+        If L-BFGS stopped before `tol` ("lbfgs failed to converge ...", scikit-learn's wording).
 
     Examples
     --------
@@ -331,11 +363,23 @@ class LogisticRegression(BaseEstimator):
 
     _estimator_type = "classifier"
 
-    def __init__(self, C=1.0, fit_intercept=True, max_iter=100, tol=1e-4):
+    def __init__(self, penalty="deprecated", *, C=1.0, l1_ratio=0.0, dual=False, tol=1e-4,
+                 fit_intercept=True, intercept_scaling=1, class_weight=None, random_state=None,
+                 solver="lbfgs", max_iter=100, verbose=0, warm_start=False, n_jobs=None):
+        self.penalty = penalty
         self.C = C
-        self.fit_intercept = fit_intercept
-        self.max_iter = max_iter
+        self.l1_ratio = l1_ratio
+        self.dual = dual
         self.tol = tol
+        self.fit_intercept = fit_intercept
+        self.intercept_scaling = intercept_scaling
+        self.class_weight = class_weight
+        self.random_state = random_state
+        self.solver = solver
+        self.max_iter = max_iter
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.n_jobs = n_jobs
 
     def _check_params(self):
         if isinstance(self.C, (bool, np.bool_)) or not isinstance(self.C, numbers.Real):
@@ -343,9 +387,39 @@ class LogisticRegression(BaseEstimator):
         C = float(self.C)
         if not C > 0:
             raise ValueError(f"C must be > 0 (np.inf for no penalty); got {C}")
+        if self.solver != "lbfgs":
+            raise ValueError(f"solver={self.solver!r} is not supported; the supported solver is "
+                             "'lbfgs'")
+        penalty = self.penalty
+        if penalty == "deprecated":
+            l1 = self.l1_ratio
+            if l1 is not None and (isinstance(l1, (bool, np.bool_)) or not isinstance(l1, numbers.Real)):
+                raise TypeError(f"l1_ratio must be a number in [0, 1]; got {l1!r}")
+            if l1 is not None and l1 != 0:
+                kind = "l1" if l1 == 1 else "elasticnet"
+                raise ValueError(f"l1_ratio={l1} asks for an {kind} penalty, which the lbfgs solver "
+                                 "does not support; use l1_ratio=0 (L2) or C=np.inf (none)")
+            penalty = None if np.isinf(C) else "l2"
+        elif penalty in ("l1", "elasticnet"):
+            raise ValueError(f"penalty={penalty!r} is not supported (only the lbfgs solver is "
+                             "implemented); use penalty='l2' or None")
+        elif penalty not in ("l2", None):
+            raise ValueError(f"penalty must be 'l2', None or 'deprecated'; got {penalty!r} "
+                             "(C is keyword-only, as in scikit-learn)")
+        if penalty is None:
+            C = np.inf
+        if check_bool(self.dual, "dual"):
+            raise ValueError("dual=True is not supported: the lbfgs solver solves the primal "
+                             "problem; use dual=False")
+        check_float(self.intercept_scaling, "intercept_scaling", min=0.0)
+        if self.n_jobs is not None:
+            check_int(self.n_jobs, "n_jobs")
+        verbose = int(self.verbose) if isinstance(self.verbose, (bool, np.bool_)) else \
+            check_int(self.verbose, "verbose", min=0)
         return (C, check_bool(self.fit_intercept, "fit_intercept"),
                 check_int(self.max_iter, "max_iter", min=0),
-                check_float(self.tol, "tol", min=0.0))
+                check_float(self.tol, "tol", min=0.0), verbose,
+                check_bool(self.warm_start, "warm_start"))
 
     def fit(self, X, y, sample_weight=None):
         """Fit the model by penalised maximum likelihood; returns self.
@@ -360,7 +434,7 @@ class LogisticRegression(BaseEstimator):
         ValueError
             Fewer than two classes, continuous y, non-finite X, bad weights.
         """
-        C, fit_intercept, max_iter, tol = self._check_params()
+        C, fit_intercept, max_iter, tol, verbose, warm_start = self._check_params()
         if _sources.is_streamed(X):
             source = _sources.make_source(X, y, sample_weight, dtype=np.float64)
         else:
@@ -372,14 +446,23 @@ class LogisticRegression(BaseEstimator):
                 raise ValueError(f"Unknown label type: y has dtype {y.dtype}")
             source = _sources.ArraySource(X, y, sample_weight)
         source.positive_weights()
+        x0 = None
+        if warm_start and hasattr(self, "coef_") and getattr(self, "n_features_in_", None) == \
+                source.n_features:
+            x0 = np.column_stack([self.coef_, self.intercept_]) if fit_intercept else self.coef_
         fit = _engine.fit_logistic(source, C=C, fit_intercept=fit_intercept, max_iter=max_iter,
-                                   tol=tol)
+                                   tol=tol, class_weight=self.class_weight, x0=x0)
         res = fit.result
+        if verbose:
+            print(f"LogisticRegression (lbfgs): {res.n_iter} iterations, objective "
+                  f"{float(res.fun):.10g}, max|gradient| {np.max(np.abs(res.grad)):.3g}: "
+                  f"{res.message}")
         if not res.converged:
             warnings.warn(
-                f"LogisticRegression: L-BFGS stopped ({res.message}) after {res.n_iter} "
-                f"iterations with max|gradient| = {np.max(np.abs(res.grad)):.3g} > tol = {tol}. "
-                "Increase max_iter, scale the features (e.g. StandardScaler), or decrease C.",
+                f"lbfgs failed to converge after {res.n_iter} iteration(s): {res.message}; "
+                f"max|gradient| = {np.max(np.abs(res.grad)):.3g} > tol = {tol}.\n"
+                f"Increase the number of iterations (max_iter={max_iter}), scale the features "
+                "(e.g. StandardScaler), or decrease C.",
                 exceptions.ConvergenceWarning,
                 stacklevel=3,  # fit <- its all-or-nothing wrapper <- the caller
             )
