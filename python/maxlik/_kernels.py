@@ -331,7 +331,14 @@ def mixture_update(stats: MixtureStatistics, reg_covar: float = 1e-6) -> Mixture
         try:
             prec = _precision_cholesky_full(cov[None], "covariance")[0]
         except ValueError:
-            raise _collapse_error("(tied)", reg_covar) from None
+            # rounding-level negative eigen-directions are zero (see _rounding_bound)
+            scale = (np.trace(np.abs(stats.sum_xx)) + 3 * np.abs(S * d).sum()
+                     + (n[:, None] * d * d).sum()) / nk.sum()
+            cov = _clamp_eigen(cov, reg_covar, _rounding_bound(scale, eps))
+            try:
+                prec = _precision_cholesky_full(cov[None], "covariance")[0]
+            except ValueError:
+                raise _collapse_error("(tied)", reg_covar) from None
     else:
         means = stats.shift + d
         if ctype == "full":
@@ -344,11 +351,30 @@ def mixture_update(stats: MixtureStatistics, reg_covar: float = 1e-6) -> Mixture
             U, status = _core.precision_cholesky(np.ascontiguousarray(cov), 1e-8)
             bad = np.flatnonzero(status)
             if bad.size:
-                raise _collapse_error(int(bad[0]), reg_covar)
+                # rounding-level negative eigen-directions are zero (see _rounding_bound)
+                scale = (np.einsum("kii->k", np.abs(Q)) + 3 * np.abs(S * d).sum(axis=1)
+                         + n * (d * d).sum(axis=1)) / nk
+                for k in bad:
+                    cov[k] = _clamp_eigen(cov[k], reg_covar, _rounding_bound(scale[k], eps))
+                U, status = _core.precision_cholesky(np.ascontiguousarray(cov), 1e-8)
+                bad = np.flatnonzero(status)
+                if bad.size:
+                    raise _collapse_error(int(bad[0]), reg_covar)
             prec = U
         else:
-            var = (stats.sum_xx - 2 * S * d + n[:, None] * d * d) / nk[:, None] + reg_covar
+            terms = (stats.sum_xx, 2 * S * d, n[:, None] * d * d)
+            raw = (terms[0] - terms[1] + terms[2]) / nk[:, None]
+            bound = _rounding_bound((np.abs(terms[0]) + np.abs(terms[1]) + terms[2])
+                                    / nk[:, None], eps)
+            # a variance negative by no more than its rounding error is zero
+            raw = np.where((raw < 0) & (raw >= -bound), 0.0, raw)
+            var = raw + reg_covar
             cov = var if ctype == "diag" else var.mean(axis=1)
+            floor = bound if ctype == "diag" else bound.mean(axis=1)
+            # zero (to rounding) with reg_covar=0: the variance is below what the
+            # statistics resolve, so it is reported as that resolution (finite
+            # precisions, as scikit-learn's #18216 test expects) instead of 0
+            cov = np.where((cov == 0) & (floor > 0), floor, cov)
             bad = np.flatnonzero((cov <= 0).reshape(K, -1).any(axis=1))
             if bad.size:
                 raise _collapse_error(int(bad[0]), reg_covar)
@@ -359,6 +385,43 @@ def mixture_update(stats: MixtureStatistics, reg_covar: float = 1e-6) -> Mixture
         # never hand back inf / NaN parameters silently
         raise _overflow_error()
     return MixtureParameters(ctype, weights, means, prec, cov)
+
+
+#: Rounding-error constant of the centred M-step formula, see _rounding_bound.
+_ROUNDING_C = 16
+
+
+def _rounding_bound(scale, eps):
+    """Largest rounding error of a variance from the shifted statistics.
+
+    The M-step computes a variance as (Q − 2 S d + n d²) / N_k, with Q = Σγ(x−s)²,
+    S = Σγ(x−s), d = S/N_k (s the E-step's means). Each term is correct to a few
+    units of roundoff relative to its own magnitude (Q is a sum of non-negative
+    terms; the two products and the division add one rounding each; the kernel
+    blocks the sums, so their relative error stays a small multiple of eps), and the
+    two subtractions add one more rounding of the largest term. So the computed
+    value differs from the exact, non-negative, variance by at most about
+    c·eps·(|Q| + 2|S d| + n d²)/N_k = c·eps·`scale`; since (S d) ≤ Q (Cauchy–Schwarz)
+    that is a few ulp of the second moment Σγ‖x−s‖²/N_k around the shift. We take
+    c = 16 (a generous "few"): a variance in [−bound, 0) is rounding and is
+    treated as 0; anything more negative is a genuinely bad covariance and still
+    raises. For "full"/"tied" the same bound, with the trace as the scale (it
+    bounds the spectral norm of the scatter), applies to the eigenvalues.
+    """
+    return _ROUNDING_C * eps * scale
+
+
+def _clamp_eigen(cov, reg_covar, bound):
+    """`cov` (with `reg_covar` on its diagonal) with eigenvalues of the scatter in
+    [−bound, 0) set to 0. Left unchanged if any is more negative (it then fails
+    the Cholesky step and raises the collapse error)."""
+    D = cov.shape[0]
+    lam, V = np.linalg.eigh(cov - reg_covar * np.eye(D))
+    if lam.min() < -bound:
+        return cov
+    lam = np.maximum(lam, 0.0) + reg_covar
+    out = (V * lam) @ V.T
+    return 0.5 * (out + out.T)
 
 
 def _overflow_error() -> ValueError:

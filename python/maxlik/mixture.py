@@ -336,7 +336,7 @@ class GaussianMixture(BaseEstimator):
                 stacklevel=4,  # _fit <- fit <- its all-or-nothing wrapper <- the caller
             )
         self.converged_ = res.converged
-        self._set_parameters(res.params)
+        self._set_parameters(res.params, source.dtype)
         self.n_iter_ = res.n_iter
         self.lower_bound_ = res.lower_bound
         self.lower_bounds_ = res.lower_bounds
@@ -402,29 +402,39 @@ class GaussianMixture(BaseEstimator):
             return self
         rho = 1.0 if running is None else _engine.step_size(t, decay, offset)
         running = _engine.blend_statistics(running, _engine.recentre(batch, ref), rho)
-        self._set_parameters(mixture_update(running, float(self.reg_covar)))
+        self._set_parameters(mixture_update(running, float(self.reg_covar)), X.dtype)
         self._stepwise_state = (running, t + 1, ref, self.means_)
         self.n_iter_ = t + 1
         self.lower_bound_ = batch.mean_log_likelihood
         self.converged_ = False
         return self
 
-    def _set_parameters(self, p: MixtureParameters):
+    def _set_parameters(self, p: MixtureParameters, dtype=np.float64):
+        """Set the fitted attributes from `p` (float64), in the data's `dtype`.
+
+        As scikit-learn, float32 X gives float32 fitted attributes (the EM
+        arithmetic itself stays as the kernels do it); float64 X keeps the
+        float64 arrays of `p` untouched."""
         ctype = p.covariance_type
-        self.weights_ = p.weights
-        self.means_ = p.means
-        self.precisions_cholesky_ = p.precisions_cholesky
-        self.covariances_ = (p.covariances if p.covariances is not None
-                             else _covariances_from_cholesky(p.precisions_cholesky, ctype))
-        self.precisions_ = _precisions_from_cholesky(p.precisions_cholesky, ctype)
+        cov = (p.covariances if p.covariances is not None
+               else _covariances_from_cholesky(p.precisions_cholesky, ctype))
+        attrs = dict(weights_=p.weights, means_=p.means,
+                     precisions_cholesky_=p.precisions_cholesky, covariances_=cov,
+                     precisions_=_precisions_from_cholesky(p.precisions_cholesky, ctype))
+        keep32 = np.dtype(dtype) == np.float32
+        for name, value in attrs.items():
+            setattr(self, name, value.astype(np.float32) if keep32 else value)
 
     def parameters(self) -> MixtureParameters:
-        """The fitted parameters as a :class:`MixtureParameters` (for the block API)."""
+        """The fitted parameters as a :class:`MixtureParameters` (for the block API).
+
+        Always float64 (upcast from float32 attributes of a float32 fit)."""
         check_is_fitted(self, "means_")
+        cov = self.covariances_
         return MixtureParameters(self.covariance_type, np.asarray(self.weights_, dtype=np.float64),
                                  np.asarray(self.means_, dtype=np.float64),
                                  np.asarray(self.precisions_cholesky_, dtype=np.float64),
-                                 self.covariances_)
+                                 None if cov is None else np.asarray(cov, dtype=np.float64))
 
     # -- prediction ---------------------------------------------------------------
     _CHUNK = 65536  # rows per chunk (fewer for large K): bounds the (chunk, K) temporaries
@@ -441,16 +451,23 @@ class GaussianMixture(BaseEstimator):
         K, D = p.means.shape
         chunk = max(1, min(self._CHUNK, self._CHUNK_VALUES // K))
         code = _TYPE_CODE[p.covariance_type]
-        check_output_size((min(chunk, X.shape[0]), K), X.dtype.itemsize,
-                          "log-densities of a chunk of rows",
-                          extra_bytes=_core._logpdf_scratch_bytes(X.dtype.itemsize, code, D, K))
+        # as scikit-learn: the result has the dtype of X and the fitted attributes
+        # combined (float32 only when both are; float32 X of a float64 fit is
+        # computed in float64, chunk by chunk)
+        out_dtype = np.result_type(X.dtype, np.asarray(self.means_).dtype)
+        size = out_dtype.itemsize
+        check_output_size((min(chunk, X.shape[0]), K), size, "log-densities of a chunk of rows",
+                          extra_bytes=_core._logpdf_scratch_bytes(size, code, D, K))
         if out_columns is not None:
-            check_output_size((X.shape[0], out_columns), X.dtype.itemsize, "result (N, K)")
+            check_output_size((X.shape[0], out_columns), size, "result (N, K)")
         with np.errstate(divide="ignore"):
             log_w = np.log(p.weights)
         center = _tied_center(p) if p.covariance_type == "tied" else None
         for s in range(0, max(X.shape[0], 1), chunk):
-            yield _core.gaussian_logpdf(X[s:s + chunk], np.ascontiguousarray(p.means),
+            xc = X[s:s + chunk]
+            if xc.dtype != out_dtype:
+                xc = xc.astype(out_dtype)
+            yield _core.gaussian_logpdf(xc, np.ascontiguousarray(p.means),
                                         np.ascontiguousarray(p.precisions_cholesky), log_w,
                                         center, code)
 
