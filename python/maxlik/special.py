@@ -225,29 +225,14 @@ def logsumexp(a: npt.ArrayLike, axis: int | tuple[int, ...] | None = None, b: np
     if _is_complex(a) or (b is not None and _is_complex(b)):
         return _logsumexp_complex(a, b, axis, keepdims, return_sign)
     a_arr = _real_array(a, "a")
+    b_arr = None
     if b is not None:
         b_arr = _real_array(b, "b")
         b_in = b if np.isscalar(b) and not isinstance(b, np.generic) else b_arr
         dtype = result_float_dtype(np.result_type(a_arr.dtype, b_in))
     else:
         dtype = result_float_dtype(a_arr.dtype)
-    a_arr = a_arr.astype(dtype, copy=False)
-    if a_arr.ndim == 0:
-        a_arr = a_arr.reshape(1)
-    if b is not None:
-        b_arr = b_arr.astype(dtype, copy=False)
-        try:
-            shape = np.broadcast_shapes(a_arr.shape, b_arr.shape)
-        except ValueError:
-            raise ValueError(
-                f"b must broadcast with a: shapes {b_arr.shape} and {a_arr.shape} are incompatible"
-            ) from None
-        a_arr = np.broadcast_to(a_arr, shape)
-        b_arr = np.broadcast_to(b_arr, shape)
-    shape = a_arr.shape
-    axes = check_axis(axis, a_arr.ndim)
-    kept_shape = tuple(n for d, n in enumerate(shape) if d not in axes)
-    keep_shape = tuple(1 if d in axes else n for d, n in enumerate(shape))
+    a_arr, b_arr, axes, kept_shape, keep_shape = _lse_operands(a_arr, b_arr, dtype, axis)
 
     if a_arr.size == 0:
         out = np.full(kept_shape, -np.inf, dtype=dtype)
@@ -274,6 +259,33 @@ def logsumexp(a: npt.ArrayLike, axis: int | tuple[int, ...] | None = None, b: np
         out = _kept_order(out, a3, kept_shape)
         if return_sign:
             sgn = _kept_order(sgn, a3, kept_shape)
+    return _lse_result(out, sgn, keep_shape, keepdims, return_sign)
+
+
+def _lse_operands(a_arr, b_arr, dtype, axis):
+    """a (and b) in `dtype`, at least 1-D, broadcast together; the reduced axes and the
+    result's shapes (without / with the reduced axes kept)."""
+    a_arr = a_arr.astype(dtype, copy=False)
+    if a_arr.ndim == 0:
+        a_arr = a_arr.reshape(1)
+    if b_arr is not None:
+        b_arr = b_arr.astype(dtype, copy=False)
+        try:
+            shape = np.broadcast_shapes(a_arr.shape, b_arr.shape)
+        except ValueError:
+            raise ValueError(
+                f"b must broadcast with a: shapes {b_arr.shape} and {a_arr.shape} are incompatible"
+            ) from None
+        a_arr = np.broadcast_to(a_arr, shape)
+        b_arr = np.broadcast_to(b_arr, shape)
+    axes = check_axis(axis, a_arr.ndim)
+    kept_shape = tuple(n for d, n in enumerate(a_arr.shape) if d not in axes)
+    keep_shape = tuple(1 if d in axes else n for d, n in enumerate(a_arr.shape))
+    return a_arr, b_arr, axes, kept_shape, keep_shape
+
+
+def _lse_result(out, sgn, keep_shape, keepdims, return_sign):
+    """keepdims and numpy's 0-d -> scalar convention, as scipy returns them."""
     if keepdims:
         out = out.reshape(keep_shape)
         if return_sign:
@@ -319,23 +331,8 @@ def _logsumexp_complex(a, b, axis, keepdims, return_sign):
         cdtype = np.result_type(a_in, b_in, np.complex64)
     if cdtype.kind != "c" or cdtype.itemsize > 16:  # complex256 / float128: computed in complex128
         cdtype = np.dtype(np.complex128)
-    a_arr = a_arr.astype(cdtype, copy=False)
-    if a_arr.ndim == 0:
-        a_arr = a_arr.reshape(1)
-    if b_arr is not None:
-        b_arr = b_arr.astype(cdtype, copy=False)
-        try:
-            shape = np.broadcast_shapes(a_arr.shape, b_arr.shape)
-        except ValueError:
-            raise ValueError(
-                f"b must broadcast with a: shapes {b_arr.shape} and {a_arr.shape} are incompatible"
-            ) from None
-        a_arr = np.broadcast_to(a_arr, shape)
-        b_arr = np.broadcast_to(b_arr, shape)
+    a_arr, b_arr, axes, kept_shape, keep_shape = _lse_operands(a_arr, b_arr, cdtype, axis)
     nd = a_arr.ndim
-    axes = check_axis(axis, nd)
-    kept_shape = tuple(n for d, n in enumerate(a_arr.shape) if d not in axes)
-    keep_shape = tuple(1 if d in axes else n for d, n in enumerate(a_arr.shape))
     real_dtype = np.finfo(cdtype).dtype
     if a_arr.size == 0:
         # scipy: -inf (complex) and, with return_sign, a NaN phase for an empty sum
@@ -358,15 +355,7 @@ def _logsumexp_complex(a, b, axis, keepdims, return_sign):
         if return_sign:
             out = out.real.astype(real_dtype)  # a copy, not a view into the complex result
             sgn = sgn.reshape(kept_shape)
-    if keepdims:
-        out = out.reshape(keep_shape)
-        if return_sign:
-            sgn = sgn.reshape(keep_shape)
-    out = out[()] if out.ndim == 0 else out
-    if return_sign:
-        sgn = sgn[()] if sgn.ndim == 0 else sgn
-        return out, sgn
-    return out
+    return _lse_result(out, sgn, keep_shape, keepdims, return_sign)
 
 
 def _softmax_impl(x, axis, log: bool):
