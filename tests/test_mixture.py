@@ -201,7 +201,7 @@ def test_collapse_names_component_and_reg_covar():
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(size=(50, 2)), np.tile([[10.0, 10.0]], (20, 1))])
     for ctype in ("full", "diag", "spherical"):
-        with pytest.raises(ValueError, match=r"component \d+ .*Increase reg_covar"):
+        with pytest.raises(ValueError, match=r"(?s)ill-defined empirical covariance.*increase reg_covar.*Component \d+ collapsed"):
             GaussianMixture(2, covariance_type=ctype, reg_covar=0.0, random_state=0).fit(X)
     # the remedy works
     GaussianMixture(2, reg_covar=1e-3, random_state=0).fit(X)
@@ -216,9 +216,9 @@ def test_bad_arguments(blobs):
         GaussianMixture(0).fit(blobs)
     with pytest.raises(ValueError, match="weights_init must sum to 1"):
         GaussianMixture(2, weights_init=[0.2, 0.2]).fit(blobs)
-    with pytest.raises(ValueError, match=r"means_init must have shape \(2, 4\)"):
+    with pytest.raises(ValueError, match=r"The parameter 'means' should have the shape of \(2, 4\).*means_init must have shape \(2, 4\)"):
         GaussianMixture(2, means_init=np.zeros((2, 3))).fit(blobs)
-    with pytest.raises(ValueError, match="symmetric positive-definite"):
+    with pytest.raises(ValueError, match="symmetric, positive-definite: precisions_init"):
         GaussianMixture(2, precisions_init=-np.stack([np.eye(4)] * 2)).fit(blobs)
     with pytest.raises(ValueError, match="sample_weight"):
         GaussianMixture(2).fit(blobs, sample_weight=-np.ones(blobs.shape[0]))
@@ -287,3 +287,48 @@ def test_high_dimension_matches_sklearn():
     ml = _quiet(GaussianMixture(**kw).fit, X)
     np.testing.assert_allclose(ml.lower_bounds_, sk.lower_bounds_, rtol=1e-9)
     np.testing.assert_allclose(ml.covariances_, sk.covariances_, rtol=1e-7, atol=1e-10)
+
+
+# scikit-learn's tests match these message texts; maxlik's messages start with them
+# and then name the argument and the remedy.
+def test_messages_carry_sklearns_wording():
+    import re
+
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    gm = maxlik.GaussianMixture(n_components=2, weights_init=np.full((2, 1), 0.5))
+    with pytest.raises(ValueError, match=re.escape(
+            "The parameter 'weights' should have the shape of (2,), but got (2, 1)") + ".*weights_init"):
+        gm.fit(X)
+    with pytest.raises(ValueError, match=r"The parameter 'weights' should be normalized, but got "
+                                         r"sum\(weights\) = 0\.60000"):
+        maxlik.GaussianMixture(2, weights_init=[0.3, 0.3]).fit(X)
+    with pytest.raises(ValueError, match="The parameter 'means' should have the shape of"):
+        maxlik.GaussianMixture(2, means_init=np.zeros((3, 2))).fit(X)
+    bad_shape = {"full": np.ones((3, 2, 2)), "tied": np.ones((3, 3)), "diag": np.ones((3, 2)),
+                 "spherical": np.ones(3)}
+    not_pos = {"full": -np.stack([np.eye(2)] * 2), "tied": -np.eye(2), "diag": -np.ones((2, 2)),
+               "spherical": -np.ones(2)}
+    words = {"full": "symmetric, positive-definite", "tied": "symmetric, positive-definite",
+             "diag": "positive", "spherical": "positive"}
+    for ct in ("full", "tied", "diag", "spherical"):
+        with pytest.raises(ValueError, match=f"The parameter '{ct} precision' should have the shape of"):
+            maxlik.GaussianMixture(2, covariance_type=ct, precisions_init=bad_shape[ct]).fit(X)
+        with pytest.raises(ValueError, match=f"'{ct} precision' should be {words[ct]}"):
+            maxlik.GaussianMixture(2, covariance_type=ct, precisions_init=not_pos[ct]).fit(X)
+    with pytest.warns(maxlik.ConvergenceWarning, match=re.escape(
+            "Best performing initialization did not converge. Try different init parameters, "
+            "or increase max_iter, tol, or check for degenerate data.")):
+        maxlik.GaussianMixture(2, max_iter=1, random_state=0).fit(X)
+    gm = maxlik.GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="Invalid value for 'n_samples'"):
+        gm.sample(0)
+    collapsed = np.vstack([np.zeros((10, 2)), np.random.default_rng(1).normal(size=(3, 2))])
+    with pytest.raises(ValueError, match=re.escape(
+            "Fitting the mixture model failed because some components have ill-defined empirical "
+            "covariance (for instance caused by singleton or collapsed samples).")):
+        maxlik.GaussianMixture(4, reg_covar=0, covariance_type="full", random_state=0,
+                               means_init=[[0, 0], [0, 0.0], [5, 5], [-5, 5]]).fit(collapsed)
+    with pytest.raises(ValueError, match="does not match the number of clusters 3"):
+        maxlik.KMeans(3, init=np.zeros((2, 2)), n_init=1).fit(X)
+    with pytest.raises(ValueError, match="does not match the number of features of the data 2"):
+        maxlik.KMeans(3, init=np.zeros((3, 4)), n_init=1).fit(X)

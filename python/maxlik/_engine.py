@@ -334,10 +334,18 @@ def _init_centroids(source, shift, scale, init, n_clusters, rs):
 
 
 def check_center_shape(centers, n_features, n_clusters):
-    if centers.shape != (n_clusters, n_features):
+    """init centres must be (n_clusters, n_features); the message says which count is off
+    (in scikit-learn's words, which its tests match)."""
+    if centers.ndim != 2 or centers.shape[0] != n_clusters:
         raise ValueError(
-            f"The shape of the initial centers {centers.shape} does not match "
-            f"(n_clusters, n_features) = ({n_clusters}, {n_features})")
+            f"The shape of the initial centers {centers.shape} does not match the number of "
+            f"clusters {n_clusters}: init must have shape (n_clusters, n_features) = "
+            f"({n_clusters}, {n_features})")
+    if centers.shape[1] != n_features:
+        raise ValueError(
+            f"The shape of the initial centers {centers.shape} does not match the number of "
+            f"features of the data {n_features}: init must have shape (n_clusters, n_features) "
+            f"= ({n_clusters}, {n_features})")
 
 
 @dataclass

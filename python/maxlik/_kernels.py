@@ -277,10 +277,11 @@ def _resp_statistics(X, w, ctype, K, shift, resp=None, labels=None) -> MixtureSt
 
 def _collapse_error(k, reg_covar) -> ValueError:
     return ValueError(
-        f"Fitting the mixture model failed because component {k} has an ill-defined "
-        "(singular) covariance: it collapsed onto a point or a lower-dimensional subspace. "
-        f"Increase reg_covar (now {reg_covar:g}), reduce n_components, or scale/deduplicate "
-        "the input data."
+        "Fitting the mixture model failed because some components have ill-defined empirical "
+        "covariance (for instance caused by singleton or collapsed samples). Try to decrease "
+        "the number of components, increase reg_covar, or scale the input data. "
+        f"(Component {k} collapsed onto a point or a lower-dimensional subspace; reg_covar is "
+        f"now {reg_covar:g}.)"
     )
 
 

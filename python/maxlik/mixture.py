@@ -225,38 +225,47 @@ class GaussianMixture(BaseEstimator):
     def _check_initial(self, K, D, ctype, dtype):
         winit = minit = pinit = None
         if self.weights_init is not None:
-            winit = as_float_array(self.weights_init, "weights_init", ndim=1, dtype=np.float64,
+            winit = as_float_array(self.weights_init, "weights_init", dtype=np.float64,
                                    finite=True)
             if winit.shape != (K,):
-                raise ValueError(f"weights_init must have shape ({K},); got {winit.shape}")
+                # scikit-learn's wording first (its tests match it), then ours
+                raise ValueError(f"The parameter 'weights' should have the shape of ({K},), but "
+                                 f"got {winit.shape}: weights_init must hold one weight per "
+                                 f"component (n_components={K})")
             if np.any(winit < 0) or np.any(winit > 1):
                 raise ValueError("weights_init must be in [0, 1]; got min "
                                  f"{winit.min():.5f}, max {winit.max():.5f}")
             atol = 1e-6 if dtype == np.float32 else 1e-8
             if abs(1.0 - winit.sum()) > atol:
-                raise ValueError(f"weights_init must sum to 1; got sum {winit.sum():.5f}")
+                raise ValueError("The parameter 'weights' should be normalized, but got "
+                                 f"sum(weights) = {winit.sum():.5f}: weights_init must sum to 1")
         if self.means_init is not None:
             minit = as_float_array(self.means_init, "means_init", ndim=2, dtype=np.float64,
                                    finite=True)
             if minit.shape != (K, D):
-                raise ValueError(f"means_init must have shape ({K}, {D}); got {minit.shape}")
+                raise ValueError(f"The parameter 'means' should have the shape of ({K}, {D}), but "
+                                 f"got {minit.shape}: means_init must have shape ({K}, {D}), one "
+                                 "row of n_features per component")
         if self.precisions_init is not None:
             shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ctype]
             P = as_float_array(self.precisions_init, "precisions_init", dtype=np.float64,
                                finite=True)
             if P.shape != shape:
-                raise ValueError(f"precisions_init must have shape {shape} for covariance_type="
-                                 f"{ctype!r}; got {P.shape}")
+                raise ValueError(f"The parameter '{ctype} precision' should have the shape of "
+                                 f"{shape}, but got {P.shape}: precisions_init must have shape "
+                                 f"{shape} for covariance_type={ctype!r}")
             if ctype in ("full", "tied"):
                 mats = P.reshape(-1, D, D)
                 for k, M in enumerate(mats):
                     if not (np.allclose(M, M.T) and np.all(np.linalg.eigvalsh(M) > 0)):
                         where = f"precisions_init[{k}]" if ctype == "full" else "precisions_init"
-                        raise ValueError(f"{where} must be symmetric positive-definite")
+                        raise ValueError(f"'{ctype} precision' should be symmetric, "
+                                         f"positive-definite: {where} is not")
                 pinit = _upper_factor_of_precision(P)
             else:
                 if np.any(P <= 0):
-                    raise ValueError("precisions_init must be positive")
+                    raise ValueError(f"'{ctype} precision' should be positive: precisions_init "
+                                     f"has {int(np.count_nonzero(P <= 0))} entries <= 0")
                 pinit = np.sqrt(P)
         return winit, minit, pinit
 
@@ -328,10 +337,10 @@ class GaussianMixture(BaseEstimator):
             verbose_interval=self.verbose_interval, callback=self.callback)
         if not res.converged and self.max_iter > 0:
             warnings.warn(
-                "Best performing initialization did not converge "
-                f"(lower bound change still >= tol={self.tol:g} after max_iter={self.max_iter} "
-                "iterations). Try different init parameters, or increase max_iter, tol, "
-                "or check for degenerate data.",
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data. "
+                f"(The lower bound still changed by >= tol={self.tol:g} after "
+                f"max_iter={self.max_iter} iterations.)",
                 exceptions.ConvergenceWarning,
                 stacklevel=4,  # _fit <- fit <- its all-or-nothing wrapper <- the caller
             )
@@ -516,6 +525,10 @@ class GaussianMixture(BaseEstimator):
             The component of each sample.
         """
         check_is_fitted(self, "means_")
+        if isinstance(n_samples, (int, np.integer)) and not isinstance(n_samples, bool) \
+                and n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples}; n_samples must be an "
+                             "integer >= 1")
         n_samples = check_int(n_samples, "n_samples", min=1)
         check_output_size((n_samples, self.means_.shape[1]), 8, "samples (n_samples, D)")
         rng = check_random_state(self.random_state)
