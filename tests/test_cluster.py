@@ -230,10 +230,6 @@ EXEMPT = {
     # test_integer_sample_weight_equals_repeated_rows checks it from one init.
     "check_sample_weight_equivalence_on_dense_data":
         "seeding consumes randomness differently (sklearn xfails it for KMeans too)",
-    # The project's dtype policy (maxlik._validation) rejects complex and
-    # object arrays with TypeError; sklearn wants ValueError / coercion.
-    "check_complex_data": "complex input raises TypeError by the dtype policy",
-    "check_dtype_object": "object arrays are rejected by the dtype policy",
 }
 
 
