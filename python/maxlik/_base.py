@@ -6,10 +6,14 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import exceptions
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["BaseEstimator", "check_is_fitted"]
 
@@ -21,7 +25,7 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def check_is_fitted(estimator, attribute: str) -> None:
+def check_is_fitted(estimator: object, attribute: str) -> None:
     if not hasattr(estimator, attribute):
         raise exceptions.NotFittedError(
             f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' with "
@@ -82,7 +86,7 @@ class BaseEstimator:
         return sorted(p.name for p in sig.parameters.values()
                       if p.name != "self" and p.kind != p.VAR_KEYWORD)
 
-    def get_params(self, deep: bool = True) -> dict:
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         out = {}
         for name in self._get_param_names():
             value = getattr(self, name)
@@ -92,11 +96,11 @@ class BaseEstimator:
             out[name] = value
         return out
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         if not params:
             return self
         valid = self.get_params(deep=True)
-        nested = {}
+        nested: dict[str, dict[str, Any]] = {}
         for key, value in params.items():
             name, delim, sub = key.partition("__")
             if name not in valid:

@@ -36,7 +36,7 @@ from ._kernels import (
     check_em_memory,
     mixture_update,
 )
-from ._optimize import minimize_lbfgs
+from ._optimize import LbfgsResult, minimize_lbfgs
 from ._validation import FloatRangeError, as_float_array, check_output_size, scale_exponent
 
 
@@ -612,7 +612,7 @@ class LogisticFit:
     intercept: np.ndarray
     n_iter: int
     objective: float
-    result: object  # the L-BFGS result (converged, message, grad)
+    result: LbfgsResult  # the L-BFGS result (converged, message, grad)
 
 
 def class_weights(class_weight, classes, source):

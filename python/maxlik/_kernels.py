@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _core
 from ._validation import (
@@ -208,7 +209,8 @@ def _pack(X, raw, ctype, shift) -> MixtureStatistics:
                              str(X.dtype))
 
 
-def mixture_statistics(X, params: MixtureParameters, sample_weight=None) -> MixtureStatistics:
+def mixture_statistics(X: ArrayLike, params: MixtureParameters,
+                       sample_weight: ArrayLike | None = None) -> MixtureStatistics:
     """One fused E-step pass over the rows of `X`: the statistics of the M-step.
 
     Parameters

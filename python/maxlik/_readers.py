@@ -25,6 +25,7 @@ import re
 import sys
 import tempfile
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -470,7 +471,8 @@ def _read_parquet(path, source, columns):
     return out, [names[c] for c in cols]
 
 
-def load_data(path, *, columns=None, key=None, drop_na=False):
+def load_data(path: str | None, *, columns: Sequence[str] | None = None, key: str | None = None,
+              drop_na: bool = False) -> tuple[np.ndarray, list[str], str]:
     """(X float64 (n, d), column names, display name) for the fit command.
 
     X is C-contiguous, or a read-only ``np.memmap`` for a CSV file too large

@@ -465,7 +465,8 @@ def check_X_layout(shape, dtype, name: str = "X", *, min_samples: int = 1) -> No
                          f"is required: {name} needs at least 1 column.")
 
 
-def check_X(X, name: str = "X", *, dtype=None, min_samples: int = 1, finite: bool = True):
+def check_X(X, name: str = "X", *, dtype=None, min_samples: int = 1, finite: bool = True
+            ) -> np.ndarray:
     """The estimators' X: a C-contiguous float32/float64 (N, D) ndarray, or an exception.
 
     Raises
@@ -505,7 +506,7 @@ def check_n_features(estimator, n_features: int, reset: bool) -> None:
                          f"expecting {estimator.n_features_in_} features as input.")
 
 
-def check_y(y, n_samples: int, *, allow_2d: bool, estimator_name: str):
+def check_y(y, n_samples: int, *, allow_2d: bool, estimator_name: str) -> np.ndarray:
     """Targets with one row per sample of X (a column vector warns and is flattened)."""
     if y is None:
         raise ValueError(f"{estimator_name} requires y to be passed, but the target y is None")

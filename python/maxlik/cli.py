@@ -22,6 +22,8 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
@@ -444,7 +446,7 @@ def _nonneg_float(s):
     return v
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     import maxlik
 
     p = argparse.ArgumentParser(
@@ -508,7 +510,7 @@ def build_parser():
     return p
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``maxlik`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # `maxlik`, `maxlik data.csv` and `maxlik --components 3` all mean `maxlik fit ...`.
@@ -528,7 +530,9 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # argparse: 0 for --help/--version, 2 for usage errors
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     sub = {a.dest: a for a in parser._actions}.get("command")
-    sub_parser = sub.choices[args.command] if sub is not None else parser
+    # the subparsers action's choices: a dict {command: parser} (typed Iterable | None)
+    sub_parser = (cast("dict[str, argparse.ArgumentParser]", sub.choices)[args.command]
+                  if sub is not None else parser)
     try:
         return args.func(args, sub_parser)
     except SystemExit as exc:  # parser.error() inside a command

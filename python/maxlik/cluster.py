@@ -11,8 +11,11 @@ relocation) is :func:`maxlik._engine.fit_kmeans`, one for every data source.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _core, _engine, _sources
 from . import exceptions
@@ -32,6 +35,9 @@ from ._validation import (
     max_abs,
     scale_exponent,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["KMeans", "kmeans_plusplus"]
 
@@ -53,7 +59,9 @@ def _scale_exponent(dtype, *arrays) -> int:
     return scale_exponent(max_abs(*arrays), dtype)
 
 
-def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None, n_local_trials=None):
+def kmeans_plusplus(X: ArrayLike, n_clusters: int, *, sample_weight: ArrayLike | None = None,
+                    random_state: int | np.random.RandomState | np.random.Generator | None = None,
+                    n_local_trials: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Choose initial k-means centres by greedy k-means++ seeding.
 
     The same seeding (:func:`maxlik._engine.kmeans_plusplus`) initialises
@@ -200,8 +208,13 @@ class KMeans(BaseEstimator):
 
     _estimator_type = "clusterer"
 
-    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4,
-                 verbose=0, random_state=None, copy_x=True, algorithm="lloyd", block_size=None):
+    def __init__(self, n_clusters: int = 8, *,
+                 init: str | ArrayLike | Callable[..., Any] = "k-means++",
+                 n_init: str | int = "auto", max_iter: int = 300, tol: float = 1e-4,
+                 verbose: int = 0,
+                 random_state: int | np.random.RandomState | np.random.Generator | None = None,
+                 copy_x: bool = True, algorithm: str = "lloyd",
+                 block_size: int | None = None) -> None:
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -244,7 +257,7 @@ class KMeans(BaseEstimator):
             n_init = 1
         return n_clusters, max_iter, tol, verbose, init, n_init
 
-    def _validate_X(self, X, reset):
+    def _validate_X(self, X: ArrayLike, reset: bool) -> np.ndarray:
         """The one validator (``check_X``) plus the feature names of a DataFrame."""
         names = _feature_names(X)
         if reset:
@@ -277,7 +290,7 @@ class KMeans(BaseEstimator):
                              f"got {list(names)}, expected {list(fitted)}")
 
     # ------------------------------------------------------------------ API
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> Self:
         """Compute k-means clustering.
 
         `X` may be an ndarray (or array_like), an ``np.memmap`` / HDF5 / zarr
@@ -333,7 +346,8 @@ class KMeans(BaseEstimator):
         self.n_iter_ = res.n_iter
         return self
 
-    def partial_fit(self, X, y=None, sample_weight=None):
+    def partial_fit(self, X: ArrayLike, y: object = None,
+                    sample_weight: ArrayLike | None = None) -> Self:
         """One mini-batch k-means update from the batch `X` (MiniBatchKMeans semantics).
 
         Each centre moves to the weighted mean of all rows ever assigned to
@@ -404,7 +418,7 @@ class KMeans(BaseEstimator):
                                                 w, labels, False, 2.0**-e)
         return labels, (_scaled_inertia(inertia, e) if need_inertia else None)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Index of the nearest centre for each row of X.
 
         Parameters
@@ -420,11 +434,13 @@ class KMeans(BaseEstimator):
         X = self._validate_X(X, reset=False)
         return self._labels_inertia(X, need_inertia=False)[0]
 
-    def fit_predict(self, X, y=None, sample_weight=None):
+    def fit_predict(self, X: ArrayLike, y: object = None,
+                    sample_weight: ArrayLike | None = None) -> np.ndarray:
         """Fit and return ``labels_``."""
-        return self.fit(X, sample_weight=sample_weight).labels_
+        # labels_ is typed object by the engine (a lazy dask array for dask X)
+        return cast(np.ndarray, self.fit(X, sample_weight=sample_weight).labels_)
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> np.ndarray:
         """Euclidean distances from each row of X to every centre.
 
         Parameters
@@ -470,14 +486,16 @@ class KMeans(BaseEstimator):
                 "the data (e.g. divide X by a power of ten)")
         return d
 
-    def fit_transform(self, X, y=None, sample_weight=None):
+    def fit_transform(self, X: ArrayLike, y: object = None,
+                      sample_weight: ArrayLike | None = None) -> np.ndarray:
         """Fit and return the distances of X to the fitted centres."""
         if _sources.is_streamed(X):
             return self.fit(X, sample_weight=sample_weight).transform(X)
         self.fit(X, sample_weight=sample_weight)
         return self._transform(as_float_array(X, "X", ndim=2, dtype=self.cluster_centers_.dtype))
 
-    def score(self, X, y=None, sample_weight=None):
+    def score(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
+              ) -> float:
         """Minus the (weighted) inertia of X under the fitted centres."""
         X = self._validate_X(X, reset=False)
         return -self._labels_inertia(X, sample_weight)[1]

@@ -44,8 +44,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without dask
     ) from exc
 
 import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from ._kernels import add
 from ._validation import (
@@ -69,7 +72,8 @@ def _merge_list(parts, merge=add):
     return out
 
 
-def tree_sum(parts, split_every=SPLIT_EVERY, merge=add):
+def tree_sum(parts: Iterable[Any], split_every: int = SPLIT_EVERY,
+             merge: Callable[[Any, Any], Any] = add) -> Any:
     """Delayed merge of delayed `parts` by a tree of fan-in `split_every` (fixed order)."""
     parts = list(parts)
     while len(parts) > 1:
@@ -165,7 +169,9 @@ def _shared(a):
 class DaskSource:
     """A dask array (with optional targets and weights) seen as row blocks; one graph per pass."""
 
-    def __init__(self, X, y=None, sample_weight=None, *, dtype=None):
+    def __init__(self, X: da.Array, y: ArrayLike | da.Array | None = None,
+                 sample_weight: ArrayLike | da.Array | None = None, *,
+                 dtype: DTypeLike | None = None) -> None:
         X = _as_rows(X, dtype=dtype)
         self.X = X
         self.n_samples, self.n_features = (int(s) for s in X.shape)
@@ -198,45 +204,52 @@ class DaskSource:
                                                         *extra, *args))
         return parts
 
-    def map_blocks(self, fn, *args, per_block=None, with_y=False):
+    def map_blocks(self, fn: Callable[..., Any], *args: Any,
+                   per_block: Callable[[int, int, int], Sequence[Any]] | None = None,
+                   with_y: bool = False) -> list[Any]:
         out = list(dask.compute(*self._parts(fn, args, per_block, with_y)))
         self._validated = True
         return out
 
-    def map_reduce(self, fn, *args, per_block=None, with_y=False, merge=add):
+    def map_reduce(self, fn: Callable[..., Any], *args: Any,
+                   per_block: Callable[[int, int, int], Sequence[Any]] | None = None,
+                   with_y: bool = False, merge: Callable[[Any, Any], Any] = add) -> Any:
         out = tree_sum(self._parts(fn, args, per_block, with_y), merge=merge).compute()
         self._validated = True
         return out
 
-    def read_rows(self, r0, r1):
+    def read_rows(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray | None]:
         xb, wb = dask.compute(self.X[r0:r1], None if self.w is None else self.w[r0:r1])
         xb = np.ascontiguousarray(xb)
         check_finite(xb, "X", row_offset=r0)
         return xb, wb
 
-    def read_weights(self, r0, r1):
+    def read_weights(self, r0: int, r1: int) -> np.ndarray:
         if self.w is None:
             return np.ones(r1 - r0)
         return np.asarray(self.w[r0:r1].compute(), dtype=np.float64)
 
-    def take(self, idx):
+    def take(self, idx: ArrayLike) -> tuple[np.ndarray, np.ndarray | None]:
         idx = np.asarray(idx)
         Xs, ws = dask.compute(self.X[idx], None if self.w is None else self.w[idx])
         return np.ascontiguousarray(Xs), ws
 
-    def labels_buffer(self):
+    def labels_buffer(self) -> None:
         return None  # the labels of a dask fit stay lazy (row_output)
 
-    def row_output(self, fn, *args, dtype, n_out=None):
+    def row_output(self, fn: Callable[..., Any], *args: Any, dtype: DTypeLike,
+                   n_out: int | None = None) -> da.Array:
         """Lazy per-row ``fn(xb, *args)``: (N,) or (N, n_out) dask array."""
         if n_out is None:
-            return self.X.map_blocks(_row_fn, fn, args, dtype=dtype, drop_axis=1,
+            # dask's annotations type Array.map_blocks (functools.wraps of the function
+            # map_blocks) as if func were an Array: wrong stubs, hence the ignores
+            return self.X.map_blocks(_row_fn, fn, args, dtype=dtype, drop_axis=1,  # type: ignore[arg-type]
                                      meta=np.empty((0,), dtype))
-        return self.X.map_blocks(_row_fn, fn, args, dtype=dtype,
+        return self.X.map_blocks(_row_fn, fn, args, dtype=dtype,  # type: ignore[arg-type]
                                  chunks=(self.X.chunks[0], (n_out,)),
                                  meta=np.empty((0, 0), dtype))
 
-    def positive_weights(self):
+    def positive_weights(self) -> int:
         if self.w is None:
             return self.n_samples
         n = sum(dask.compute(*[delayed(_count_positive, pure=True)(wb) for wb in self._wb]))
@@ -244,15 +257,16 @@ class DaskSource:
             raise all_zero_weights_error()
         return n
 
-    def weight_sum(self):
+    def weight_sum(self) -> float:
         if self.w is None:
             return float(self.n_samples)
         return float(self.w.sum(dtype=np.float64).compute())
 
-    def y_unique(self):
+    def y_unique(self) -> np.ndarray:
         return np.asarray(da.unique(self.y).compute())
 
-    def derive(self, y=None, w=None, wy=None):
+    def derive(self, y: Callable[..., Any] | None = None, w: Callable[..., Any] | None = None,
+               wy: Callable[..., Any] | None = None) -> DaskSource:
         """A source over the same X with targets / weights transformed (lazily, then persisted)."""
         out = DaskSource.__new__(DaskSource)
         out.__dict__.update(self.__dict__)
@@ -274,12 +288,13 @@ class DaskSource:
 
 # ---- lazy prediction -----------------------------------------------------------------
 
-def map_rows(est, method, X, n_out=None):
+def map_rows(est: Any, method: str, X: da.Array, n_out: int | None = None) -> da.Array:
     """Lazy ``est.method(X)`` block by block: (N,) if `n_out` is None, else (N, n_out)."""
     X = _as_rows(X)
     meta = getattr(est, method)(np.zeros((1, X.shape[1]), dtype=X.dtype))
     if n_out is None:
-        return X.map_blocks(_call_method, est, method, dtype=meta.dtype, drop_axis=1,
+        # dask's annotations type Array.map_blocks as if func were an Array (wrong stubs)
+        return X.map_blocks(_call_method, est, method, dtype=meta.dtype, drop_axis=1,  # type: ignore[arg-type]
                             meta=np.empty((0,), meta.dtype))
-    return X.map_blocks(_call_method, est, method, dtype=meta.dtype,
+    return X.map_blocks(_call_method, est, method, dtype=meta.dtype,  # type: ignore[arg-type]
                         chunks=(X.chunks[0], (n_out,)), meta=np.empty((0, 0), meta.dtype))

@@ -14,8 +14,11 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _engine, _sources
 from . import exceptions
@@ -33,12 +36,15 @@ from ._validation import (
     max_abs,
     scale_exponent,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 from .special import log_softmax
 
 __all__ = ["LinearRegression", "LogisticRegression"]
 
 
-def _check_X(X, estimator, *, reset):
+def _check_X(X: ArrayLike, estimator: BaseEstimator, *, reset: bool) -> np.ndarray:
     """The one validator (float64 for the linear models) and ``n_features_in_``."""
     X = check_X(X, dtype=np.float64)
     check_n_features(estimator, X.shape[1], reset)
@@ -115,11 +121,16 @@ class LinearRegression(BaseEstimator):
 
     _estimator_type = "regressor"
 
-    def __init__(self, fit_intercept=True, ddof=0):
+    # fitted attributes (declared for type checkers; no class attribute is created)
+    coef_: np.ndarray
+    intercept_: float | np.ndarray
+    noise_variance_: float | np.ndarray
+
+    def __init__(self, fit_intercept: bool = True, ddof: float = 0) -> None:
         self.fit_intercept = fit_intercept
         self.ddof = ddof
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Fit by weighted least squares; returns self.
 
         The solve is a QR of the weighted, centred rows, blockwise (TSQR, see
@@ -195,7 +206,7 @@ class LinearRegression(BaseEstimator):
         self.log_likelihood_ = float(np.sum(ll))
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """X @ coef_.T + intercept_.
 
         Raises
@@ -213,7 +224,7 @@ class LinearRegression(BaseEstimator):
                              "rescale X (and refit on the rescaled data)")
         return pred
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Coefficient of determination R^2 (scikit-learn's definition).
 
         R^2 does not change when y and the predictions are scaled together,
@@ -233,7 +244,7 @@ class LinearRegression(BaseEstimator):
             r2 = np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.where(ss_res == 0, 1.0, 0.0))
         return float(np.mean(r2))
 
-    def aic(self):
+    def aic(self) -> float:
         """Akaike information criterion ``2 k - 2 log_likelihood_``.
 
         k counts the coefficients, the intercept(s) and the noise variance(s).
@@ -241,7 +252,7 @@ class LinearRegression(BaseEstimator):
         check_is_fitted(self, "coef_")
         return 2.0 * self._n_params - 2.0 * self.log_likelihood_
 
-    def bic(self):
+    def bic(self) -> float:
         """Bayesian information criterion ``k log(n) - 2 log_likelihood_`` (n = sum of weights)."""
         check_is_fitted(self, "coef_")
         return self._n_params * math.log(self._n_eff) - 2.0 * self.log_likelihood_
@@ -363,9 +374,18 @@ class LogisticRegression(BaseEstimator):
 
     _estimator_type = "classifier"
 
-    def __init__(self, penalty="deprecated", *, C=1.0, l1_ratio=0.0, dual=False, tol=1e-4,
-                 fit_intercept=True, intercept_scaling=1, class_weight=None, random_state=None,
-                 solver="lbfgs", max_iter=100, verbose=0, warm_start=False, n_jobs=None):
+    # fitted attributes (declared for type checkers; no class attribute is created)
+    classes_: np.ndarray
+    coef_: np.ndarray
+    intercept_: np.ndarray
+
+    def __init__(self, penalty: str | None = "deprecated", *, C: float = 1.0,
+                 l1_ratio: float | None = 0.0, dual: bool = False, tol: float = 1e-4,
+                 fit_intercept: bool = True, intercept_scaling: float = 1,
+                 class_weight: Mapping[Any, float] | str | None = None,
+                 random_state: int | np.random.RandomState | np.random.Generator | None = None,
+                 solver: str = "lbfgs", max_iter: int = 100, verbose: int = 0,
+                 warm_start: bool = False, n_jobs: int | None = None) -> None:
         self.penalty = penalty
         self.C = C
         self.l1_ratio = l1_ratio
@@ -421,7 +441,7 @@ class LogisticRegression(BaseEstimator):
                 check_float(self.tol, "tol", min=0.0), verbose,
                 check_bool(self.warm_start, "warm_start"))
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Fit the model by penalised maximum likelihood; returns self.
 
         Each L-BFGS evaluation is one pass of the fused C++ cross-entropy over
@@ -474,7 +494,7 @@ class LogisticRegression(BaseEstimator):
         self.objective_ = fit.objective
         return self
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Logits ``X @ coef_.T + intercept_``; shape (n,) for two classes, else (n, K)."""
         check_is_fitted(self, "coef_")
         X = _check_X(X, self, reset=False)
@@ -485,21 +505,21 @@ class LogisticRegression(BaseEstimator):
         z = X @ self.coef_.T + self.intercept_
         return z.ravel() if self.coef_.shape[0] == 1 else z
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Log class probabilities, shape (n, n_classes), columns ordered as classes_."""
         z = self.decision_function(X)
         if z.ndim == 1:
             z = np.column_stack([np.zeros_like(z), z])
         return log_softmax(z, axis=1)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities, shape (n, n_classes), columns ordered as classes_."""
         if _sources.is_dask(X):  # lazy, block by block
             return _sources.apply_blockwise(self, "predict_proba", X,
                                             n_out=self.classes_.shape[0])
         return np.exp(self.predict_log_proba(X))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The most probable class of each row."""
         if _sources.is_dask(X):
             return _sources.apply_blockwise(self, "predict", X)
@@ -507,7 +527,7 @@ class LogisticRegression(BaseEstimator):
         idx = (z > 0).astype(np.intp) if z.ndim == 1 else np.argmax(z, axis=1)
         return self.classes_[idx]
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Mean accuracy (weighted by `sample_weight`)."""
         pred = self.predict(X)
         y = np.asarray(y).reshape(-1)

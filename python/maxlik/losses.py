@@ -629,8 +629,10 @@ def mse(input: npt.ArrayLike, target: npt.ArrayLike, *, reduction: Literal["mean
     return (loss, g) if return_grad else loss
 
 
-def vae_loss(x, reconstruction, mu, logvar, *, recon_var=1.0, full=True, beta=1.0,
-             reduction="mean", return_grad=False):
+def vae_loss(x: npt.ArrayLike, reconstruction: npt.ArrayLike, mu: npt.ArrayLike,
+             logvar: npt.ArrayLike, *, recon_var: npt.ArrayLike = 1.0, full: bool = True,
+             beta: float = 1.0, reduction: Literal["mean", "sum", "none"] = "mean",
+             return_grad: bool = False) -> Any:
     r"""Negative evidence lower bound of a VAE with a Gaussian decoder, and its gradients.
 
     Per sample i (Kingma & Welling 2014, eq. 10 with a Gaussian decoder):
@@ -722,6 +724,7 @@ def vae_loss(x, reconstruction, mu, logvar, *, recon_var=1.0, full=True, beta=1.
         raise ValueError("recon_var must be positive (the decoder variance)")
     N = xa.shape[0]
     # reconstruction NLL summed over everything; gaussian_nll's "mean" divides by elements
+    out: Any  # gaussian_nll's sum (and gradients with return_grad); None only if unused
     if reduction == "none":
         rec_rows = gaussian_nll(rec, xa, rv, full=full, eps=0.0, reduction="none")
         rec_rows = rec_rows.reshape(N, -1).sum(axis=1, dtype=np.float64)

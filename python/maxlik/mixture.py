@@ -39,8 +39,11 @@ True
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _core, _engine, _sources
 from . import exceptions
@@ -70,6 +73,9 @@ from ._validation import (
 )
 from .special import logsumexp, softmax
 from .stats import COVARIANCE_TYPES, _TYPE_CODE
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = [
     "GaussianMixture",
@@ -174,11 +180,23 @@ class GaussianMixture(BaseEstimator):
 
     _estimator_type = "density_estimator"
 
-    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
-                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
-                 means_init=None, precisions_init=None, random_state=None, warm_start=False,
-                 verbose=0, verbose_interval=10, callback=None, block_size=None,
-                 learning_decay=0.7, learning_offset=1.0):
+    # fitted attributes, set by _set_parameters (declared for type checkers only:
+    # an annotation without a value creates no class attribute, so hasattr is unchanged)
+    weights_: np.ndarray
+    means_: np.ndarray
+    precisions_cholesky_: np.ndarray
+    covariances_: np.ndarray
+    precisions_: np.ndarray
+
+    def __init__(self, n_components: int = 1, *, covariance_type: str = "full",
+                 tol: float = 1e-3, reg_covar: float = 1e-6, max_iter: int = 100,
+                 n_init: int = 1, init_params: str = "kmeans",
+                 weights_init: ArrayLike | None = None, means_init: ArrayLike | None = None,
+                 precisions_init: ArrayLike | None = None,
+                 random_state: int | np.random.RandomState | np.random.Generator | None = None,
+                 warm_start: bool = False, verbose: int = 0, verbose_interval: int = 10,
+                 callback: Callable[..., Any] | None = None, block_size: int | None = None,
+                 learning_decay: float = 0.7, learning_offset: float = 1.0) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -217,7 +235,7 @@ class GaussianMixture(BaseEstimator):
             raise TypeError(f"callback must be callable or None; got {type(self.callback).__name__}")
         return K, verbose
 
-    def _check_X(self, X, *, reset):
+    def _check_X(self, X: ArrayLike, *, reset: bool) -> np.ndarray:
         X = check_X(X)
         check_n_features(self, X.shape[1], reset)
         return X
@@ -270,7 +288,7 @@ class GaussianMixture(BaseEstimator):
         return winit, minit, pinit
 
     # -- fitting ----------------------------------------------------------------
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> Self:
         """Estimate the parameters with EM (weighted EM with `sample_weight`).
 
         `X` may be an ndarray (or array_like), an ``np.memmap`` / HDF5 / zarr
@@ -308,7 +326,8 @@ class GaussianMixture(BaseEstimator):
         self._fit(X, sample_weight)
         return self
 
-    def fit_predict(self, X, y=None, sample_weight=None):
+    def fit_predict(self, X: ArrayLike, y: object = None,
+                    sample_weight: ArrayLike | None = None) -> np.ndarray:
         """Fit, then return the most likely component of each row of `X`."""
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
@@ -351,7 +370,8 @@ class GaussianMixture(BaseEstimator):
         self.lower_bounds_ = res.lower_bounds
         return self
 
-    def partial_fit(self, X, y=None, sample_weight=None):
+    def partial_fit(self, X: ArrayLike, y: object = None,
+                    sample_weight: ArrayLike | None = None) -> Self:
         """One stepwise-EM update from the batch `X` (online EM).
 
         The running sufficient statistics s (normalised per unit weight) are
@@ -449,7 +469,8 @@ class GaussianMixture(BaseEstimator):
     _CHUNK = 65536  # rows per chunk (fewer for large K): bounds the (chunk, K) temporaries
     _CHUNK_VALUES = 1 << 22  # at most this many (chunk x K) values per chunk
 
-    def _weighted_log_prob_chunks(self, X, out_columns=None):
+    def _weighted_log_prob_chunks(self, X: ArrayLike, out_columns: int | None = None
+                                  ) -> Iterator[np.ndarray]:
         """(chunk, K) weighted log-densities of successive row chunks of X.
 
         `out_columns`: columns per row of the caller's concatenated result, which
@@ -480,13 +501,14 @@ class GaussianMixture(BaseEstimator):
                                         np.ascontiguousarray(p.precisions_cholesky), log_w,
                                         center, code)
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
         """log p(x_n) of every row under the fitted mixture, shape (N,)."""
         if _sources.is_streamed(X):  # lazy for dask, block by block for memmaps
             return _sources.apply_blockwise(self, "score_samples", X)
         return np.concatenate([logsumexp(a, axis=1) for a in self._weighted_log_prob_chunks(X)])
 
-    def score(self, X, y=None, sample_weight=None):
+    def score(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
+              ) -> float:
         """Mean (weighted) log-likelihood of the rows of `X`."""
         s = self.score_samples(X)
         if sample_weight is None:
@@ -494,13 +516,13 @@ class GaussianMixture(BaseEstimator):
         w = check_sample_weight(sample_weight, s.shape[0], dtype=np.float64)
         return float(np.average(s, weights=w))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Most likely component of every row, shape (N,)."""
         if _sources.is_streamed(X):
             return _sources.apply_blockwise(self, "predict", X)
         return np.concatenate([a.argmax(axis=1) for a in self._weighted_log_prob_chunks(X)])
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Responsibilities γ_nk, shape (N, K).
 
         Raises MemoryError (before computing anything) if the (N, K) result
@@ -515,7 +537,7 @@ class GaussianMixture(BaseEstimator):
             out.append(softmax(a, axis=1))
         return np.concatenate(out)
 
-    def sample(self, n_samples=1):
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples (same random stream as scikit-learn's ``sample``).
 
         Returns
@@ -549,12 +571,12 @@ class GaussianMixture(BaseEstimator):
     def _n_parameters(self) -> int:
         return _n_parameters(self.covariance_type, self.means_.shape[0], self.means_.shape[1])
 
-    def bic(self, X):
+    def bic(self, X: ArrayLike) -> float:
         """Bayesian information criterion on `X` (lower is better)."""
         X = self._check_X(X, reset=False)
         return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
 
-    def aic(self, X):
+    def aic(self, X: ArrayLike) -> float:
         """Akaike information criterion on `X` (lower is better)."""
         X = self._check_X(X, reset=False)
         return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()

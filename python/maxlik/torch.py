@@ -209,8 +209,10 @@ def _take_grad(ctx, recompute):
     return g
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
-                  reduce=None, reduction="mean", label_smoothing=0.0):
+def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+                  size_average: bool | None = None, ignore_index: int = -100,
+                  reduce: bool | None = None, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> torch.Tensor:
     """``torch.nn.functional.cross_entropy`` computed by maxlik's fused kernel.
 
     Same arguments and results: `input` of shape (C,), (N, C) or
@@ -275,8 +277,11 @@ class _BCEWithLogits(torch.autograd.Function):
         return g, None, None, None, None
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None,
-                                     reduce=None, reduction="mean", pos_weight=None):
+def binary_cross_entropy_with_logits(input: torch.Tensor, target: torch.Tensor,
+                                     weight: torch.Tensor | None = None,
+                                     size_average: bool | None = None,
+                                     reduce: bool | None = None, reduction: str = "mean",
+                                     pos_weight: torch.Tensor | None = None) -> torch.Tensor:
     """``torch.nn.functional.binary_cross_entropy_with_logits`` by maxlik's fused kernel.
 
     Same arguments and results: `target` of the input's shape; `weight` and
@@ -344,7 +349,9 @@ class _GaussianNLL(torch.autograd.Function):
                 gv if needs[2] else None, None, None, None, None)
 
 
-def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+def gaussian_nll_loss(input: torch.Tensor, target: torch.Tensor, var: torch.Tensor | float,
+                      full: bool = False, eps: float = 1e-6,
+                      reduction: str = "mean") -> torch.Tensor:
     """``torch.nn.functional.gaussian_nll_loss`` by maxlik's fused kernel.
 
     Same arguments, shapes and results: `var` of the input's shape, or with
@@ -423,7 +430,8 @@ class _LogSumExp(torch.autograd.Function):
         return torch.sub(inp, out).exp_().mul_(grad_output), None, None
 
 
-def logsumexp(input, dim, keepdim=False):
+def logsumexp(input: torch.Tensor, dim: int | tuple[int, ...], keepdim: bool = False
+              ) -> torch.Tensor:
     """``torch.logsumexp`` by maxlik's one-pass C++ reduction (online max rescaling).
 
     `dim` is an int or a tuple of ints (required, as in torch). The gradient
@@ -461,7 +469,8 @@ class _LogSoftmax(torch.autograd.Function):
         return grad_output - torch.exp(out) * total, None
 
 
-def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+def log_softmax(input: torch.Tensor, dim: int | None = None, _stacklevel: int = 3,
+                dtype: torch.dtype | None = None) -> torch.Tensor:
     """``torch.nn.functional.log_softmax`` by maxlik's one-pass C++ kernel.
 
     `dim` as torch (``None`` picks torch's legacy implicit dimension, with
