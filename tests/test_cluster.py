@@ -243,3 +243,28 @@ def test_check_estimator():
     failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
               if r["status"] == "failed"]
     assert failed == []
+
+
+def test_get_feature_names_out_and_kmeans_plusplus_signature_match_sklearn():
+    sk = pytest.importorskip("sklearn.cluster")
+    import inspect
+
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    ours = KMeans(4, n_init=1, random_state=0).fit(X)
+    ref = sk.KMeans(4, n_init=1, random_state=0).fit(X)
+    np.testing.assert_array_equal(ours.get_feature_names_out(), ref.get_feature_names_out())
+    assert ours.get_feature_names_out().dtype == object
+    np.testing.assert_array_equal(ours.get_feature_names_out(["a", "b", "c"]),
+                                  ref.get_feature_names_out(["a", "b", "c"]))
+    with pytest.raises(ValueError, match="input_features should have length equal to number of "
+                                         r"features \(3\), got 2"):
+        ours.get_feature_names_out(["a", "b"])
+    with pytest.raises(maxlik.NotFittedError):
+        KMeans(2).get_feature_names_out()
+    assert list(inspect.signature(maxlik.kmeans_plusplus).parameters) == \
+        list(inspect.signature(sk.kmeans_plusplus).parameters)
+    c1, i1 = maxlik.kmeans_plusplus(X, 3, random_state=1)
+    c2, i2 = maxlik.kmeans_plusplus(X, 3, random_state=1, x_squared_norms=(X**2).sum(1))
+    np.testing.assert_array_equal(i1, i2)
+    with pytest.raises(ValueError, match=r"x_squared_norms must have shape \(50,\)"):
+        maxlik.kmeans_plusplus(X, 3, x_squared_norms=np.ones(3))

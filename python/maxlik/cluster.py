@@ -60,6 +60,7 @@ def _scale_exponent(dtype, *arrays) -> int:
 
 
 def kmeans_plusplus(X: ArrayLike, n_clusters: int, *, sample_weight: ArrayLike | None = None,
+                    x_squared_norms: ArrayLike | None = None,
                     random_state: int | np.random.RandomState | np.random.Generator | None = None,
                     n_local_trials: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Choose initial k-means centres by greedy k-means++ seeding.
@@ -77,6 +78,10 @@ def kmeans_plusplus(X: ArrayLike, n_clusters: int, *, sample_weight: ArrayLike |
     sample_weight : array_like of shape (n_samples,), optional
         Row weights (the sampling probability is proportional to weight times
         squared distance).
+    x_squared_norms : array_like of shape (n_samples,), optional
+        scikit-learn's precomputed ``||x||^2`` per row. Accepted (and checked
+        for shape) for compatibility; maxlik's kernel measures distances from
+        the centred rows directly, which is more accurate, so it does not use them.
     random_state : None, int, RandomState or Generator
     n_local_trials : int, optional
         Candidates tried per centre; default ``2 + int(log(n_clusters))``.
@@ -107,6 +112,11 @@ def kmeans_plusplus(X: ArrayLike, n_clusters: int, *, sample_weight: ArrayLike |
         n_local_trials = check_int(n_local_trials, "n_local_trials", min=1)
     if sample_weight is not None:
         check_sample_weight(sample_weight, X.shape[0], dtype=X.dtype)
+    if x_squared_norms is not None:
+        xsn = as_float_array(x_squared_norms, "x_squared_norms", ndim=1)
+        if xsn.shape != (X.shape[0],):
+            raise ValueError(f"x_squared_norms must have shape ({X.shape[0]},) to match X; got "
+                             f"shape {xsn.shape}")
     rs = check_random_state(random_state)
     source = _sources.ArraySource(X, None, sample_weight)
     summary = _engine.column_summary(source)
@@ -493,6 +503,26 @@ class KMeans(BaseEstimator):
             return self.fit(X, sample_weight=sample_weight).transform(X)
         self.fit(X, sample_weight=sample_weight)
         return self._transform(as_float_array(X, "X", ndim=2, dtype=self.cluster_centers_.dtype))
+
+    def get_feature_names_out(self, input_features: ArrayLike | None = None) -> np.ndarray:
+        """Names of the `transform` output columns: ``kmeans0 ... kmeans{n_clusters-1}``.
+
+        As scikit-learn's (class name, lower case, plus the column index);
+        `input_features`, if given, must match the features seen in fit.
+        """
+        check_is_fitted(self, "cluster_centers_")
+        if input_features is not None:
+            names = np.asarray(input_features, dtype=object)
+            fitted = getattr(self, "feature_names_in_", None)
+            n_in = self.cluster_centers_.shape[1]  # = n_features_in_
+            if names.ndim != 1 or names.shape[0] != n_in:
+                raise ValueError(f"input_features should have length equal to number of features "
+                                 f"({n_in}), got {names.shape[0] if names.ndim else 0}")
+            if fitted is not None and not np.array_equal(names, fitted):
+                raise ValueError("input_features is not equal to feature_names_in_")
+        prefix = type(self).__name__.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(self.cluster_centers_.shape[0])],
+                          dtype=object)
 
     def score(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
               ) -> float:
