@@ -431,3 +431,12 @@ def test_logistic_convergence_warning_uses_sklearns_wording(capsys):
                                                        r"iteration\(s\).*max_iter=2"):
         LogisticRegression(max_iter=2, verbose=1).fit(X, y)
     assert "LogisticRegression (lbfgs): 2 iterations" in capsys.readouterr().out
+
+
+def test_logistic_penalty_none_with_c_warns_like_sklearn():
+    X, y = _classification(2, n=100)
+    with pytest.warns(UserWarning, match="Setting penalty=None will ignore the C and l1_ratio"):
+        LogisticRegression(penalty=None, C=0.5).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LogisticRegression(C=np.inf).fit(X, y)  # no penalty by C alone: no warning

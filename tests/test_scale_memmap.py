@@ -124,7 +124,7 @@ def test_memmap_errors(memmap_of):
     X[1000, 1] = np.nan
     mm = memmap_of(X)
     # the same message as in memory: the row is counted from the start of X
-    with pytest.raises(ValueError, match=r"^X contains NaN \(first at row 1000\)"):
+    with pytest.raises(ValueError, match=r"^Input X contains NaN \(first at row 1000\)"):
         GaussianMixture(2, block_size=512).fit(mm)
     with pytest.raises(ValueError, match="block_size"):
         KMeans(2, block_size=0).fit(memmap_of(_blobs()))

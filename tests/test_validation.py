@@ -82,7 +82,7 @@ def test_check_finite_names_first_bad_row(bad, word, row, dtype):
     X = np.zeros((2000, 3), dtype=dtype)
     X[row, 2] = bad
     X[row + 7, 0] = np.nan  # a later bad row must not be reported
-    with pytest.raises(ValueError, match=rf"^X contains {word} \(first at row {row}\)"):
+    with pytest.raises(ValueError, match=rf"^Input X contains {word} \(first at row {row}\)"):
         V.as_float_array(X, "X", finite=True)
 
 

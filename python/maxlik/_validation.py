@@ -166,9 +166,10 @@ def check_finite(arr: np.ndarray, name: str, row_offset: int = 0) -> None:
     rows = bad.reshape(arr.shape[0], -1).any(axis=1)
     i = int(np.argmax(rows))
     what = "NaN" if np.isnan(arr[i]).any() else "infinity"
+    # "Input X contains NaN" is scikit-learn's wording (its tests match it)
     raise ValueError(
-        f"{name} contains {what} (first at row {i + row_offset}); remove or impute such rows "
-        "first"
+        f"Input {name} contains {what} (first at row {i + row_offset}); remove or impute such "
+        "rows first"
     )
 
 
@@ -523,8 +524,8 @@ def check_y(y, n_samples: int, *, allow_2d: bool, estimator_name: str) -> np.nda
     if y.ndim not in ((1, 2) if allow_2d else (1,)):
         raise ValueError(f"y must be 1-D{' or 2-D' if allow_2d else ''}; got shape {y.shape}")
     if y.shape[0] != n_samples:
-        raise ValueError(f"X and y have inconsistent numbers of samples: X has {n_samples}, y "
-                         f"has {y.shape[0]}")
+        raise ValueError("Found input variables with inconsistent numbers of samples: X has "
+                         f"{n_samples}, y has {y.shape[0]}")
     return y
 
 

@@ -427,6 +427,9 @@ class LogisticRegression(BaseEstimator):
             raise ValueError(f"penalty must be 'l2', None or 'deprecated'; got {penalty!r} "
                              "(C is keyword-only, as in scikit-learn)")
         if penalty is None:
+            if self.penalty is None and self.C != 1.0:  # explicit penalty=None with a C
+                warnings.warn("Setting penalty=None will ignore the C and l1_ratio parameters",
+                              UserWarning, stacklevel=3)
             C = np.inf
         if check_bool(self.dual, "dual"):
             raise ValueError("dual=True is not supported: the lbfgs solver solves the primal "
