@@ -129,17 +129,19 @@ def test_ce_float32_matches_torch(torch_ref, rng):
     np.testing.assert_allclose(grad, ref.grad, rtol=1e-4, atol=1e-9)
 
 
+def _torch_ce_mean(torch, z, y):
+    """torch's mean cross-entropy of float64 logits z and index targets y, and its gradient."""
+    zt = _t(torch, z, grad=True)
+    ref = torch.nn.functional.cross_entropy(zt, torch.tensor(y))
+    ref.backward()
+    return {"loss": ref, "grad": zt.grad}
+
+
 def test_ce_all_ignored_mean_is_nan_like_torch(torch_ref):
     z = np.array([[1.0, 2.0, 3.0], [0.0, 1.0, 2.0]])
     y = np.array([-100, -100])
 
-    def build(torch, z, y):
-        zt = _t(torch, z, grad=True)
-        ref = torch.nn.functional.cross_entropy(zt, torch.tensor(y))
-        ref.backward()
-        return {"loss": ref, "grad": zt.grad}
-
-    inp, ref = torch_ref.call("ce", build, z=z, y=y)
+    inp, ref = torch_ref.call("ce", _torch_ce_mean, z=z, y=y)
     loss, grad = softmax_cross_entropy(inp.z, inp.y, return_grad=True)
     assert math.isnan(loss) and math.isnan(float(ref.loss))
     np.testing.assert_array_equal(grad, ref.grad)  # zeros
@@ -235,13 +237,7 @@ def test_ce_neg_inf_at_target_is_infinite_loss_finite_grad(torch_ref):
     z = np.array([[-np.inf, 0.0, 1.0]])
     y = np.array([0])
 
-    def build(torch, z, y):
-        zt = _t(torch, z, grad=True)
-        ref = torch.nn.functional.cross_entropy(zt, torch.tensor(y))
-        ref.backward()
-        return {"loss": ref, "grad": zt.grad}
-
-    inp, ref = torch_ref.call("ce", build, z=z, y=y)
+    inp, ref = torch_ref.call("ce", _torch_ce_mean, z=z, y=y)
     loss, grad = softmax_cross_entropy(inp.z, inp.y, return_grad=True)
     assert loss == np.inf and ref.loss == np.inf
     assert np.all(np.isfinite(ref.grad))  # torch's limit gradient, not NaN
