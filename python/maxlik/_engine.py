@@ -616,10 +616,12 @@ class LogisticFit:
 
 
 def class_weights(class_weight, classes, source):
-    """Weight per class code from a dict {label: weight} or "balanced" (scikit-learn's
-    ``n_eff / (n_classes * n_eff_c)`` with weighted counts); None stays None."""
+    """(weight per class code, weighted count per class code) from a dict {label: weight}
+    or "balanced" (scikit-learn's ``n_eff / (n_classes * n_eff_c)``); None gives (None, None).
+
+    The counts come from one pass over the targets and serve the caller's total too."""
     if class_weight is None:
-        return None
+        return None, None
     coded = source.derive(y=_codes(classes))
     counts = coded.map_reduce(K.class_weight_sums_block, classes.shape[0], with_y=True)
     if isinstance(class_weight, str):
@@ -628,7 +630,7 @@ def class_weights(class_weight, classes, source):
         if np.any(counts <= 0):
             missing = classes[counts <= 0].tolist()
             raise ValueError(f"class_weight='balanced': classes {missing} have zero total weight")
-        return counts.sum() / (classes.shape[0] * counts)
+        return counts.sum() / (classes.shape[0] * counts), counts
     if not isinstance(class_weight, dict):
         raise TypeError(f"class_weight must be a dict, 'balanced' or None; got "
                         f"{type(class_weight).__name__}")
@@ -643,7 +645,7 @@ def class_weights(class_weight, classes, source):
         if not (np.isfinite(v) and v >= 0):
             raise ValueError(f"class_weight[{k!r}] must be finite and >= 0; got {v}")
         cw[int(np.searchsorted(classes, k))] = v
-    return cw
+    return cw, counts
 
 
 def fit_logistic(source, *, C, fit_intercept, max_iter, tol, class_weight=None,
@@ -655,12 +657,8 @@ def fit_logistic(source, *, C, fit_intercept, max_iter, tol, class_weight=None,
     class's; `x0` (n_out, D + fit_intercept) starts L-BFGS there (warm start)."""
     classes = check_classes(np.asarray(source.y_unique()))
     n, D = source.n_samples, source.n_features
-    cw = class_weights(class_weight, classes, source)
-    if cw is None:
-        S = source.weight_sum()
-    else:
-        S = float(np.dot(cw, source.derive(y=_codes(classes)).map_reduce(
-            K.class_weight_sums_block, classes.shape[0], with_y=True)))
+    cw, counts = class_weights(class_weight, classes, source)
+    S = source.weight_sum() if cw is None else float(np.dot(cw, counts))
     if not S > 0:
         raise ValueError("sample_weight must have at least one positive weight; all weights "
                          "are zero")
