@@ -725,6 +725,10 @@ class LeastSquaresFit:
     n_eff: float
     ex: int
     ey: np.ndarray
+    # R factor (D, D) of the weighted, centred X and the means it was centred by
+    # (scaled units): R^T R = X_c^T W X_c, so the OLS standard errors need no extra pass
+    r_factor: np.ndarray | None = None
+    x_mean: np.ndarray | None = None
 
 
 def least_squares(source, fit_intercept) -> LeastSquaresFit:
@@ -752,7 +756,8 @@ def least_squares(source, fit_intercept) -> LeastSquaresFit:
     beta, _, rank, sv = np.linalg.lstsq(R[:D, :D], R[:D, D:], rcond=rcond)
     intercept = y_mean - x_mean @ beta
     rss = source.map_reduce(K.residual_block, ex, ey, beta, intercept, with_y=True)
-    return LeastSquaresFit(beta, intercept, rss, int(rank), sv, float(wsum), ex, ey)
+    return LeastSquaresFit(beta, intercept, rss, int(rank), sv, float(wsum), ex, ey,
+                           R[:D, :D].copy(), np.asarray(x_mean, np.float64))
 
 
 # ---- incremental fitting (partial_fit) -----------------------------------------------------
