@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _engine, _sources
+from . import _engine, _inference, _sources
 from . import exceptions
 from ._base import BaseEstimator, check_is_fitted
 from ._validation import (
@@ -104,7 +104,30 @@ class LinearRegression(BaseEstimator):
         coefficients and ``noise_variance_`` (summed over targets).
     rank_ : int
     singular_values_ : ndarray
+    stderr_ : ndarray shaped like coef_
+        Classical OLS standard errors ``sqrt(σ̂² [(XᵀWX)⁻¹]_jj)`` with
+        ``σ̂² = Σ w r² / (n - p)``, p = n_features + fit_intercept, whatever
+        `ddof` is (as statsmodels OLS / WLS ``bse``; from the R factor of the
+        fit, so memmap and Dask data need no further pass).
+    intercept_stderr_ : float or ndarray of shape (n_targets,)
+        The same for the intercept (0 without an intercept).
+    df_resid_ : int
+        n - p, the residual degrees of freedom of ``stderr_`` and :meth:`confint`.
     n_features_in_ : int
+
+    Notes
+    -----
+    Standard errors with sample weights are those of weighted least squares
+    with the weights as inverse-variance (precision) weights, i.e.
+    statsmodels ``WLS(y, X, weights=w).bse``: n in n - p counts the rows of
+    positive weight, and rescaling all weights leaves the standard errors
+    unchanged. (This differs from the frequency reading of the weights used
+    by ``noise_variance_`` and ``log_likelihood_``, where n = Σ w; for integer
+    frequency weights, repeat the rows to get the frequency standard errors.)
+    When n <= p, or X is rank-deficient (``rank_ < n_features``), the
+    coefficients are not identified: ``stderr_`` and ``intercept_stderr_``
+    are NaN and reading them (or :meth:`confint`) warns (UserWarning); the
+    fit itself succeeds silently, as ``np.linalg.lstsq`` and scikit-learn do.
 
     Examples
     --------
@@ -117,6 +140,8 @@ class LinearRegression(BaseEstimator):
     (1.98, 1.03)
     >>> round(float(reg.noise_variance_), 6)
     0.0045
+    >>> round(float(reg.stderr_[0]), 6), round(float(reg.intercept_stderr_), 6)
+    (0.042426, 0.079373)
     """
 
     _estimator_type = "regressor"
@@ -171,7 +196,7 @@ class LinearRegression(BaseEstimator):
             y_ndim = y.ndim
             source = _sources.ArraySource(X, y.reshape(n, -1), sample_weight)
         check_n_features(self, D, reset=True)
-        source.positive_weights()
+        n_pos = source.positive_weights()
         # Data near the float64 limits (|X| or |y| beyond 2**400 or below 2**-400,
         # whose squares and sums overflow / underflow) are fitted as X 2**-ex and
         # y_t 2**-ey_t: powers of two, so exact; the coefficients are then
@@ -204,7 +229,59 @@ class LinearRegression(BaseEstimator):
             self.intercept_ = intercept
             self.noise_variance_ = var
         self.log_likelihood_ = float(np.sum(ll))
+        self._set_stderr(fit, n_pos, fit_intercept, y_ndim)
         return self
+
+    def _set_stderr(self, fit, n_pos, fit_intercept, y_ndim):
+        """stderr_ / intercept_stderr_ from the fit's R factor (no pass over the data)."""
+        se_b, se_i, df, self._stderr_nan = _inference.ols_stderr(fit, n_pos, fit_intercept)
+        if fit.ex or np.any(fit.ey):
+            se_b = _unscale(se_b, fit.ey[None, :] - fit.ex, "stderr_", "X and y")
+            se_i = _unscale(se_i, fit.ey, "intercept_stderr_", "y")
+        self.df_resid_ = df
+        if y_ndim == 1:
+            self._stderr, self._intercept_stderr = se_b[:, 0].copy(), float(se_i[0])
+        else:
+            self._stderr, self._intercept_stderr = se_b.T.copy(), se_i
+
+    @property
+    def stderr_(self) -> np.ndarray:
+        """Standard errors of ``coef_`` (see the class docstring); warns if they are NaN."""
+        check_is_fitted(self, "coef_")
+        _inference.warn_nan(self._stderr_nan)
+        return self._stderr
+
+    @property
+    def intercept_stderr_(self) -> float | np.ndarray:
+        """Standard error(s) of ``intercept_`` (see the class docstring); warns if NaN."""
+        check_is_fitted(self, "coef_")
+        _inference.warn_nan(self._stderr_nan)
+        return self._intercept_stderr
+
+    def confint(self, alpha: float = 0.05) -> dict[str, np.ndarray]:
+        """Two-sided t confidence intervals at level 1 - `alpha`, as statsmodels' ``conf_int``.
+
+        ``estimate ± t · stderr`` with t the 1 - alpha/2 quantile of Student's
+        t with ``df_resid_`` = n - p degrees of freedom.
+
+        Returns
+        -------
+        dict
+            ``{"coef": ..., "intercept": ...}``: arrays shaped like ``coef_``
+            and ``intercept_`` plus a last axis of length 2 holding (lower,
+            upper); NaN where the standard errors are NaN.
+        """
+        check_is_fitted(self, "coef_")
+        alpha = _inference.check_alpha(alpha)
+        df = self.df_resid_
+        q = _inference.t_quantile(alpha, df) if df > 0 else math.nan
+        out = {}
+        _inference.warn_nan(self._stderr_nan)
+        for name, est, se in (("coef", self.coef_, self._stderr),
+                              ("intercept", self.intercept_, self._intercept_stderr)):
+            est, se = np.asarray(est, dtype=np.float64), np.asarray(se, dtype=np.float64)
+            out[name] = np.stack([est - q * se, est + q * se], axis=-1)
+        return out
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """X @ coef_.T + intercept_.
@@ -354,6 +431,40 @@ class LogisticRegression(BaseEstimator):
     n_iter_ : ndarray of shape (1,)
     objective_ : float
         The final value of the objective above.
+    stderr_ : ndarray shaped like coef_
+        Standard errors from the inverse observed information at the fitted
+        coefficients: the inverse Hessian of ``S f(W, b)`` (the negative
+        log-likelihood Σ s_i CE_i plus the penalty ``||W||² / (2 C)``), i.e.
+        of XᵀDX (D = s p (1 - p) for two classes) plus I / C on the weights.
+        Computed in ``fit`` with one more pass over the data (blockwise for
+        memmap / Dask X) when n_out * (n_features + fit_intercept) is at most
+        1024; for larger models reading it raises AttributeError (the
+        Hessian would have over a million entries). NaN if the information
+        is singular (reading it then warns, UserWarning).
+
+        * ``penalty=None``, two classes: the asymptotic maximum-likelihood
+          standard errors, equal to statsmodels ``Logit(...).fit().bse``.
+        * L2 penalty: the inverse of the *penalised* Hessian, i.e. the
+          covariance of the Laplace (Gaussian) approximation to the
+          posterior under the prior W_kj ~ N(0, C) (flat prior on the
+          intercept); they are typically smaller than the ML standard
+          errors and are posterior, not sampling, standard deviations.
+        * More than two classes (softmax): the model is unchanged by adding
+          one vector to every class's coefficients and intercept, so the
+          Hessian is singular along those shifts (for the intercepts even
+          with L2). The fit lies in the sum-to-zero parametrisation
+          (Σ_k coef_[k] = 0, Σ_k intercept_[k] = 0: L-BFGS from zero never
+          leaves it) and the standard errors are those of the estimator
+          constrained to it: the covariance is Q (Qᵀ H Q)⁻¹ Qᵀ with Q an
+          orthonormal basis of the constraint (for ``penalty=None``, the
+          Moore-Penrose inverse of H). With ``penalty=None``, contrasts
+          between classes (coef_[k] - coef_[0], the reference-class
+          parametrisation of statsmodels MNLogit) have the same covariance
+          in either parametrisation.
+        * ``sample_weight`` / ``class_weight`` enter as frequency weights
+          (s_i multiplies each row's log-likelihood).
+    intercept_stderr_ : ndarray of shape (1,) or (n_classes,)
+        The same for the intercepts (0 without an intercept).
     n_features_in_ : int
 
     Warns
@@ -495,7 +606,68 @@ class LogisticRegression(BaseEstimator):
         self.intercept_ = fit.intercept
         self.n_iter_ = np.array([fit.n_iter], dtype=np.int32)
         self.objective_ = fit.objective
+        self._set_stderr(source, C, fit_intercept)
         return self
+
+    def _set_stderr(self, source, C, fit_intercept):
+        """stderr_ / intercept_stderr_ from one more pass (the Hessian, blockwise)."""
+        K, D = self.coef_.shape
+        for name in ("_stderr", "_intercept_stderr", "_covariance", "_stderr_nan"):
+            self.__dict__.pop(name, None)  # a refit too large for them keeps no stale values
+        if K * (D + int(fit_intercept)) > _inference.LOGISTIC_MAX_PARAMS:
+            return
+        cov, self._stderr_nan = _inference.logistic_covariance(
+            source, self.classes_, self.coef_, self.intercept_, C=C,
+            fit_intercept=fit_intercept, class_weight=self.class_weight)
+        P = D + int(fit_intercept)
+        if cov is None:
+            se = np.full((K, P), np.nan)
+        else:
+            se = np.sqrt(np.maximum(np.diag(cov), 0.0)).reshape(K, P)
+        self._covariance = cov
+        self._stderr = np.ascontiguousarray(se[:, :D])
+        self._intercept_stderr = se[:, D].copy() if fit_intercept else np.zeros(K)
+
+    def _stderr_attr(self, name):
+        check_is_fitted(self, "coef_")
+        if name not in self.__dict__:
+            raise AttributeError(
+                f"{name[1:]}_ is not available: the model has more than "
+                f"{_inference.LOGISTIC_MAX_PARAMS} coefficients (n_out * (n_features + "
+                "fit_intercept)), so fit did not form the Hessian")
+        _inference.warn_nan(self._stderr_nan)
+        return self.__dict__[name]
+
+    @property
+    def stderr_(self) -> np.ndarray:
+        """Standard errors of ``coef_`` (see the class docstring); warns if they are NaN."""
+        return self._stderr_attr("_stderr")
+
+    @property
+    def intercept_stderr_(self) -> np.ndarray:
+        """Standard errors of ``intercept_`` (see the class docstring); warns if they are NaN."""
+        return self._stderr_attr("_intercept_stderr")
+
+    def confint(self, alpha: float = 0.05) -> dict[str, np.ndarray]:
+        """Two-sided Wald confidence intervals at level 1 - `alpha`, as statsmodels' ``conf_int``.
+
+        ``estimate ± z · stderr`` with z the 1 - alpha/2 standard normal
+        quantile (asymptotic intervals; see ``stderr_`` for what they mean
+        with a penalty and for several classes).
+
+        Returns
+        -------
+        dict
+            ``{"coef": ..., "intercept": ...}``: arrays shaped like ``coef_``
+            and ``intercept_`` plus a last axis of length 2 holding (lower, upper).
+        """
+        se_coef, se_int = self.stderr_, self.intercept_stderr_
+        z = _inference.normal_quantile(_inference.check_alpha(alpha))
+        out = {}
+        for name, est, se in (("coef", self.coef_, se_coef),
+                              ("intercept", self.intercept_, se_int)):
+            out[name] = np.stack([est - z * se, est + z * se], axis=-1)
+        return out
 
     def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Logits ``X @ coef_.T + intercept_``; shape (n,) for two classes, else (n, K)."""

@@ -117,8 +117,9 @@ def fit_gaussian(X: npt.ArrayLike, *, covariance_type: str = "full", ddof: float
     -------
     GaussianFit
         mean, covariance, log_likelihood (at the returned parameters),
-        n_samples, weight_sum, n_parameters, aic, bic and stderr_mean; see
-        :class:`maxlik.results.GaussianFit`.
+        n_samples, weight_sum, n_parameters, aic, bic, stderr_mean and
+        stderr_covariance (asymptotic standard errors; ``fit.confint()`` gives
+        Wald intervals); see :class:`maxlik.results.GaussianFit`.
 
     Raises
     ------
@@ -155,6 +156,16 @@ def fit_gaussian(X: npt.ArrayLike, *, covariance_type: str = "full", ddof: float
     that fits in float64 are then exact as for ordinary data, and a
     covariance that does not fit raises ValueError.
 
+    Standard errors (``stderr_mean``, ``stderr_covariance``) are the
+    maximum-likelihood asymptotics under the Gaussian model, in closed form:
+    the inverse Fisher information of the chosen covariance model, evaluated
+    at the reported parameters and divided by the effective number of
+    observations n = Σ w (frequency weights; n_samples unweighted). So with
+    ``ddof != 0`` they are those of the ML estimator times n / (n - ddof),
+    the delta method for the rescaled estimator. With weights that are not
+    frequencies (e.g. normalised to sum to 1) n is not a sample size and the
+    standard errors mean nothing: pass counts.
+
     Examples
     --------
     >>> import maxlik
@@ -169,6 +180,9 @@ def fit_gaussian(X: npt.ArrayLike, *, covariance_type: str = "full", ddof: float
            [2.        , 2.        ]])
     >>> fit.n_parameters
     5
+    >>> fit = maxlik.fit_gaussian([1.0, 2.0, 3.0, 4.0])
+    >>> round(fit.stderr_mean, 6), round(fit.stderr_covariance, 6)   # sqrt(σ²/n), sqrt(2σ⁴/n)
+    (0.559017, 0.883883)
     """
     ct = check_option(covariance_type, "covariance_type", ("full", "diag", "spherical"))
     ddof = _check_ddof(ddof)
@@ -226,20 +240,40 @@ def fit_gaussian(X: npt.ArrayLike, *, covariance_type: str = "full", ddof: float
         ll = -0.5 * W * (D * _LOG_2PI + logdet + D / factor)
     aic, bic = _ic(k, W, ll)
     stderr = np.sqrt(var_diag / W)
+    stderr_cov = _covariance_stderr(cov, ct, W, D)
     mean_out: float | np.ndarray
     cov_out: float | np.ndarray
     stderr_out: float | np.ndarray
+    stderr_cov_out: float | np.ndarray
     if one_d:
         mean_out = float(mean[0])
         cov_out = float(np.ravel(cov)[0])
         stderr_out = float(stderr[0])
+        stderr_cov_out = float(np.ravel(stderr_cov)[0])
     else:
-        mean_out, cov_out, stderr_out = mean, cov, stderr
+        mean_out, cov_out, stderr_out, stderr_cov_out = mean, cov, stderr, stderr_cov
     return GaussianFit(
         mean=mean_out, covariance=cov_out, covariance_type=ct, ddof=ddof,
         log_likelihood=float(ll), n_samples=int(n), weight_sum=W, n_features=int(D),
         n_parameters=int(k), aic=float(aic), bic=float(bic), stderr_mean=stderr_out,
+        stderr_covariance=stderr_cov_out,
     )
+
+
+def _covariance_stderr(cov, ct: str, n: float, D: int):
+    """Asymptotic standard errors of the covariance entries (see GaussianFit.stderr_covariance).
+
+    full: sqrt((σ_ii σ_jj + σ_ij²) / n); diag: sqrt(2 / n) σ_i; spherical:
+    sqrt(2 / (n D)) σ², each evaluated at the reported (ddof-scaled)
+    covariance. sqrt(σ_ii σ_jj + σ_ij²) is taken as hypot(sqrt σ_ii sqrt σ_jj, σ_ij)
+    so that covariances near the float64 limit do not overflow when squared.
+    """
+    if ct == "full":
+        sd = np.sqrt(np.diag(cov))
+        return np.hypot(np.outer(sd, sd), cov) / math.sqrt(n)
+    if ct == "diag":
+        return np.asarray(cov) * math.sqrt(2.0 / n)
+    return np.float64(cov) * math.sqrt(2.0 / (n * D))
 
 
 def _check_alpha(alpha) -> float:

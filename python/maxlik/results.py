@@ -75,6 +75,23 @@ class GaussianFit(_Result):
     stderr_mean : float or ndarray of shape (D,)
         sqrt(variance / n) per coordinate, with the variance of the chosen
         `ddof` (so ddof=1 matches scipy.stats.sem); a float for 1-D data.
+    stderr_covariance : float or ndarray shaped like `covariance`
+        Asymptotic (maximum-likelihood, Gaussian model) standard errors of
+        the covariance entries, from the inverse Fisher information of the
+        chosen model at the reported covariance, with n = weight_sum:
+
+        * "full": ``sqrt((σ_ii σ_jj + σ_ij²) / n)`` for entry (i, j) (the
+          diagonal: ``sqrt(2 / n) σ_ii``); the matrix is symmetric, and entry
+          (i, j) and (j, i) are one parameter;
+        * "diag": ``sqrt(2 / n) σ_i²`` per variance (coordinates independent);
+        * "spherical": ``sqrt(2 / (n D)) σ²``: all n D squared deviations
+          inform the one variance.
+
+        Since σ is the reported (ddof-scaled) covariance c Σ̂_ML, c = n / (n - ddof),
+        these are c times the ML standard errors (delta method); all ddof
+        agree to first order in 1/n. Exact finite-sample variances differ by
+        O(1/n): e.g. the unbiased variance of normal data has variance
+        2 σ⁴ / (n - 1), not 2 σ⁴ / n.
     """
 
     mean: ArrayOrFloat
@@ -89,6 +106,7 @@ class GaussianFit(_Result):
     aic: float
     bic: float
     stderr_mean: ArrayOrFloat
+    stderr_covariance: ArrayOrFloat = float("nan")
 
     def __post_init__(self):
         _freeze(self)
@@ -97,6 +115,39 @@ class GaussianFit(_Result):
     def cross_entropy(self) -> float:
         """-log_likelihood / n: the empirical cross-entropy (nats) of the data under the fit."""
         return -self.log_likelihood / self.weight_sum
+
+    def confint(self, alpha: float = 0.05) -> dict[str, np.ndarray]:
+        """Two-sided Wald confidence intervals at level 1 - `alpha`.
+
+        ``estimate ± z · stderr`` with z the 1 - alpha/2 standard normal
+        quantile (1.959964 for alpha=0.05), for the mean and for every
+        covariance entry (with ``stderr_covariance``). These are asymptotic
+        intervals: for small n the variance interval is too narrow and can
+        extend below zero (it is not clipped); the exact interval for a
+        variance uses the chi-square distribution of the scatter instead.
+
+        Parameters
+        ----------
+        alpha : float, default 0.05
+            In (0, 1).
+
+        Returns
+        -------
+        dict
+            ``{"mean": ..., "covariance": ...}``; each array has the shape of
+            the estimate plus a last axis of length 2 holding (lower, upper):
+            (D, 2) for the mean, (D, D, 2) / (D, 2) / (2,) for a full / diag /
+            spherical covariance, (2,) for 1-D data.
+        """
+        from ._inference import check_alpha, normal_quantile
+
+        z = normal_quantile(check_alpha(alpha))
+        out = {}
+        for name, est, se in (("mean", self.mean, self.stderr_mean),
+                              ("covariance", self.covariance, self.stderr_covariance)):
+            est, se = np.asarray(est, dtype=np.float64), np.asarray(se, dtype=np.float64)
+            out[name] = np.stack([est - z * se, est + z * se], axis=-1)
+        return out
 
     def logpdf(self, X) -> np.ndarray:
         """Log-density of the rows of `X` under the fitted Gaussian (via maxlik.gaussian_logpdf)."""
