@@ -1,0 +1,126 @@
+// Sparse (CSR) bindings (glue only; kernels in maxlik/sparse.hpp).
+//
+// A CSR argument is three arrays plus the column count: data (float32 /
+// float64), indices and indptr (both int32 or both int64, as scipy stores
+// them). indptr has n_rows + 1 entries and may start anywhere (a row slice is
+// a view of a bigger matrix's indptr). Grouped by area, like sparse.hpp.
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <pybind11/stl.h>
+
+#include "common.hpp"
+#include "maxlik/sparse.hpp"
+
+namespace py = pybind11;
+using maxlik::bind::carray;
+using maxlik::bind::require;
+
+namespace {
+
+// Checks the CSR arrays against each other (not every index: the Python layer
+// builds them from a scipy matrix whose indices it has checked) and returns the view.
+template <class T, class I>
+maxlik::sparse::CSR<T, I> csr_view(const carray<T>& data, const carray<I>& indices, const carray<I>& indptr,
+                                   std::size_t n_features) {
+  require(data.ndim() == 1 && indices.ndim() == 1 && data.shape(0) == indices.shape(0),
+          "data and indices must be 1-D arrays of the same length");
+  require(indptr.ndim() == 1 && indptr.shape(0) >= 1, "indptr must be a 1-D array of n_rows + 1 offsets");
+  maxlik::sparse::CSR<T, I> v;
+  v.data = data.data();
+  v.indices = indices.data();
+  v.indptr = indptr.data();
+  v.n = static_cast<std::size_t>(indptr.shape(0) - 1);
+  v.D = n_features;
+  const I* p = indptr.data();
+  require(p[0] >= 0 && static_cast<py::ssize_t>(p[v.n]) <= data.shape(0),
+          "indptr must index into data (0 <= indptr <= len(data))");
+  for (std::size_t i = 0; i < v.n; ++i) require(p[i] <= p[i + 1], "indptr must be non-decreasing");
+  return v;
+}
+
+// ---- k-means ---------------------------------------------------------------------------
+
+template <class T>
+void check_centres(const carray<T>& shift, const carray<T>& C, std::size_t D) {
+  require(C.ndim() == 2 && C.shape(0) >= 1, "centers must be 2-D with at least one row");
+  require(static_cast<std::size_t>(C.shape(1)) == D,
+          "centers must have as many columns as X (" + std::to_string(D) + "); got " + std::to_string(C.shape(1)));
+  require(shift.ndim() == 1 && static_cast<std::size_t>(shift.shape(0)) == D, "shift must have shape (n_features,)");
+}
+
+// As kmeans_lloyd_step (register_cluster.cpp) for a CSR X: (S, W, J), labels in place.
+template <class T, class I>
+py::tuple csr_lloyd_step(const carray<T>& data, const carray<I>& indices, const carray<I>& indptr,
+                         std::size_t n_features, const carray<T>& shift, const carray<T>& C,
+                         const std::optional<carray<T>>& sample_weight,
+                         py::array_t<std::int32_t, py::array::c_style> labels, bool update, double scale) {
+  const auto X = csr_view(data, indices, indptr, n_features);
+  check_centres(shift, C, n_features);
+  const std::size_t N = X.n, D = n_features, K = static_cast<std::size_t>(C.shape(0));
+  require(labels.ndim() == 1 && static_cast<std::size_t>(labels.shape(0)) == N, "labels must have shape (n_samples,)");
+  require(labels.writeable(), "labels must be writeable");
+  const T* w = nullptr;
+  if (sample_weight) {
+    require(sample_weight->ndim() == 1 && static_cast<std::size_t>(sample_weight->shape(0)) == N,
+            "sample_weight must have shape (n_samples,)");
+    w = sample_weight->data();
+  }
+  py::array_t<double> S, W;
+  double* sp = nullptr;
+  double* wp = nullptr;
+  if (update) {
+    S = py::array_t<double>({K, D});
+    W = py::array_t<double>(K);
+    sp = S.mutable_data();
+    wp = W.mutable_data();
+  }
+  const T* hp = shift.data();
+  const T* cp = C.data();
+  std::int32_t* lp = labels.mutable_data();
+  double J;
+  {
+    py::gil_scoped_release release;  // raw buffers kept alive by the arguments only
+    J = maxlik::sparse::kmeans::lloyd_pass<T, I>(X, w, hp, cp, K, lp, sp, wp, scale);
+  }
+  if (update) return py::make_tuple(S, W, J);
+  return py::make_tuple(py::none(), py::none(), J);
+}
+
+// As kmeans_sq_distances for a CSR X: (N, M) squared distances of the shifted rows.
+template <class T, class I>
+carray<T> csr_sq_distances(const carray<T>& data, const carray<I>& indices, const carray<I>& indptr,
+                           std::size_t n_features, const carray<T>& shift, const carray<T>& C, double scale) {
+  const auto X = csr_view(data, indices, indptr, n_features);
+  check_centres(shift, C, n_features);
+  const std::size_t M = static_cast<std::size_t>(C.shape(0));
+  carray<T> out({X.n, M});
+  T* op = out.mutable_data();
+  const T* hp = shift.data();
+  const T* cp = C.data();
+  {
+    py::gil_scoped_release release;
+    maxlik::sparse::kmeans::sq_distances<T, I>(X, hp, cp, M, op, scale);
+  }
+  return out;
+}
+
+template <class T, class I> void def_kmeans(py::module_& m) {
+  m.def("csr_kmeans_lloyd_step", &csr_lloyd_step<T, I>, py::arg("data"), py::arg("indices"), py::arg("indptr"),
+        py::arg("n_features"), py::arg("shift"), py::arg("centers"), py::arg("sample_weight"), py::arg("labels"),
+        py::arg("update"), py::arg("scale") = 1.0);
+  m.def("csr_kmeans_sq_distances", &csr_sq_distances<T, I>, py::arg("data"), py::arg("indices"),
+        py::arg("indptr"), py::arg("n_features"), py::arg("shift"), py::arg("centers"), py::arg("scale") = 1.0);
+}
+
+}  // namespace
+
+void register_sparse(py::module_& m) {
+  // k-means
+  def_kmeans<double, std::int32_t>(m);
+  def_kmeans<double, std::int64_t>(m);
+  def_kmeans<float, std::int32_t>(m);
+  def_kmeans<float, std::int64_t>(m);
+  // (other areas: append their def_* calls here)
+}
