@@ -32,9 +32,10 @@ from . import _kernels as K
 from ._kernels import (
     MixtureParameters,
     _covariances_from_cholesky,
+    _collapse_error,
+    _mixture_update,
     _overflow_error,
     check_em_memory,
-    mixture_update,
 )
 from ._optimize import LbfgsResult, minimize_lbfgs
 from ._validation import FloatRangeError, as_float_array, check_output_size, scale_exponent
@@ -420,7 +421,8 @@ def _labels_of_rows(idx, n_components_of_idx):
 
 
 def initial_mixture_parameters(source, K_, ctype, reg_covar, init_params, rs, winit=None,
-                               minit=None, pinit=None) -> MixtureParameters:
+                               minit=None, pinit=None, on_collapse="raise",
+                               reseeds=None) -> MixtureParameters:
     """The initial parameters of EM from all rows of `source` (scikit-learn's initialisers).
 
     "kmeans": the labels of a k-means fit (k-means++, one run); "k-means++":
@@ -428,6 +430,10 @@ def initial_mixture_parameters(source, K_, ctype, reg_covar, init_params, rs, wi
     (drawn block by block in row order, the same numbers as one (N, K) draw);
     "random_from_data": K distinct random rows. Then two passes over the
     rows: the means first, then the covariances around them (stable).
+
+    A component whose initial covariance is singular raises, or with
+    ``on_collapse="reseed"`` is re-seeded (:func:`reseed_components`, judged by
+    the other components; the indices are appended to the list `reseeds`).
     """
     if winit is not None and minit is not None and pinit is not None:
         # Everything given: no data-driven initialisation needed.
@@ -474,9 +480,19 @@ def initial_mixture_parameters(source, K_, ctype, reg_covar, init_params, rs, wi
     if state is not None:  # the same responsibilities again; rs ends as after one draw
         rs.set_state(state)
     stats = source.map_reduce(K.resp_block, ctype, K_, shift, kmeans, per_block=per_block)
-    params = mixture_update(stats, reg_covar)
+    # given precisions replace the data's covariances, so a singular one does not matter
+    params, collapsed = _mixture_update(stats, reg_covar, mark_collapsed=(
+        pinit is not None or (on_collapse == "reseed" and ctype != "tied")))
     # scikit-learn normalises the initial weights by n_samples
     weights = (stats.resp_sum + eps) / stats.sum_weight
+    if collapsed and pinit is None:
+        params = reseed_components(
+            source, MixtureParameters(ctype, weights, params.means, params.precisions_cholesky,
+                                      params.covariances), collapsed, None, reg_covar,
+            keep_weights=winit is not None, keep_means=minit is not None)
+        weights = params.weights
+        if reseeds is not None:
+            reseeds.extend(collapsed)
     weights = winit if winit is not None else weights
     means = minit if minit is not None else params.means
     if pinit is not None:
@@ -495,45 +511,155 @@ class MixtureFit:
     lower_bounds: list
     n_iter: int
     converged: bool
+    n_reseeds: int = 0
+    #: EM iterations after whose M-step components were re-seeded (0: at initialisation);
+    #: lower_bounds[it:] (0-based) is monotone up to the next one
+    reseed_iterations: list = field(default_factory=list)
+
+
+#: Re-seeds allowed per initialisation before on_collapse="reseed" gives up and raises
+#: (a point mass with reg_covar=0 can attract component after component).
+MAX_RESEEDS = 20
+
+
+def _worst_rows(source, judge, m):
+    """The `m` rows (float64) the mixture `judge` explains worst, over all blocks,
+    the lowest log-density first and ties by row index (independent of blocking)."""
+    parts = source.map_blocks(K.worst_rows_block, judge, m)
+    lp = np.concatenate([p[0] for p in parts])
+    rows = np.concatenate([p[1] for p in parts]).reshape(-1, source.n_features)
+    pos = np.concatenate([p[2] + r0 for p, (r0, _) in zip(parts, source.block_bounds)])
+    order = np.lexsort((pos, lp))[:m]
+    return rows[order]
+
+
+def reseed_components(source, params, collapsed, judge, reg_covar, keep_weights=False,
+                      keep_means=False) -> MixtureParameters:
+    """`params` with the collapsed components re-initialised (on_collapse="reseed").
+
+    Each collapsed component k (in turn) takes half the weight of the heaviest
+    component that did not collapse (the donor) and the donor's covariance,
+    and its mean moves to the row the current model explains worst: the rows
+    of lowest log p(x) under `judge` (the parameters of the E-step that
+    preceded the collapse; None at initialisation: the mixture of the
+    components that did not collapse), distinct rows for several components,
+    found in one pass. Frozen weights / means (`keep_*`) stay. Raises the
+    collapse error if every component collapsed.
+    """
+    ctype = params.covariance_type
+    good = [k for k in range(params.n_components) if k not in collapsed]
+    if not good:
+        raise _collapse_error(int(collapsed[0]), reg_covar)
+    w = params.weights.copy()
+    means = params.means.copy()
+    cov = np.array(params.covariances, dtype=np.float64, copy=True)
+    U = params.precisions_cholesky.copy()
+    if judge is None:
+        judge = MixtureParameters(ctype, w[good] / w[good].sum(), means[good], U[good],
+                                  cov[good])
+    rows = _worst_rows(source, judge, len(collapsed)) if not keep_means else None
+    for j, k in enumerate(collapsed):
+        donor = max(good, key=lambda g: w[g])
+        if not keep_weights:
+            w[k] = 0.5 * w[donor]
+            w[donor] -= w[k]
+        if rows is not None and j < rows.shape[0]:
+            means[k] = rows[j]
+        cov[k] = cov[donor]
+        U[k] = U[donor]
+    if not keep_weights:
+        w = w / w.sum()
+    return MixtureParameters(ctype, w, means, U, cov)
+
+
+def frozen_parameters(freeze, ctype, winit, minit, pinit) -> dict:
+    """The `fixed` values of a restricted M-step (see :func:`maxlik._kernels._mixture_update`)."""
+    fixed: dict = {}
+    if "weights" in freeze:
+        fixed["weights"] = winit
+    if "means" in freeze:
+        fixed["means"] = minit
+    if "covariances" in freeze:
+        fixed["covariances"] = _covariances_from_cholesky(pinit, ctype)
+        fixed["precisions_cholesky"] = pinit
+    return fixed
 
 
 def fit_mixture(source, *, n_components, covariance_type, tol, reg_covar, max_iter, n_init,
                 init_params, rs, winit=None, minit=None, pinit=None, warm=None, verbose=0,
-                verbose_interval=10, callback=None) -> MixtureFit:
+                verbose_interval=10, callback=None, on_collapse="raise",
+                freeze=()) -> MixtureFit:
     """EM on a source; each iteration is one pass (the fused C++ E-step + M-step statistics).
 
     `warm` = (parameters, lower bound) continues a previous fit (one run, no
     initialisation). Stops when the lower bound changes by less than `tol`.
+
+    `freeze` (names among "weights", "means", "covariances", whose `winit` /
+    `minit` / `pinit` are given) keeps those parameters at their initial
+    values: a restricted M-step, so the lower bound stays monotone.
+    ``on_collapse="reseed"``: a component whose covariance becomes singular
+    is re-initialised (:func:`reseed_components`) and EM goes on; the lower
+    bound is monotone from each re-seed on. More than :data:`MAX_RESEEDS` in
+    one initialisation raise.
     """
     K_, ctype = n_components, covariance_type
     biggest = max(r1 - r0 for r0, r1 in source.block_bounds)
     check_em_memory(biggest, source.n_features, source.dtype, K_, ctype)  # every pass's size
+    reseed = on_collapse == "reseed" and ctype != "tied"  # a tied collapse has no donor
+    fixed = frozen_parameters(freeze, ctype, winit, minit, pinit)
     best = None
     max_lb = -np.inf
     for init in range(1 if warm is not None else n_init):
         t_init = time.time()
         if verbose:
             print(f"Initialization {init}")
+        reseeded: list[int] = []
+        reseed_its: list[int] = []
         if warm is None:
             params = initial_mixture_parameters(source, K_, ctype, reg_covar, init_params, rs,
-                                                winit, minit, pinit)
+                                                winit, minit, pinit, on_collapse, reseeded)
             lb = -np.inf
+            if reseeded:
+                reseed_its.append(0)
+                if verbose:
+                    print(f"  Re-seeded collapsed component(s) {reseeded} at initialization")
         else:
             params, lb = warm
+        n_reseeds = len(reseeded)
         bounds: list[float] = []
         converged = False
         if max_iter == 0:
-            best = MixtureFit(params, max_lb, [], 0, False)
+            best = MixtureFit(params, max_lb, [], 0, False, n_reseeds, reseed_its)
             continue
         t_iter = time.time()
         it = 0
         for it in range(1, max_iter + 1):
             prev = lb
             stats = source.map_reduce(K.em_block, params)
-            params = mixture_update(stats, reg_covar)
+            new, collapsed = _mixture_update(stats, reg_covar, fixed, mark_collapsed=reseed)
             lb = stats.mean_log_likelihood
             bounds.append(lb)
+            if collapsed:
+                n_reseeds += len(collapsed)
+                if n_reseeds > MAX_RESEEDS:
+                    raise ValueError(
+                        f"on_collapse='reseed' gave up after {n_reseeds - len(collapsed)} "
+                        f"re-seeds: component {collapsed[0]} collapsed again at EM iteration "
+                        f"{it}. The data probably hold a point mass (many identical rows), "
+                        "which with reg_covar=0 has unbounded likelihood; increase reg_covar, "
+                        "reduce n_components, or merge identical rows (counting them in "
+                        f"sample_weight). (reg_covar is now {reg_covar:g}.)")
+                new = reseed_components(source, new, collapsed, params, reg_covar,
+                                        keep_weights="weights" in fixed,
+                                        keep_means="means" in fixed)
+                reseed_its.append(it)
+                if verbose:
+                    print(f"  Iteration {it}: re-seeded collapsed component(s) {collapsed} "
+                          f"({n_reseeds} re-seeds so far)")
+            params = new
             change = lb - prev
+            if reseed_its and reseed_its[-1] == it - 1 and it > 1:
+                change = np.inf  # the first bound of a re-seeded model: nothing to compare with
             if callback is not None:
                 callback(it, lb)
             if verbose and it % verbose_interval == 0:
@@ -544,7 +670,7 @@ def fit_mixture(source, *, n_components, covariance_type, tol, reg_covar, max_it
                     print(f"  Iteration {it}\t time lapse {now - t_iter:.5f}s\t "
                           f"ll change {change:.5f}")
                     t_iter = now
-            if abs(change) < tol:
+            if abs(change) < tol and not collapsed:
                 converged = True
                 break
         if verbose:
@@ -556,7 +682,7 @@ def fit_mixture(source, *, n_components, covariance_type, tol, reg_covar, max_it
                       f"lower bound {lb:.5f}.")
         if lb > max_lb or max_lb == -np.inf:
             max_lb = lb
-            best = MixtureFit(params, lb, bounds, it, converged)
+            best = MixtureFit(params, lb, bounds, it, converged, n_reseeds, reseed_its)
     assert best is not None  # n_init >= 1
     return best
 

@@ -313,6 +313,24 @@ def mixture_update(stats: MixtureStatistics, reg_covar: float = 1e-6) -> Mixture
     if not isinstance(stats, MixtureStatistics):
         raise TypeError(f"stats must be a MixtureStatistics; got {type(stats).__name__}")
     reg_covar = check_float(reg_covar, "reg_covar", min=0.0)
+    return _mixture_update(stats, reg_covar)[0]
+
+
+def _mixture_update(stats: MixtureStatistics, reg_covar: float, fixed: dict | None = None,
+                    mark_collapsed: bool = False) -> tuple[MixtureParameters, list[int]]:
+    """The M-step of :func:`mixture_update`, restricted and / or tolerant of collapse.
+
+    `fixed` maps any of "weights", "means", "covariances" to the frozen value
+    (for "covariances" also "precisions_cholesky"): those stay as given
+    (bit-exact) and the rest maximise Q given them (a restricted M-step, so
+    EM stays monotone). The covariances of frozen means are taken around the
+    frozen means. With `mark_collapsed`, a collapsed "full" / "diag" /
+    "spherical" component does not raise: its covariance is set to a
+    placeholder (identity / ones) and its index returned, for the caller to
+    re-seed. Returns (parameters, collapsed component indices).
+    """
+    fixed = fixed or {}
+    collapsed: list[int] = []
     ctype = stats.covariance_type
     if not (np.all(np.isfinite(stats.resp_sum)) and np.all(np.isfinite(stats.sum_x))
             and np.all(np.isfinite(stats.sum_xx))):
@@ -324,7 +342,12 @@ def mixture_update(stats: MixtureStatistics, reg_covar: float = 1e-6) -> Mixture
     S = stats.sum_x
     d = S / nk[:, None]  # new mean minus shift
     K, D = S.shape
-    if ctype == "tied":
+    if "means" in fixed:  # the covariances are then taken around the frozen means
+        d = fixed["means"] - (stats.shift[None, :] if ctype == "tied" else stats.shift)
+    if "covariances" in fixed:
+        cov, prec = fixed["covariances"], fixed["precisions_cholesky"]
+        means = stats.shift[None, :] + d if ctype == "tied" else stats.shift + d
+    elif ctype == "tied":
         means = stats.shift[None, :] + d
         # Σ_k Σ_n γ (x − m_k)(x − m_k)ᵀ = Q − Σ_k (s_k d_kᵀ + d_k s_kᵀ − n_k d_k d_kᵀ)
         cov = stats.sum_xx - (S.T @ d + d.T @ S - (d * n[:, None]).T @ d)
@@ -361,8 +384,12 @@ def mixture_update(stats: MixtureStatistics, reg_covar: float = 1e-6) -> Mixture
                     cov[k] = _clamp_eigen(cov[k], reg_covar, _rounding_bound(scale[k], eps))
                 U, status = _core.precision_cholesky(np.ascontiguousarray(cov), 1e-8)
                 bad = np.flatnonzero(status)
-                if bad.size:
+                if bad.size and not mark_collapsed:
                     raise _collapse_error(int(bad[0]), reg_covar)
+                if bad.size:
+                    collapsed = [int(k) for k in bad]
+                    cov[bad] = np.eye(D)
+                    U[bad] = np.eye(D)
             prec = U
         else:
             terms = (stats.sum_xx, 2 * S * d, n[:, None] * d * d)
@@ -379,15 +406,22 @@ def mixture_update(stats: MixtureStatistics, reg_covar: float = 1e-6) -> Mixture
             # precisions, as scikit-learn's #18216 test expects) instead of 0
             cov = np.where((cov == 0) & (floor > 0), floor, cov)
             bad = np.flatnonzero((cov <= 0).reshape(K, -1).any(axis=1))
-            if bad.size:
+            if bad.size and not mark_collapsed:
                 raise _collapse_error(int(bad[0]), reg_covar)
+            if bad.size:
+                collapsed = [int(k) for k in bad]
+                cov[bad] = 1.0
             prec = 1.0 / np.sqrt(cov)
     weights = nk / nk.sum()
+    if "means" in fixed:
+        means = fixed["means"]
+    if "weights" in fixed:
+        weights = fixed["weights"]
     if not (np.all(np.isfinite(means)) and np.all(np.isfinite(prec))
             and np.all(np.isfinite(weights)) and np.all(np.isfinite(cov))):
         # never hand back inf / NaN parameters silently
         raise _overflow_error()
-    return MixtureParameters(ctype, weights, means, prec, cov)
+    return MixtureParameters(ctype, weights, means, prec, cov), collapsed
 
 
 #: Rounding-error constant of the centred M-step formula, see _rounding_bound.
@@ -472,6 +506,58 @@ def _n_parameters(ctype, K, D) -> int:
 def em_block(xb, wb, params: MixtureParameters) -> MixtureStatistics:
     """E-step statistics of one block under `params` (one fused C++ pass)."""
     return _statistics(xb, params, wb)
+
+
+def _weighted_log_prob(xs, params: MixtureParameters) -> np.ndarray:
+    """(n, K) log π_k + log N(x | μ_k, Σ_k) of validated rows `xs` (the C++ kernel)."""
+    with np.errstate(divide="ignore"):
+        log_w = np.log(params.weights)
+    center = _tied_center(params) if params.covariance_type == "tied" else None
+    return np.asarray(_core.gaussian_logpdf(
+        xs, np.ascontiguousarray(params.means), np.ascontiguousarray(params.precisions_cholesky),
+        log_w, center, _TYPE_CODE[params.covariance_type]), dtype=np.float64)
+
+
+def worst_rows_block(xb, wb, params: MixtureParameters, m):
+    """The `m` rows of a block that `params` explains worst (lowest log p(x)).
+
+    Rows of zero weight are skipped. Returns (log p, rows (float64), positions
+    in the block), the lowest first and ties by position, so the merged
+    choice does not depend on the blocking (the re-seeding of collapsed
+    components, :func:`maxlik._engine.fit_mixture`).
+    """
+    from .special import logsumexp
+
+    lp = np.empty(xb.shape[0], dtype=np.float64)
+    for r0 in range(0, xb.shape[0], SUB_ROWS):
+        lp[r0:r0 + SUB_ROWS] = logsumexp(_weighted_log_prob(xb[r0:r0 + SUB_ROWS], params), axis=1)
+    if wb is not None:
+        lp[np.asarray(wb) <= 0] = np.inf
+    take = np.argsort(lp, kind="stable")[:m]
+    take = take[lp[take] < np.inf]
+    return lp[take], xb[take].astype(np.float64), take
+
+
+def score_entropy_block(xb, wb, params: MixtureParameters):
+    """(Σ w log p(x), Σ w H(γ(x))) of a block: the log-likelihood and the entropy
+    of the responsibilities, H(γ) = −Σ_k γ_k log γ_k (for ICL); merge by addition."""
+    from .special import logsumexp
+
+    ll = ent = 0.0
+    for r0 in range(0, xb.shape[0], SUB_ROWS):
+        a = _weighted_log_prob(xb[r0:r0 + SUB_ROWS], params)
+        lse = logsumexp(a, axis=1)
+        log_g = a - lse[:, None]
+        with np.errstate(invalid="ignore"):
+            h = -np.where(np.isfinite(log_g), np.exp(log_g) * log_g, 0.0).sum(axis=1)
+        if wb is None:
+            ll += float(lse.sum())
+            ent += float(h.sum())
+        else:
+            w = np.asarray(wb[r0:r0 + SUB_ROWS], dtype=np.float64)
+            ll += float(w @ lse)
+            ent += float(w @ h)
+    return ll, ent
 
 
 def resp_block(xb, wb, resp, labels, ctype, K, shift, kmeans=None):

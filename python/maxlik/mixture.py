@@ -39,7 +39,7 @@ True
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -86,6 +86,8 @@ __all__ = [
 ]
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+ON_COLLAPSE = ("raise", "reseed")
+FREEZABLE = ("weights", "means", "covariances")
 
 
 
@@ -127,6 +129,22 @@ class GaussianMixture(BaseEstimator):
     learning_decay, learning_offset : float, default 0.7 and 1.0
         Step sizes of :meth:`partial_fit` (stepwise EM):
         ρ_t = (t + learning_offset)^(−learning_decay), 0.5 < learning_decay <= 1.
+    on_collapse : {"raise", "reseed"}, default "raise"
+        What a component whose covariance becomes singular does (with
+        ``reg_covar=0``, e.g. on many identical rows). "raise": ValueError
+        (scikit-learn's behaviour). "reseed": the component is re-initialised
+        and EM goes on: its mean moves to the row the current mixture
+        explains worst (lowest log p(x), one extra pass), it takes half the
+        weight of the heaviest component and that component's covariance.
+        The lower bound is monotone from each re-seed on; ``n_reseeds_``
+        counts them and ``verbose`` reports them. After 20 re-seeds in one
+        initialisation (a point mass keeps attracting components) it raises.
+        "tied" covariances have no donor and always raise.
+    freeze : iterable of {"weights", "means", "covariances"}, optional
+        Parameters held at ``weights_init`` / ``means_init`` /
+        ``precisions_init`` (which must then be given); EM maximises over
+        the others (a restricted M-step, so the lower bound stays monotone).
+        With frozen means the covariances are taken around them.
 
     Attributes
     ----------
@@ -136,6 +154,11 @@ class GaussianMixture(BaseEstimator):
     lower_bound_ : float
     lower_bounds_ : list of float
         The lower bound of every iteration of the best initialisation.
+    n_reseeds_ : int
+        Components re-seeded in the best initialisation (``on_collapse="reseed"``).
+    reseed_iterations_ : list of int
+        The EM iterations after which they were re-seeded (0: at initialisation);
+        ``lower_bounds_[t:]`` is monotone up to the next one.
     n_features_in_ : int
 
     Notes
@@ -196,7 +219,8 @@ class GaussianMixture(BaseEstimator):
                  random_state: int | np.random.RandomState | np.random.Generator | None = None,
                  warm_start: bool = False, verbose: int = 0, verbose_interval: int = 10,
                  callback: Callable[..., Any] | None = None, block_size: int | None = None,
-                 learning_decay: float = 0.7, learning_offset: float = 1.0) -> None:
+                 learning_decay: float = 0.7, learning_offset: float = 1.0,
+                 on_collapse: str = "raise", freeze: Iterable[str] | None = None) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -215,6 +239,8 @@ class GaussianMixture(BaseEstimator):
         self.block_size = block_size
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
+        self.on_collapse = on_collapse
+        self.freeze = freeze
 
     # -- validation ------------------------------------------------------------
     def _check_hyper(self):
@@ -233,56 +259,84 @@ class GaussianMixture(BaseEstimator):
         check_int(self.verbose_interval, "verbose_interval", min=1)
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"callback must be callable or None; got {type(self.callback).__name__}")
+        check_option(self.on_collapse, "on_collapse", ON_COLLAPSE)
         return K, verbose
+
+    def _check_freeze(self) -> tuple[str, ...]:
+        """The validated `freeze` names; each needs its ``*_init``."""
+        if self.freeze is None:
+            return ()
+        names = (self.freeze,) if isinstance(self.freeze, str) else self.freeze
+        try:
+            names = tuple(names)
+        except TypeError:
+            raise TypeError("freeze must be None or an iterable of names among "
+                            f"{FREEZABLE}; got {type(self.freeze).__name__}") from None
+        for name in names:
+            if not isinstance(name, str) or name not in FREEZABLE:
+                raise ValueError(f"freeze must name parameters among {FREEZABLE}; got {name!r}")
+        need = {"weights": "weights_init", "means": "means_init",
+                "covariances": "precisions_init"}
+        for name in FREEZABLE:
+            if name in names and getattr(self, need[name]) is None:
+                raise ValueError(f"freeze contains {name!r} but {need[name]} is None: frozen "
+                                 f"{name} stay at {need[name]}, so give it")
+        return tuple(n for n in FREEZABLE if n in names)
 
     def _check_X(self, X: ArrayLike, *, reset: bool) -> np.ndarray:
         X = check_X(X)
         check_n_features(self, X.shape[1], reset)
         return X
 
-    def _check_initial(self, K, D, ctype, dtype):
+    def _check_initial(self, K, D, ctype, dtype, values=None,
+                       names=("weights_init", "means_init", "precisions_init")):
+        """Validated (weights, means, precision factors) of `values` (default the
+        ``*_init`` parameters); messages name them by `names`."""
+        w_name, m_name, p_name = names
+        w_in, m_in, p_in = (values if values is not None else
+                            (self.weights_init, self.means_init, self.precisions_init))
         winit = minit = pinit = None
-        if self.weights_init is not None:
-            winit = as_float_array(self.weights_init, "weights_init", dtype=np.float64,
+        if w_in is not None:
+            winit = as_float_array(w_in, w_name, dtype=np.float64,
                                    finite=True)
             if winit.shape != (K,):
                 # scikit-learn's wording first (its tests match it), then ours
                 raise ValueError(f"The parameter 'weights' should have the shape of ({K},), but "
-                                 f"got {winit.shape}: weights_init must hold one weight per "
+                                 f"got {winit.shape}: {w_name} must hold one weight per "
                                  f"component (n_components={K})")
             if np.any(winit < 0) or np.any(winit > 1):
-                raise ValueError("weights_init must be in [0, 1]; got min "
+                raise ValueError(f"{w_name} must be in [0, 1]; got min "
                                  f"{winit.min():.5f}, max {winit.max():.5f}")
             atol = 1e-6 if dtype == np.float32 else 1e-8
             if abs(1.0 - winit.sum()) > atol:
                 raise ValueError("The parameter 'weights' should be normalized, but got "
-                                 f"sum(weights) = {winit.sum():.5f}: weights_init must sum to 1")
-        if self.means_init is not None:
-            minit = as_float_array(self.means_init, "means_init", ndim=2, dtype=np.float64,
+                                 f"sum(weights) = {winit.sum():.5f}: {w_name} must sum to 1")
+        if m_in is not None:
+            minit = as_float_array(m_in, m_name, ndim=2, dtype=np.float64,
                                    finite=True)
             if minit.shape != (K, D):
                 raise ValueError(f"The parameter 'means' should have the shape of ({K}, {D}), but "
-                                 f"got {minit.shape}: means_init must have shape ({K}, {D}), one "
+                                 f"got {minit.shape}: {m_name} must have shape ({K}, {D}), one "
                                  "row of n_features per component")
-        if self.precisions_init is not None:
+        if p_in is not None:
             shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ctype]
-            P = as_float_array(self.precisions_init, "precisions_init", dtype=np.float64,
+            P = as_float_array(p_in, p_name, dtype=np.float64,
                                finite=True)
             if P.shape != shape:
                 raise ValueError(f"The parameter '{ctype} precision' should have the shape of "
-                                 f"{shape}, but got {P.shape}: precisions_init must have shape "
+                                 f"{shape}, but got {P.shape}: {p_name} must have shape "
                                  f"{shape} for covariance_type={ctype!r}")
             if ctype in ("full", "tied"):
                 mats = P.reshape(-1, D, D)
                 for k, M in enumerate(mats):
                     if not (np.allclose(M, M.T) and np.all(np.linalg.eigvalsh(M) > 0)):
-                        where = f"precisions_init[{k}]" if ctype == "full" else "precisions_init"
+                        where = f"{p_name}[{k}]" if ctype == "full" else p_name
                         raise ValueError(f"'{ctype} precision' should be symmetric, "
                                          f"positive-definite: {where} is not")
                 pinit = _upper_factor_of_precision(P)
             else:
                 if np.any(P <= 0):
-                    raise ValueError(f"'{ctype} precision' should be positive: precisions_init "
+                    raise ValueError(f"'{ctype} precision' should be positive: {p_name} "
                                      f"has {int(np.count_nonzero(P <= 0))} entries <= 0")
                 pinit = np.sqrt(P)
         return winit, minit, pinit
@@ -344,6 +398,7 @@ class GaussianMixture(BaseEstimator):
             raise ValueError(f"Expected n_samples >= n_components but got n_components = {K}, "
                              f"n_samples = {n_pos} ({what}); reduce n_components")
         check_n_features(self, D, reset=True)
+        freeze = self._check_freeze()
         winit, minit, pinit = self._check_initial(K, D, self.covariance_type, source.dtype)
         warm = None
         if self.warm_start and hasattr(self, "converged_"):
@@ -353,7 +408,8 @@ class GaussianMixture(BaseEstimator):
             reg_covar=float(self.reg_covar), max_iter=self.max_iter, n_init=self.n_init,
             init_params=self.init_params, rs=check_random_state(self.random_state),
             winit=winit, minit=minit, pinit=pinit, warm=warm, verbose=verbose,
-            verbose_interval=self.verbose_interval, callback=self.callback)
+            verbose_interval=self.verbose_interval, callback=self.callback,
+            on_collapse=self.on_collapse, freeze=freeze)
         if not res.converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
@@ -368,6 +424,8 @@ class GaussianMixture(BaseEstimator):
         self.n_iter_ = res.n_iter
         self.lower_bound_ = res.lower_bound
         self.lower_bounds_ = res.lower_bounds
+        self.n_reseeds_ = res.n_reseeds
+        self.reseed_iterations_ = res.reseed_iterations
         return self
 
     def partial_fit(self, X: ArrayLike, y: object = None,
@@ -464,6 +522,73 @@ class GaussianMixture(BaseEstimator):
                                  np.asarray(self.means_, dtype=np.float64),
                                  np.asarray(self.precisions_cholesky_, dtype=np.float64),
                                  None if cov is None else np.asarray(cov, dtype=np.float64))
+
+    @classmethod
+    def from_parameters(cls, weights: ArrayLike, means: ArrayLike, covariances: ArrayLike,
+                        covariance_type: str = "full", **params: Any) -> Self:
+        """A ready-to-use mixture with the given parameters, without fitting.
+
+        predict, predict_proba, score_samples, score, sample, bic and aic work
+        at once (and :func:`maxlik.mixture_kl`); a later ``fit`` with
+        ``warm_start=True`` starts from these parameters.
+
+        Parameters
+        ----------
+        weights : array_like of shape (K,)
+            Mixing weights in [0, 1] summing to 1 (checked as ``weights_init``).
+        means : array_like of shape (K, D)
+        covariances : array_like
+            In scikit-learn's ``covariances_`` shapes: (K, D, D) "full", (D, D)
+            "tied", (K, D) "diag", (K,) "spherical"; symmetric positive-definite
+            or positive. The precisions are computed from them as a fit does,
+            so a model built from a fitted model's ``weights_``, ``means_`` and
+            ``covariances_`` scores as that model does.
+        covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
+        **params
+            Other constructor parameters (e.g. ``random_state`` for :meth:`sample`).
+
+        Returns
+        -------
+        GaussianMixture
+            With ``weights_``, ``means_``, ``covariances_``, ``precisions_``,
+            ``precisions_cholesky_`` and ``n_features_in_`` set, ``n_iter_ = 0``,
+            ``converged_ = False`` and ``lower_bound_ = -inf``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from maxlik import GaussianMixture
+        >>> gm = GaussianMixture.from_parameters([0.5, 0.5], [[0.0], [4.0]], [1.0, 1.0],
+        ...                                      covariance_type="spherical")
+        >>> gm.predict([[0.2], [3.9]]).tolist()
+        [0, 1]
+        """
+        from .stats import precision_cholesky
+
+        ctype = check_option(covariance_type, "covariance_type", COVARIANCE_TYPES)
+        m = as_float_array(means, "means", ndim=2, dtype=np.float64, finite=True)
+        K, D = m.shape
+        if K < 1 or D < 1:
+            raise ValueError(f"means must have shape (n_components, n_features) with both >= 1; "
+                             f"got {m.shape}")
+        model = cls(n_components=K, covariance_type=ctype, **params)
+        w, m, _ = model._check_initial(K, D, ctype, np.float64, values=(weights, m, None),
+                                       names=("weights", "means", "covariances"))
+        cov = as_float_array(covariances, "covariances", dtype=np.float64, finite=True)
+        shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ctype]
+        if cov.shape != shape:
+            raise ValueError(f"covariances must have shape {shape} for covariance_type="
+                             f"{ctype!r} with means {m.shape}; got {cov.shape}")
+        U = precision_cholesky(cov, ctype)  # as the M-step computes them
+        model._set_parameters(MixtureParameters(ctype, w, m, U, cov))
+        model.n_features_in_ = D
+        model.converged_ = False
+        model.n_iter_ = 0
+        model.lower_bound_ = -np.inf
+        model.lower_bounds_ = []
+        model.n_reseeds_ = 0
+        model.reseed_iterations_ = []
+        return model
 
     # -- prediction ---------------------------------------------------------------
     _CHUNK = 65536  # rows per chunk (fewer for large K): bounds the (chunk, K) temporaries
