@@ -705,3 +705,43 @@ class GaussianMixture(BaseEstimator):
         """Akaike information criterion on `X` (lower is better)."""
         X = self._check_X(X, reset=False)
         return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+    def stderr(self, X: ArrayLike, sample_weight: ArrayLike | None = None
+               ) -> dict[str, np.ndarray]:
+        """Asymptotic standard errors of the fitted parameters from the observed information.
+
+        The inverse of the exact Hessian of the observed-data log-likelihood
+        Σ_i w_i log p(x_i) of `X` (the data the model was fitted on) at the
+        fitted parameters, in the free parametrisation: the first K - 1
+        weights (the last is one minus their sum; its standard error by the
+        delta method), the means, and the unique entries of each covariance
+        (σ_ab, a <= b; the variances for "diag", the one variance for
+        "spherical"). Not the outer-product-of-scores approximation. One
+        pass over X (memmap and Dask X are read blockwise). The parameters
+        include ``reg_covar``, so with a large reg_covar they are not the
+        maximum of the likelihood and the numbers lose their meaning. See
+        :mod:`maxlik._mixture_stderr` for the formulas.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+        sample_weight : array_like of shape (n_samples,), optional
+            The frequency weights of the fit.
+
+        Returns
+        -------
+        dict
+            ``{"weights": (K,), "means": (K, D), "covariances": ...}`` with
+            "covariances" shaped like ``covariances_`` (entry (a, b) and (b, a)
+            of a full / tied matrix are one parameter and share one value).
+            NaN, with a UserWarning, if the information is not positive
+            definite (not an interior maximum for this X).
+        """
+        from ._mixture_stderr import mixture_stderr
+
+        check_is_fitted(self, "means_")
+        if not _sources.is_streamed(X):
+            X = self._check_X(X, reset=False)
+        source = _sources.make_source(X, None, sample_weight, dtype=np.float64)
+        check_n_features(self, source.n_features, reset=False)
+        return mixture_stderr(source, self.parameters())
