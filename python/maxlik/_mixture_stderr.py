@@ -122,7 +122,7 @@ def _weight_score(lay: _Layout, weights):
 
 def _hessian_block(xb, wb, params, lay: _Layout):
     """(Σ_i w_i Σ_k r_ik (g gᵀ), −Σ_i w_i s sᵀ, N_k, Σ w r u, Σ w r u uᵀ) of one block."""
-    K, D, P, m = lay.K, lay.D, lay.P, lay.m
+    K, D, P = lay.K, lay.D, lay.P
     means = np.asarray(params.means, dtype=np.float64)
     weights = np.asarray(params.weights, dtype=np.float64)
     Lam, logdet = _precisions(params)
