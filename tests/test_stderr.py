@@ -567,3 +567,16 @@ def test_mixture_stderr_bad_input():
     with pytest.warns(UserWarning, match="positive definite"):
         se = gm.stderr(X[:3] * [1.0, 0.0] + [0.0, 70.0])
     assert np.all(np.isnan(se["means"]))
+
+
+def test_logit_stderr_features_of_extreme_magnitude():
+    """Columns ~1e300 (squares overflow): the Hessian is formed in rescaled columns."""
+    X, y = _logit_data(n=300, seed=11)
+    s = np.array([1e300, 1.0, 1e-3])
+    a = LogisticRegression(penalty=None, tol=1e-10, max_iter=1000).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no overflow warnings either
+        b = LogisticRegression(penalty=None, tol=1e-10, max_iter=1000).fit(X * s, y)
+        se = b.stderr_
+    np.testing.assert_allclose(se, a.stderr_ / s, rtol=1e-6)
+    np.testing.assert_allclose(b.intercept_stderr_, a.intercept_stderr_, rtol=1e-6)

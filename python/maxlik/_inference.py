@@ -108,11 +108,13 @@ def ols_stderr(fit, n_rows: int, fit_intercept: bool):
     the message the estimator warns with when they are read (else None).
     """
     R, x_mean = fit.r_factor, fit.x_mean
-    D = R.shape[0]
+    D = fit.beta.shape[0]
     T = fit.rss.shape[0]
     p = D + int(fit_intercept)
     df = int(n_rows) - p
     nan = (np.full((D, T), np.nan), np.full(T, np.nan), df)
+    if R is None:  # a least-squares path that did not keep its R factor
+        return *nan, "LinearRegression: the standard errors are not available for this input"
     if df <= 0:
         return *nan, (f"LinearRegression: the standard errors are NaN: {n_rows} sample(s) with "
                       f"positive weight leave no residual degrees of freedom for {p} "
@@ -145,13 +147,16 @@ def _dense_rows(xb, r0, r1):
     return np.asarray(rows, dtype=np.float64)
 
 
-def logistic_hessian_block(xb, yb, wb, coef, intercept, cw, fit_intercept):
+def logistic_hessian_block(xb, yb, wb, coef, intercept, cw, fit_intercept, scale=None):
     """Σ_i w_i cw[y_i] ∇²CE_i of one block: the unpenalised observed information.
 
     Binary (coef (1, D)): Xᵀ diag(w p (1 − p)) X over [x, 1]. Softmax (K rows):
     the (K P, K P) matrix with blocks Xᵀ diag(w (p_k δ_kl − p_k p_l)) X, in the
     order of ``theta.reshape(K, P)`` (class-major). Rows are taken in chunks
-    so the temporaries stay small whatever the block size.
+    so the temporaries stay small whatever the block size. `scale` (D,) powers
+    of two: the Hessian in the coordinates of the columns ``x_j scale_j``
+    (exact; `coef` is then in those coordinates too), for columns whose
+    squares overflow.
     """
     n = xb.shape[0]
     K, D = coef.shape
@@ -167,6 +172,8 @@ def logistic_hessian_block(xb, yb, wb, coef, intercept, cw, fit_intercept):
     for r0 in range(0, n, step):
         r1 = min(n, r0 + step)
         X = _dense_rows(xb, r0, r1)
+        if scale is not None:
+            X = X * scale
         if fit_intercept:
             X = np.concatenate([X, np.ones((r1 - r0, 1))], axis=1)
         Z = X[:, :D] @ coef.T + intercept
@@ -207,8 +214,11 @@ def logistic_covariance(source, classes, coef, intercept, *, C, fit_intercept, c
     constraint (for penalty=None: the Moore-Penrose inverse of H).
 
     One pass over the source (blockwise, :func:`logistic_hessian_block`).
-    Returns (the (n_out P, n_out P) covariance in class-major order, None), or
-    (None, the reason) when the information is singular.
+    Returns (covariance, scale, None): the (n_out P, n_out P) covariance in
+    class-major order of the coefficients divided by `scale` (powers of two;
+    all ones unless features of extreme magnitude made the Hessian overflow),
+    so the standard errors are ``sqrt(diag(covariance)) * scale`` (no underflow);
+    or (None, scale, the reason) when the information is singular.
     """
     from . import _engine
 
@@ -216,12 +226,28 @@ def logistic_covariance(source, classes, coef, intercept, *, C, fit_intercept, c
     coded = source.derive(y=_engine._codes(classes))
     coef = np.asarray(coef, dtype=np.float64)
     intercept = np.asarray(intercept, dtype=np.float64)
-    H = coded.map_reduce(logistic_hessian_block, coef, intercept, cw, fit_intercept, with_y=True)
+    with np.errstate(over="ignore", invalid="ignore"):  # squares of huge features: see below
+        H = coded.map_reduce(logistic_hessian_block, coef, intercept, cw, fit_intercept,
+                             with_y=True)
     K, D = coef.shape
     P = D + int(fit_intercept)
+    theta_scale = np.ones(K * P)
+    if not np.all(np.isfinite(H)):
+        # features of extreme magnitude (squares overflow): the Hessian in the
+        # coordinates x_j 2**-e_j, exactly as the fit rescales them, mapped back below
+        from . import _kernels
+
+        m = coded.map_reduce(_kernels.column_max_abs_block, merge=np.maximum)
+        e = np.where(m > 1.0, np.minimum(np.frexp(m)[1].astype(np.int64) - 1, 1000), 0)
+        scale = np.ldexp(1.0, -e)
+        H = coded.map_reduce(logistic_hessian_block, coef / scale, intercept, cw,
+                             fit_intercept, scale, with_y=True)
+        ts = np.ones((K, P))
+        ts[:, :D] = scale
+        theta_scale = ts.ravel()
+    idx = (np.arange(K)[:, None] * P + np.arange(D)[None, :]).ravel()
     if not math.isinf(C):
-        idx = (np.arange(K)[:, None] * P + np.arange(D)[None, :]).ravel()
-        H[idx, idx] += 1.0 / C
+        H[idx, idx] += theta_scale[idx] ** 2 / C
     if K > 1:
         Q = np.kron(_sum_to_zero_basis(K), np.eye(P))
         Hq = Q.T @ H @ Q
@@ -234,10 +260,12 @@ def logistic_covariance(source, classes, coef, intercept, *, C, fit_intercept, c
         Linv = np.linalg.solve(L, np.eye(L.shape[0]))
         cov = Linv.T @ Linv
     except np.linalg.LinAlgError:
-        return None, ("LogisticRegression: the standard errors are NaN: the observed information "
+        return None, theta_scale, ("LogisticRegression: the standard errors are NaN: the observed information "
                       "is singular (collinear or constant features without a penalty, or too "
                       "few samples); drop redundant features or use an L2 penalty")
-    return (cov if Q is None else Q @ cov @ Q.T), None
+    if Q is not None:
+        cov = Q @ cov @ Q.T
+    return cov, theta_scale, None
 
 
 def warn_nan(reason) -> None:

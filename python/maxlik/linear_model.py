@@ -616,14 +616,16 @@ class LogisticRegression(BaseEstimator):
             self.__dict__.pop(name, None)  # a refit too large for them keeps no stale values
         if K * (D + int(fit_intercept)) > _inference.LOGISTIC_MAX_PARAMS:
             return
-        cov, self._stderr_nan = _inference.logistic_covariance(
+        cov, scale, self._stderr_nan = _inference.logistic_covariance(
             source, self.classes_, self.coef_, self.intercept_, C=C,
             fit_intercept=fit_intercept, class_weight=self.class_weight)
         P = D + int(fit_intercept)
         if cov is None:
             se = np.full((K, P), np.nan)
         else:
-            se = np.sqrt(np.maximum(np.diag(cov), 0.0)).reshape(K, P)
+            se = (np.sqrt(np.maximum(np.diag(cov), 0.0)) * scale).reshape(K, P)
+            with np.errstate(under="ignore"):
+                cov = cov * np.outer(scale, scale)
         self._covariance = cov
         self._stderr = np.ascontiguousarray(se[:, :D])
         self._intercept_stderr = se[:, D].copy() if fit_intercept else np.zeros(K)
