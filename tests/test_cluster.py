@@ -215,10 +215,14 @@ def test_bad_inputs():
         KMeans(2, init=X[:2], n_init=3).fit(X)
 
 
-def test_sparse_rejected_with_clear_message():
+def test_sparse_accepted_and_gaussian_mixture_still_rejects_it():
+    # KMeans takes CSR / CSC (tests/test_sparse_cluster.py compares with the dense fit);
+    # GaussianMixture keeps its clear TypeError (issue 13, item 7).
     sp = pytest.importorskip("scipy.sparse")
+    X = sp.csr_matrix(np.eye(5))
+    assert KMeans(2, n_init=1, random_state=0).fit(X).labels_.shape == (5,)
     with pytest.raises(TypeError, match="sparse"):
-        KMeans(2).fit(sp.csr_matrix(np.eye(5)))
+        maxlik.GaussianMixture(2).fit(X)
 
 
 # ---- scikit-learn's estimator checks ----------------------------------------------------
@@ -230,16 +234,22 @@ EXEMPT = {
     # test_integer_sample_weight_equals_repeated_rows checks it from one init.
     "check_sample_weight_equivalence_on_dense_data":
         "seeding consumes randomness differently (sklearn xfails it for KMeans too)",
+    # the same for sparse X (sklearn xfails both for KMeans and MiniBatchKMeans);
+    # tests/test_sparse_cluster.py checks weights = repeats from one init on CSR rows
+    "check_sample_weight_equivalence_on_sparse_data":
+        "seeding consumes randomness differently (sklearn xfails it for KMeans too)",
 }
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # "does not inherit from sklearn.base.BaseEstimator"
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning")
-def test_check_estimator():
+@pytest.mark.parametrize("est", [KMeans(n_clusters=2, n_init=2, max_iter=5),
+                                 maxlik.MiniBatchKMeans(n_clusters=2, n_init=2, max_iter=5)],
+                         ids=["KMeans", "MiniBatchKMeans"])
+def test_check_estimator(est):
     from sklearn.utils.estimator_checks import check_estimator
 
-    results = check_estimator(KMeans(n_clusters=2, n_init=2, max_iter=5),
-                              on_fail=None, expected_failed_checks=EXEMPT)
+    results = check_estimator(est, on_fail=None, expected_failed_checks=EXEMPT)
     failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
               if r["status"] == "failed"]
     assert failed == []

@@ -172,7 +172,7 @@ def _pp_search(source, subs, col, targets, shift, scale, chosen):
             continue
         a, b = subs[s]
         xb, wb = source.read_rows(a, b)
-        cum = K.pp_closest_cumsum(np.ascontiguousarray(xb), wb, shift, scale, chosen)
+        cum = K.pp_closest_cumsum(xb, wb, shift, scale, chosen)
         cum += prefix[s - 1] if s else 0.0
         loc = np.searchsorted(cum, targets[sel], side="left")
         out[sel] = a + np.minimum(loc, b - a - 1)
@@ -376,6 +376,8 @@ def fit_kmeans(source, n_clusters, *, init, n_init, max_iter, tol, rs, verbose=0
     e = scale_exponent(float(np.max(summary.max_abs)), dtype)
     scale = 2.0**-e
     shift = np.ascontiguousarray(np.ldexp(summary.mean, -e), dtype=dtype)
+    if getattr(source, "sparse", False):
+        shift = np.zeros_like(shift)  # centring would make sparse rows dense (sparse.hpp)
     var = np.ldexp(summary.var, 2 * (summary.E - e))
     tol_abs = float(np.mean(var)) * tol if tol > 0 else 0.0
     best = None
@@ -938,28 +940,220 @@ def blend_statistics(old, new, rho):
                                float(parts[3]), 1.0, n_seen, new.dtype)
 
 
-def minibatch_kmeans_step(X, w, centers, counts):
+def _labels_inertia(X, w, centers, labels=None):
+    """(int32 labels, inertia) of the block X (dense or CSR) under float64 `centers`."""
+    shift = np.ascontiguousarray(centers.mean(axis=0), dtype=X.dtype)
+    labels = labels if labels is not None else np.empty(X.shape[0], dtype=np.int32)
+    _, _, inertia, _ = K.lloyd_block(X, w, labels, shift,
+                                     np.ascontiguousarray(centers - shift, dtype=X.dtype), False)
+    return labels, inertia
+
+
+@dataclass
+class MiniBatchStep:
+    """What one :func:`minibatch_kmeans_step` did."""
+
+    centers: np.ndarray       # (K, D) float64, after the update (and reassignment)
+    counts: np.ndarray        # (K,) float64 weight seen per centre
+    inertia: float            # of the batch under the centres *before* the update
+    labels: np.ndarray | None  # of the batch under the new centres (if asked)
+    inertia_after: float | None
+    n_reassigned: int = 0
+
+
+def minibatch_kmeans_step(X, w, centers, counts, *, rs=None, reassign=False,
+                          reassignment_ratio=0.0, verbose=0, after=True) -> MiniBatchStep:
     """One mini-batch k-means step (Sculley 2010; scikit-learn MiniBatchKMeans semantics).
 
     Every centre is the weighted mean of all rows ever assigned to it: with
     per-centre weight counts n_k and the batch's assigned sum S_k and weight
     W_k, c_k ← (n_k c_k + S_k) / (n_k + W_k) and n_k ← n_k + W_k.
-    `w` is None (unit weights) or the batch's weights. Returns (new centres
-    (float64), new counts, labels of the batch under the new centres, its
-    inertia under them).
+    `X` is a dense or CSR (:class:`maxlik._kernels.CSRRows`) block, `w` None
+    (unit weights) or the batch's weights.
+
+    With `reassign` and ``reassignment_ratio > 0``, centres whose count is
+    below ``reassignment_ratio * max(counts)`` (at most half the batch size
+    of them) move to rows of the batch drawn uniformly without replacement
+    from `rs`, and their counts become the smallest count of the others
+    (scikit-learn's rule, so that they are not reassigned again at once).
+    With `after`, also the labels and inertia of the batch under the new centres.
     """
     n = X.shape[0]
     shift = np.ascontiguousarray(centers.mean(axis=0), dtype=X.dtype)
     c_shift = np.ascontiguousarray(centers - shift, dtype=X.dtype)
     labels = np.empty(n, dtype=np.int32)
-    S, W, _, _ = K.lloyd_block(X, w, labels, shift, c_shift, True)
+    S, W, before, _ = K.lloyd_block(X, w, labels, shift, c_shift, True)
     sums = S + W[:, None] * shift.astype(np.float64)   # Σ w x per centre
     hit = W > 0
     new = centers.copy()
     new[hit] = (centers[hit] * counts[hit, None] + sums[hit]) / (counts[hit] + W[hit])[:, None]
     counts = counts + W
-    # labels and inertia of the batch under the updated centres (as scikit-learn)
-    shift = np.ascontiguousarray(new.mean(axis=0), dtype=X.dtype)
-    _, _, inertia, _ = K.lloyd_block(X, w, labels, shift,
-                                     np.ascontiguousarray(new - shift, dtype=X.dtype), False)
-    return new, counts, labels, inertia
+    n_re = 0
+    if reassign and reassignment_ratio > 0:
+        move = counts < reassignment_ratio * counts.max()
+        if move.sum() > 0.5 * n:  # at most half the batch becomes new centres
+            move[np.argsort(counts, kind="stable")[int(0.5 * n):]] = False
+        n_re = int(move.sum())
+        if n_re:
+            rows = rs.choice(n, replace=False, size=n_re)
+            if verbose:
+                print(f"[MiniBatchKMeans] Reassigning {n_re} cluster centers.")
+            picked = X.take(rows) if K.is_csr_block(X) else X[rows]
+            new[move] = np.asarray(picked, dtype=np.float64)
+            counts[move] = np.min(counts[~move])
+    labels_after = inertia_after = None
+    if after:
+        labels_after, inertia_after = _labels_inertia(X, w, new, labels)
+    return MiniBatchStep(new, counts, float(before), labels_after, inertia_after, n_re)
+
+
+def _minibatch_initial_centers(source, init, n_clusters, init_size, rs):
+    """Initial centres (float64, X units) from `init_size` rows drawn uniformly with
+    replacement (all rows if init_size >= n), as scikit-learn's MiniBatchKMeans."""
+    n = source.n_samples
+    sub = source
+    if init_size < n:
+        idx = rs.randint(0, n, init_size)
+        xb, wb = _take_block(source, idx)
+        sub = make_block_source(source, xb, wb)
+    return initial_centers(sub, init, n_clusters, rs)
+
+
+def _take_block(source, idx):
+    """Rows `idx` (any order, repeats allowed) and their weights, as one in-memory block
+    (CSR rows for a sparse source)."""
+    fn = getattr(source, "take_block", None)
+    if fn is not None:
+        return fn(idx)
+    uniq, inv = np.unique(np.asarray(idx, dtype=np.int64), return_inverse=True)
+    rows, w = source.take(uniq)
+    inv = inv.reshape(-1)
+    return (np.ascontiguousarray(np.asarray(rows)[inv], dtype=source.dtype),
+            None if w is None else np.asarray(w)[inv])
+
+
+def make_block_source(parent, xb, wb):
+    """An in-memory source over one block (dense or CSR rows), e.g. rows taken from `parent`."""
+    from ._sources import ArraySource, SparseSource
+
+    if K.is_csr_block(xb):
+        return SparseSource.from_rows(xb, wb, like=getattr(parent, "X", None))
+    return ArraySource(np.ascontiguousarray(xb), None, wb)
+
+
+def initial_centers(source, init, n_clusters, rs):
+    """Initial k-means centres (float64, in X's units) over all rows of `source`, in the
+    coordinates fit_kmeans uses (centred dense rows, uncentred sparse ones; scaled near
+    the float limits)."""
+    dtype = source.dtype
+    summary = column_summary(source)
+    e = scale_exponent(float(np.max(summary.max_abs)), dtype)
+    shift = np.ascontiguousarray(np.ldexp(summary.mean, -e), dtype=dtype)
+    if getattr(source, "sparse", False):
+        shift = np.zeros_like(shift)
+    centers = _init_centroids(source, shift, 2.0**-e, init, n_clusters, rs)
+    return np.ldexp(centers.astype(np.float64) + shift, e)
+
+
+@dataclass
+class MiniBatchKMeansFit:
+    cluster_centers: np.ndarray  # float64
+    counts: np.ndarray
+    labels: np.ndarray | None
+    inertia: float
+    n_steps: int
+    n_iter: int
+    n_since_last_reassign: int
+
+
+def fit_minibatch_kmeans(source, n_clusters, *, init, n_init, max_iter, batch_size, tol,
+                         max_no_improvement, init_size, reassignment_ratio, rs, verbose=0,
+                         compute_labels=True) -> MiniBatchKMeansFit:
+    """Mini-batch k-means (scikit-learn's MiniBatchKMeans.fit, same random draws).
+
+    `n_init` initialisations on `init_size` random rows each, the one of least
+    inertia on a validation sample of `init_size` rows kept; then
+    ``max_iter * n // batch_size`` steps of :func:`minibatch_kmeans_step` on
+    batches drawn with replacement with probability ∝ sample_weight (fed with
+    unit weights), stopping early when the summed squared centre move is
+    within `tol` (absolute) or the exponentially weighted average of the
+    per-row batch inertia has not improved for `max_no_improvement` steps.
+    """
+    n = source.n_samples
+    weights = source.read_weights(0, n)
+    val_idx = rs.randint(0, n, init_size)
+    xv, wv = _take_block(source, val_idx)
+    wv = None if wv is None else np.ascontiguousarray(wv, dtype=source.dtype)
+    best, best_inertia = None, None
+    for k in range(n_init):
+        if verbose:
+            print(f"Init {k + 1}/{n_init} with method {init if isinstance(init, str) else 'array'}")
+        centers = _minibatch_initial_centers(source, init, n_clusters, init_size, rs)
+        _, inertia = _labels_inertia(xv, wv, centers)
+        if verbose:
+            print(f"Inertia for init {k + 1}/{n_init}: {inertia}")
+        if best_inertia is None or inertia < best_inertia:
+            best, best_inertia = centers, inertia
+    assert best is not None  # n_init >= 1
+    centers = best
+    counts = np.zeros(n_clusters)
+    ewa = ewa_min = None
+    no_improvement = 0
+    since = 0
+    n_steps = (max_iter * n) // batch_size
+    p = weights / weights.sum()
+    i = -1
+    for i in range(n_steps):
+        idx = rs.choice(n, batch_size, p=p, replace=True)
+        xb, _ = _take_block(source, idx)
+        since += batch_size
+        reassign = bool((counts == 0).any()) or since >= 10 * n_clusters
+        if reassign:
+            since = 0
+        step = minibatch_kmeans_step(xb, None, centers, counts, rs=rs, reassign=reassign,
+                                     reassignment_ratio=reassignment_ratio, verbose=verbose,
+                                     after=False)
+        moved = float(np.sum((step.centers - centers) ** 2)) if tol > 0 else 0.0
+        centers, counts = step.centers, step.counts
+        # early stopping (scikit-learn's rule): the first step's inertia is that of the init
+        batch_inertia = step.inertia / batch_size
+        if i == 0:
+            if verbose:
+                print(f"Minibatch step 1/{n_steps}: mean batch inertia: {batch_inertia}")
+            continue
+        if ewa is None:
+            ewa = batch_inertia
+        else:
+            alpha = min(batch_size * 2.0 / (n + 1), 1.0)
+            ewa = ewa * (1 - alpha) + batch_inertia * alpha
+        if verbose:
+            print(f"Minibatch step {i + 1}/{n_steps}: mean batch inertia: {batch_inertia}, "
+                  f"ewa inertia: {ewa}")
+        if tol > 0.0 and moved <= tol:
+            if verbose:
+                print(f"Converged (small centers change) at step {i + 1}/{n_steps}")
+            break
+        if ewa_min is None or ewa < ewa_min:
+            no_improvement, ewa_min = 0, ewa
+        else:
+            no_improvement += 1
+        if max_no_improvement is not None and no_improvement >= max_no_improvement:
+            if verbose:
+                print(f"Converged (lack of improvement in inertia) at step {i + 1}/{n_steps}")
+            break
+    n_done = i + 1
+    labels, inertia = None, None
+    if compute_labels:
+        cd = centers.astype(source.dtype).astype(np.float64)
+        shift = np.ascontiguousarray(cd.mean(axis=0), dtype=source.dtype)
+        c_shift = np.ascontiguousarray(cd - shift, dtype=source.dtype)
+        buf = source.labels_buffer()  # None for dask: lazy labels below
+        per_block = lambda j, r0, r1: ((buf[r0:r1] if buf is not None else None),)  # noqa: E731
+        _, _, inertia, _ = source.map_reduce(K.lloyd_block, shift, c_shift, False,
+                                             per_block=per_block)
+        labels = buf if buf is not None else source.row_output(
+            K.lloyd_labels, shift, c_shift, 1.0, dtype=np.int32)
+    else:
+        inertia = (ewa if ewa is not None else 0.0) * float(weights.sum())
+    return MiniBatchKMeansFit(centers, counts, labels, float(inertia), n_done,
+                              int(np.ceil(n_done * batch_size / n)), since)

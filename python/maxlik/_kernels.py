@@ -28,12 +28,86 @@ from ._validation import (
     check_option,
     check_output_size,
     check_sample_weight,
+    scale_exponent,
 )
 from .stats import COVARIANCE_TYPES, _TYPE_CODE, _precision_cholesky_full
 
 #: Rows per sub-chunk inside a block for kernels whose temporaries grow with the
 #: rows (k-means++ distances, farthest-row search): bounds them to a few MB.
 SUB_ROWS = 65536
+
+
+class CSRRows:
+    """A block of rows of a CSR matrix, as the sparse kernels take it (no scipy needed).
+
+    ``data`` (float32 / float64), ``indices`` (int32 / int64) and ``indptr``
+    (n_rows + 1 offsets into them, same dtype as indices; need not start at
+    0) hold rows with sorted-or-not, duplicate-free columns, finite values
+    (:func:`maxlik._sources.check_csr` builds them). A row slice
+    (:meth:`rows`) is a zero-copy view: the same data / indices, a slice of
+    indptr. Shared by every sparse block kernel (k-means, linear models).
+    """
+
+    __slots__ = ("data", "indices", "indptr", "shape")
+
+    def __init__(self, data, indices, indptr, n_features):
+        self.data, self.indices, self.indptr = data, indices, indptr
+        self.shape = (int(indptr.shape[0]) - 1, int(n_features))
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def nnz(self):
+        return int(self.indptr[-1] - self.indptr[0])
+
+    def args(self):
+        """(data, indices, indptr, n_features): the leading arguments of the csr_* bindings."""
+        return self.data, self.indices, self.indptr, self.shape[1]
+
+    def rows(self, r0, r1):
+        """Rows [r0, r1) as a view."""
+        return CSRRows(self.data, self.indices, self.indptr[r0:r1 + 1], self.shape[1])
+
+    def _gather(self, idx):
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        start = self.indptr[idx].astype(np.int64)
+        length = self.indptr[idx + 1].astype(np.int64) - start
+        ptr = np.zeros(idx.shape[0] + 1, dtype=np.int64)
+        np.cumsum(length, out=ptr[1:])
+        pos = np.repeat(start - ptr[:-1], length) + np.arange(ptr[-1], dtype=np.int64)
+        return pos, ptr
+
+    def take_rows(self, idx):
+        """Rows `idx` (any order, repeats allowed) as a new CSRRows (a copy)."""
+        pos, ptr = self._gather(idx)
+        itype = self.indices.dtype
+        return CSRRows(np.ascontiguousarray(self.data[pos]), np.ascontiguousarray(
+            self.indices[pos]), ptr.astype(itype), self.shape[1])
+
+    def toarray(self):
+        """The rows as a dense C-contiguous (n, D) array of the block's dtype."""
+        n, D = self.shape
+        check_output_size((n, D), self.dtype.itemsize, "dense copy of sparse rows")
+        out = np.zeros((n, D), dtype=self.dtype)
+        lo = int(self.indptr[0])
+        rows = np.repeat(np.arange(n), np.diff(self.indptr))
+        out[rows, self.indices[lo:int(self.indptr[-1])]] = self.data[lo:int(self.indptr[-1])]
+        return out
+
+    def take(self, idx):
+        """Rows `idx` as a dense array."""
+        return self.take_rows(idx).toarray()
+
+    def values(self):
+        """The stored values of these rows (a view)."""
+        return self.data[int(self.indptr[0]):int(self.indptr[-1])]
+
+
+def is_csr_block(xb) -> bool:
+    """True for a :class:`CSRRows` block."""
+    return isinstance(xb, CSRRows)
 
 
 def add(a, b):
@@ -571,6 +645,23 @@ def resp_block(xb, wb, resp, labels, ctype, K, shift, kmeans=None):
     return _resp_statistics(xb, wb, ctype, K, shift, resp, labels)
 
 
+def _csr_column_summary(xb):
+    """:func:`column_summary_block` of CSR rows: the implicit zeros count in every column."""
+    n, D = xb.shape
+    lo, hi = int(xb.indptr[0]), int(xb.indptr[-1])
+    v = xb.data[lo:hi].astype(np.float64)
+    col = xb.indices[lo:hi]
+    amax = column_max_abs_block(xb, None)
+    e = scale_exponent(float(amax.max(initial=0.0)))
+    if e:
+        v = np.ldexp(v, -e)
+    mean = np.bincount(col, weights=v, minlength=D) / max(n, 1)
+    nnz = np.bincount(col, minlength=D)
+    # two-pass scatter around the mean: stored values, then the (n - nnz) zeros
+    scatter = np.bincount(col, weights=(v - mean[col]) ** 2, minlength=D) + (n - nnz) * mean**2
+    return amax, int(n), np.ldexp(mean, e), scatter, int(e)
+
+
 def column_summary_block(xb, wb):
     """(max |x| per column, n, mean, scatter, e) of one block, all float64.
 
@@ -578,6 +669,8 @@ def column_summary_block(xb, wb):
     shifted two-pass kernel; the scatter is in units of 4**e (e = 0 unless
     the block is near the float64 limits).
     """
+    if is_csr_block(xb):
+        return _csr_column_summary(xb)
     amax = column_max_abs_block(xb, wb)
     mean, scatter, _, e = _core.gaussian_moments(xb, None, False)
     return amax, int(xb.shape[0]), np.asarray(mean), np.asarray(scatter), int(e)
@@ -607,13 +700,42 @@ def merge_column_summaries(parts):
 
 def column_max_abs_block(xb, wb):
     """Largest |x| of each column of one block (float64); merge with np.maximum."""
+    if is_csr_block(xb):
+        lo, hi = int(xb.indptr[0]), int(xb.indptr[-1])
+        out = np.zeros(xb.shape[1])
+        np.maximum.at(out, xb.indices[lo:hi], np.abs(xb.data[lo:hi]).astype(np.float64))
+        return out
     return np.maximum(np.abs(xb.max(axis=0)), np.abs(xb.min(axis=0))).astype(np.float64)
+
+
+def lloyd_step(xb, shift, centers, wb, labels, update, scale=1.0):
+    """``_core.kmeans_lloyd_step`` for a dense block, its CSR twin for a :class:`CSRRows` one."""
+    if is_csr_block(xb):
+        return _core.csr_kmeans_lloyd_step(*xb.args(), shift, centers, wb, labels, update, scale)
+    return _core.kmeans_lloyd_step(xb, shift, centers, wb, labels, update, scale)
+
+
+def sq_distances(xb, shift, centers, scale=1.0):
+    """Squared distances (n, M) of the rows ``xb * scale - shift`` to `centers` (dense or CSR)."""
+    if is_csr_block(xb):
+        return _core.csr_kmeans_sq_distances(*xb.args(), shift, centers, scale)
+    return _core.kmeans_sq_distances(xb, shift, centers, scale)
+
+
+def _sub_rows(xb, r0, r1):
+    return xb.rows(r0, min(r1, xb.shape[0])) if is_csr_block(xb) else xb[r0:r1]
+
+
+def _shifted_rows(xb, idx, scale, shift):
+    """Rows `idx` of the block in the shifted coordinates, float64."""
+    rows = xb.take(idx) if is_csr_block(xb) else xb[idx]
+    return (rows * scale - shift).astype(np.float64)
 
 
 def lloyd_labels(xb, shift, centers, scale=1.0):
     """Nearest-centre labels (int32) of the rows ``xb * scale - shift``."""
     labels = np.empty(xb.shape[0], dtype=np.int32)
-    _core.kmeans_lloyd_step(xb, shift, centers, None, labels, False, scale)
+    lloyd_step(xb, shift, centers, None, labels, False, scale)
     return labels
 
 
@@ -625,7 +747,7 @@ def lloyd_block(xb, wb, labels_out, shift, centers, update, scale=1.0):
     label (unweighted). The labels go into `labels_out` when given.
     """
     labels = labels_out if labels_out is not None else np.empty(xb.shape[0], dtype=np.int32)
-    S, W, J = _core.kmeans_lloyd_step(xb, shift, centers, wb, labels, update, scale)
+    S, W, J = lloyd_step(xb, shift, centers, wb, labels, update, scale)
     counts = np.bincount(labels, minlength=centers.shape[0]).astype(np.int64)
     return S, W, float(J), counts
 
@@ -649,11 +771,15 @@ def farthest_block(xb, wb, shift, centers, m, scale=1.0):
     d = np.empty(xb.shape[0], dtype=np.float64)
     for r0 in range(0, xb.shape[0], SUB_ROWS):
         sl = slice(r0, r0 + SUB_ROWS)
+        if is_csr_block(xb):  # the distance to the labelled centre, by the CSR kernel
+            dist = np.asarray(sq_distances(_sub_rows(xb, r0, r0 + SUB_ROWS), shift, centers, scale))
+            d[sl] = dist[np.arange(dist.shape[0]), labels[sl]]
+            continue
         diff = (xb[sl] * scale - shift).astype(np.float64) - centers[labels[sl]]
         d[sl] = np.einsum("ij,ij->i", diff, diff)
     take = np.argsort(-d, kind="stable")[:m]
     w = np.ones(take.size) if wb is None else np.asarray(wb, dtype=np.float64)[take]
-    return d[take], (xb[take] * scale - shift).astype(np.float64), labels[take], w, take
+    return d[take], _shifted_rows(xb, take, scale, shift), labels[take], w, take
 
 
 def pp_block(xb, wb, shift, scale, chosen, candidates):
@@ -667,8 +793,8 @@ def pp_block(xb, wb, shift, scale, chosen, candidates):
     both = np.ascontiguousarray(np.concatenate([chosen, candidates]), dtype=xb.dtype)
     out = []
     for r0 in range(0, xb.shape[0], SUB_ROWS):
-        xs = xb[r0:r0 + SUB_ROWS]
-        dist = np.asarray(_core.kmeans_sq_distances(xs, shift, both, scale), dtype=np.float64)
+        xs = _sub_rows(xb, r0, r0 + SUB_ROWS)
+        dist = np.asarray(sq_distances(xs, shift, both, scale), dtype=np.float64)
         cand = dist[:, n_chosen:]
         if n_chosen:
             np.minimum(cand, dist[:, :n_chosen].min(axis=1)[:, None], out=cand)
@@ -679,7 +805,9 @@ def pp_block(xb, wb, shift, scale, chosen, candidates):
 
 def pp_closest_cumsum(xb, wb, shift, scale, chosen):
     """Running sums of w · closest(x) over the rows of a sub-chunk (see :func:`pp_block`)."""
-    dist = np.asarray(_core.kmeans_sq_distances(
+    if not is_csr_block(xb):
+        xb = np.ascontiguousarray(xb)
+    dist = np.asarray(sq_distances(
         xb, shift, np.ascontiguousarray(chosen, dtype=xb.dtype), scale), dtype=np.float64)
     closest = dist.min(axis=1)
     w = np.ones(xb.shape[0]) if wb is None else np.asarray(wb, np.float64)

@@ -25,6 +25,8 @@ Three implementations:
 * :class:`ArraySource` -- an in-memory ndarray: ONE block of all rows, so every
   pass is one kernel call (the kernels split the rows over the threads
   themselves) and there is no per-block Python work;
+* :class:`SparseSource` -- an in-memory scipy.sparse matrix (CSR; CSC is
+  converted): one block of all rows, a :class:`maxlik._kernels.CSRRows`;
 * :class:`BlockSource` -- out of core (``np.memmap``, h5py, zarr): blocks of
   about :data:`BLOCK_BYTES`, a multiple of the kernels' row block, read one at a
   time; the pages of a memmap block are released after use, so memory does not
@@ -43,7 +45,7 @@ import mmap
 import numpy as np
 
 from . import _core
-from ._kernels import add
+from ._kernels import CSRRows, add
 from ._validation import (
     all_zero_weights_error,
     as_float_array,
@@ -105,8 +107,55 @@ def auto_block_size(n_features: int, itemsize: int, block_bytes: int = BLOCK_BYT
     return max(ROW_ALIGN, rows // ROW_ALIGN * ROW_ALIGN)
 
 
-def make_source(X, y=None, sample_weight=None, *, block_size=None, dtype=None):
-    """The source for X: Dask, out-of-core or in-memory (validated with ``check_X``)."""
+def is_sparse(X) -> bool:
+    """True for a scipy.sparse matrix or array (checked without importing scipy)."""
+    mod = type(X).__module__ or ""
+    return mod.startswith("scipy.sparse") and hasattr(X, "tocsr") and hasattr(X, "nnz")
+
+
+def check_csr(X, name: str = "X", *, dtype=None, min_samples: int = 1):
+    """A scipy.sparse X as validated CSR rows: (scipy CSR matrix/array, :class:`CSRRows`).
+
+    CSC (and COO, LIL, ...) is converted to CSR, a copy, as scikit-learn
+    does: the kernels read rows. Integer / bool values become float64
+    (float32 stays float32, or `dtype` is forced); duplicate entries are
+    summed (on a copy); complex values are a ValueError, NaN / inf a
+    ValueError naming the first bad row, as for dense X.
+    """
+    from ._validation import check_X_layout, complex_error, result_float_dtype
+
+    check_X_layout(X.shape, X.dtype, name, min_samples=min_samples)
+    if np.dtype(X.dtype).kind == "c":
+        raise complex_error(X.dtype, name)
+    target = np.dtype(dtype) if dtype is not None else result_float_dtype(X.dtype)
+    csr = X.tocsr()  # a view-free copy for CSC; CSR stays itself
+    if csr.dtype != target:
+        csr = csr.astype(target)
+    if not csr.has_canonical_format:
+        csr = csr.copy()
+        csr.sum_duplicates()
+    if csr.indices.dtype != csr.indptr.dtype:  # scipy keeps them equal; be safe
+        csr.indices = csr.indices.astype(csr.indptr.dtype)
+    rows = CSRRows(np.ascontiguousarray(csr.data), np.ascontiguousarray(csr.indices),
+                   np.ascontiguousarray(csr.indptr), csr.shape[1])
+    vals = rows.values()
+    if vals.size and not np.isfinite(vals.sum(dtype=np.float64)) and not np.all(np.isfinite(vals)):
+        p = int(np.argmax(~np.isfinite(vals)))
+        row = int(np.searchsorted(rows.indptr, p + int(rows.indptr[0]), side="right")) - 1
+        what = "NaN" if np.isnan(vals[p]) else "infinity"
+        raise ValueError(f"Input {name} contains {what} (first at row {row}); remove or impute "
+                         "such rows first")
+    return csr, rows
+
+
+def make_source(X, y=None, sample_weight=None, *, block_size=None, dtype=None,
+                accept_sparse=False):
+    """The source for X: Dask, out-of-core, sparse or in-memory (validated with ``check_X``).
+
+    scipy.sparse X gives a :class:`SparseSource` only with `accept_sparse` (a fit
+    whose block kernels all have a CSR path); otherwise check_X's TypeError."""
+    if accept_sparse and is_sparse(X):
+        return SparseSource(X, y, sample_weight, dtype=dtype)
     if is_dask(X):
         from .dask import DaskSource
 
@@ -184,6 +233,10 @@ class ArraySource(_LocalSource):
     def take(self, idx):
         return self.X[idx], (None if self.w is None else self.w[idx])
 
+    def take_block(self, idx):
+        """Rows `idx` (repeats allowed) as a block of the kind map_blocks hands out."""
+        return self.take(idx)
+
     def weight_sum(self):
         return float(self.n_samples) if self.w is None else float(np.sum(self.w, dtype=np.float64))
 
@@ -206,6 +259,75 @@ class ArraySource(_LocalSource):
         if wy is not None:
             out.w = wy(out.w, out.y)
             out.weighted = True
+        return out
+
+
+class SparseSource(ArraySource):
+    """An in-memory scipy.sparse X (CSR; CSC is converted): one block of all rows.
+
+    The block handed to the kernels is a :class:`maxlik._kernels.CSRRows`
+    (data, indices, indptr), which every block kernel with a sparse path
+    dispatches on, so the engine's fits (k-means, and any fit whose block
+    kernels accept CSR rows) run unchanged. ``X`` is the validated scipy CSR
+    matrix (what a callable ``init`` receives); ``read_rows`` gives CSR row
+    views, ``take`` dense rows (the few an initialisation needs) and
+    ``take_block`` CSR rows (mini-batches).
+    """
+
+    sparse = True
+
+    def __init__(self, X, y=None, sample_weight=None, *, dtype=None):
+        self.X, self.rows = check_csr(X, dtype=dtype)
+        self.n_samples, self.n_features = self.rows.shape
+        self.dtype = self.rows.dtype
+        self.block_bounds = [(0, self.n_samples)]
+        self.y = y
+        self.weighted = sample_weight is not None
+        self.w = None
+        if sample_weight is not None:
+            self.w = check_sample_weight(sample_weight, self.n_samples, dtype=self.dtype)
+
+    @classmethod
+    def from_rows(cls, rows, sample_weight=None, like=None):
+        """A source over validated :class:`CSRRows` (e.g. a mini-batch); ``X`` is a scipy CSR
+        object of the class of `like` (csr_matrix by default) holding the same rows."""
+        if like is None:
+            from scipy.sparse import csr_matrix as like_type  # only reached with sparse input
+        else:
+            like_type = type(like)
+        out = cls.__new__(cls)
+        lo, hi = int(rows.indptr[0]), int(rows.indptr[-1])
+        out.X = like_type((rows.data[lo:hi], rows.indices[lo:hi], rows.indptr - rows.indptr[0]),
+                          shape=rows.shape)
+        out.rows = rows
+        out.n_samples, out.n_features = rows.shape
+        out.dtype = rows.dtype
+        out.block_bounds = [(0, out.n_samples)]
+        out.y = None
+        out.weighted = sample_weight is not None
+        out.w = None
+        if sample_weight is not None:
+            out.w = check_sample_weight(sample_weight, out.n_samples, dtype=out.dtype)
+        return out
+
+    def map_blocks(self, fn, *args, per_block=None, with_y=False):
+        extra = per_block(0, 0, self.n_samples) if per_block is not None else ()
+        head = (self.rows, self.y, self.w) if with_y else (self.rows, self.w)
+        return [fn(*head, *extra, *args)]
+
+    def read_rows(self, r0, r1):
+        return self.rows.rows(r0, r1), (None if self.w is None else self.w[r0:r1])
+
+    def take(self, idx):
+        return self.rows.take(idx), (None if self.w is None else self.w[idx])
+
+    def take_block(self, idx):
+        """Rows `idx` (repeats allowed) as a block of the kind map_blocks hands out."""
+        return self.rows.take_rows(idx), (None if self.w is None else self.w[idx])
+
+    def derive(self, y=None, w=None, wy=None):
+        out = ArraySource.derive(self, y=y, w=w, wy=wy)
+        out.__class__ = SparseSource
         return out
 
 
@@ -337,7 +459,7 @@ class BlockSource(_LocalSource):
         return out
 
 
-__all__ = ["ArraySource", "BlockSource", "make_source", "is_dask", "is_out_of_core",
+__all__ = ["ArraySource", "SparseSource", "BlockSource", "make_source", "is_sparse", "check_csr", "is_dask", "is_out_of_core",
            "is_streamed", "auto_block_size", "BLOCK_BYTES", "ROW_ALIGN", "apply_blockwise"]
 
 

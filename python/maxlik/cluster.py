@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _core, _engine, _sources
+from . import _engine, _kernels as K, _sources
 from . import exceptions
 from ._base import BaseEstimator, check_is_fitted
 from ._engine import scaled_inertia as _scaled_inertia
@@ -39,7 +39,7 @@ from ._validation import (
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["KMeans", "kmeans_plusplus"]
+__all__ = ["KMeans", "MiniBatchKMeans", "kmeans_plusplus"]
 
 
 def _feature_names(X):
@@ -126,7 +126,215 @@ def kmeans_plusplus(X: ArrayLike, n_clusters: int, *, sample_weight: ArrayLike |
     return X[idx].copy(), idx
 
 
-class KMeans(BaseEstimator):
+def _max_abs_of(X) -> float:
+    """Largest |x| of a dense array or of the stored values of CSR rows."""
+    return max_abs(X.values() if K.is_csr_block(X) else X)
+
+
+def _as_rows(X, dtype=None):
+    """The one validator for k-means input: dense ``check_X`` or CSR rows (scipy.sparse X)."""
+    if _sources.is_sparse(X):
+        return _sources.check_csr(X, dtype=dtype)[1]
+    return check_X(X, dtype=dtype)
+
+
+def _n_init(n_init, init, default):
+    """scikit-learn's n_init: "auto" is 1 for k-means++ or an array, `default` otherwise."""
+    if isinstance(n_init, str):
+        if n_init != "auto":
+            raise ValueError(f"n_init must be 'auto' or a positive integer; got {n_init!r}")
+        return default if (callable(init) or (isinstance(init, str) and init == "random")) else 1
+    return check_int(n_init, "n_init", min=1)
+
+
+def _check_init(init):
+    if isinstance(init, str):
+        if init not in ("k-means++", "random"):
+            raise ValueError(
+                f"init must be 'k-means++', 'random', a callable or an array of shape "
+                f"(n_clusters, n_features); got {init!r}")
+        return init
+    if callable(init):
+        return init
+    return as_float_array(init, "init", ndim=2, finite=True)
+
+
+class _BaseKMeans(BaseEstimator):
+    """What KMeans and MiniBatchKMeans share: validation, predict / transform / score."""
+
+    _estimator_type = "clusterer"
+    cluster_centers_: np.ndarray
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def _validate_X(self, X: ArrayLike, reset: bool) -> Any:
+        """The one validator (``check_X``, or CSR rows for scipy.sparse X) plus the feature
+        names of a DataFrame."""
+        names = _feature_names(X)
+        if reset:
+            X = _as_rows(X)
+            check_n_features(self, X.shape[1], reset=True)
+            self._set_feature_names(names)
+            return X
+        check_is_fitted(self, "cluster_centers_")
+        self._check_feature_names(names)
+        X = _as_rows(X, dtype=self.cluster_centers_.dtype)
+        check_n_features(self, X.shape[1], reset=False)
+        return X
+
+    def _set_feature_names(self, names):
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    def _check_feature_names(self, names):
+        fitted = getattr(self, "feature_names_in_", None)
+        if names is not None and fitted is None:
+            warnings.warn(f"X has feature names, but {type(self).__name__} was fitted without "
+                          "feature names", UserWarning, stacklevel=4)
+        elif names is None and fitted is not None:
+            warnings.warn(f"X does not have valid feature names, but {type(self).__name__} was "
+                          "fitted with feature names", UserWarning, stacklevel=4)
+        elif names is not None and (len(names) != len(fitted) or np.any(names != fitted)):
+            raise ValueError("The feature names should match those that were passed during fit; "
+                             f"got {list(names)}, expected {list(fitted)}")
+
+    def _labels_inertia(self, X, sample_weight=None, need_inertia=True):
+        centers = self.cluster_centers_
+        e = scale_exponent(max(_max_abs_of(X), max_abs(centers)), centers.dtype)
+        centers = np.ldexp(centers, -e).astype(centers.dtype) if e else centers
+        shift = np.ascontiguousarray(centers.mean(axis=0), dtype=centers.dtype)
+        labels = np.empty(X.shape[0], dtype=np.int32)
+        w = None
+        if sample_weight is not None:
+            w = check_sample_weight(sample_weight, X.shape[0], dtype=X.dtype)
+        _, _, inertia = K.lloyd_step(X, shift, np.ascontiguousarray(centers - shift), w, labels,
+                                     False, 2.0**-e)
+        return labels, (_scaled_inertia(inertia, e) if need_inertia else None)
+
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Index of the nearest centre for each row of X.
+
+        Parameters
+        ----------
+        X : array_like or scipy.sparse matrix of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int32
+        """
+        if _sources.is_streamed(X):  # lazy for dask, block by block for memmaps
+            return _sources.apply_blockwise(self, "predict", X)
+        X = self._validate_X(X, reset=False)
+        return self._labels_inertia(X, need_inertia=False)[0]
+
+    def fit_predict(self, X: ArrayLike, y: object = None,
+                    sample_weight: ArrayLike | None = None) -> np.ndarray:
+        """Fit and return ``labels_``."""
+        # labels_ is typed object by the engine (a lazy dask array for dask X)
+        return cast(np.ndarray, self.fit(X, sample_weight=sample_weight).labels_)
+
+    def transform(self, X: ArrayLike) -> np.ndarray:
+        """Euclidean distances from each row of X to every centre.
+
+        Parameters
+        ----------
+        X : array_like or scipy.sparse matrix of shape (n_samples, n_features)
+
+        Returns
+        -------
+        distances : ndarray of shape (n_samples, n_clusters)
+
+        Raises
+        ------
+        MemoryError
+            If the (n_samples, n_clusters) result cannot fit in memory (the
+            message gives its size); raised before anything is allocated.
+        ValueError
+            A distance beyond the range of the centres' dtype (data near its
+            limits: rescale the data).
+        """
+        if _sources.is_streamed(X):
+            return _sources.apply_blockwise(self, "transform", X,
+                                              n_out=self.cluster_centers_.shape[0])
+        X = self._validate_X(X, reset=False)
+        return self._transform(X)
+
+    def _transform(self, X):
+        centers = self.cluster_centers_
+        check_output_size((X.shape[0], centers.shape[0]), centers.dtype.itemsize,
+                          f"{type(self).__name__}.transform output (n_samples, n_clusters)")
+        if not K.is_csr_block(X):
+            X = np.ascontiguousarray(X, dtype=centers.dtype)
+        e = scale_exponent(max(_max_abs_of(X), max_abs(centers)), centers.dtype)
+        zero = np.zeros(X.shape[1], dtype=centers.dtype)
+        if e == 0:
+            return np.sqrt(K.sq_distances(X, zero, centers, 1.0))
+        c = np.ldexp(centers, -e).astype(centers.dtype)
+        d = np.sqrt(K.sq_distances(X, zero, c, 2.0**-e))
+        with np.errstate(over="ignore"):
+            d = np.ldexp(d, e).astype(centers.dtype)
+        if not np.all(np.isfinite(d)):
+            raise FloatRangeError(
+                f"X: a distance to a centre exceeds the range of {centers.dtype} "
+                f"(about {np.finfo(centers.dtype).max:.2g}), so it cannot be returned; rescale "
+                "the data (e.g. divide X by a power of ten)")
+        return d
+
+    def fit_transform(self, X: ArrayLike, y: object = None,
+                      sample_weight: ArrayLike | None = None) -> np.ndarray:
+        """Fit and return the distances of X to the fitted centres."""
+        if _sources.is_streamed(X):
+            return self.fit(X, sample_weight=sample_weight).transform(X)
+        self.fit(X, sample_weight=sample_weight)
+        return self._transform(_as_rows(X, dtype=self.cluster_centers_.dtype))
+
+    def get_feature_names_out(self, input_features: ArrayLike | None = None) -> np.ndarray:
+        """Names of the `transform` output columns: ``<classname>0 ... <classname>{k-1}``.
+
+        As scikit-learn's (class name, lower case, plus the column index);
+        `input_features`, if given, must match the features seen in fit.
+        """
+        check_is_fitted(self, "cluster_centers_")
+        if input_features is not None:
+            names = np.asarray(input_features, dtype=object)
+            fitted = getattr(self, "feature_names_in_", None)
+            n_in = self.cluster_centers_.shape[1]  # = n_features_in_
+            if names.ndim != 1 or names.shape[0] != n_in:
+                raise ValueError(f"input_features should have length equal to number of features "
+                                 f"({n_in}), got {names.shape[0] if names.ndim else 0}")
+            if fitted is not None and not np.array_equal(names, fitted):
+                raise ValueError("input_features is not equal to feature_names_in_")
+        prefix = type(self).__name__.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(self.cluster_centers_.shape[0])],
+                          dtype=object)
+
+    def score(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
+              ) -> float:
+        """Minus the (weighted) inertia of X under the fitted centres."""
+        X = self._validate_X(X, reset=False)
+        return -self._labels_inertia(X, sample_weight)[1]
+
+    def _first_batch_centers(self, X, sample_weight, init, n_clusters, init_size, rs):
+        """Initial centres (float64) of partial_fit from its first batch."""
+        n, d = X.shape
+        if n < n_clusters:
+            raise ValueError(f"n_samples={n} should be >= n_clusters={n_clusters}: the first "
+                             "batch of partial_fit initialises the centres")
+        if isinstance(init, np.ndarray):
+            init = np.ascontiguousarray(init, dtype=X.dtype)
+            _engine.check_center_shape(init, d, n_clusters)
+        source = _engine.make_block_source(None, X, sample_weight)
+        if init_size is None:
+            return _engine.initial_centers(source, init, n_clusters, rs)
+        return _engine._minibatch_initial_centers(source, init, n_clusters, init_size, rs)
+
+
+class KMeans(_BaseKMeans):
     """k-means clustering (Lloyd's algorithm in C++), scikit-learn compatible.
 
     Minimises the inertia ``sum_n w_n ||x_n - c_label(n)||^2`` by alternating
@@ -216,8 +424,6 @@ class KMeans(BaseEstimator):
     array([0, 1], dtype=int32)
     """
 
-    _estimator_type = "clusterer"
-
     def __init__(self, n_clusters: int = 8, *,
                  init: str | ArrayLike | Callable[..., Any] = "k-means++",
                  n_init: str | int = "auto", max_iter: int = 300, tol: float = 1e-4,
@@ -246,58 +452,14 @@ class KMeans(BaseEstimator):
         check_bool(self.copy_x, "copy_x")
         if not isinstance(self.algorithm, str) or self.algorithm not in ("lloyd", "elkan"):
             raise ValueError(f"algorithm must be 'lloyd' or 'elkan'; got {self.algorithm!r}")
-        init = self.init
-        if isinstance(init, str):
-            if init not in ("k-means++", "random"):
-                raise ValueError(
-                    f"init must be 'k-means++', 'random', a callable or an array of shape "
-                    f"(n_clusters, n_features); got {init!r}")
-        elif not callable(init):
-            init = as_float_array(init, "init", ndim=2, finite=True)
-        if isinstance(self.n_init, str):
-            if self.n_init != "auto":
-                raise ValueError(f"n_init must be 'auto' or a positive integer; got {self.n_init!r}")
-            n_init = 10 if (callable(init) or (isinstance(init, str) and init == "random")) else 1
-        else:
-            n_init = check_int(self.n_init, "n_init", min=1)
+        init = _check_init(self.init)
+        n_init = _n_init(self.n_init, init, 10)
         if isinstance(init, np.ndarray) and n_init != 1:
             warnings.warn(
                 f"Explicit initial center position passed: performing only one init in "
                 f"KMeans instead of n_init={n_init}.", RuntimeWarning, stacklevel=4)
             n_init = 1
         return n_clusters, max_iter, tol, verbose, init, n_init
-
-    def _validate_X(self, X: ArrayLike, reset: bool) -> np.ndarray:
-        """The one validator (``check_X``) plus the feature names of a DataFrame."""
-        names = _feature_names(X)
-        if reset:
-            X = check_X(X)
-            check_n_features(self, X.shape[1], reset=True)
-            self._set_feature_names(names)
-            return X
-        check_is_fitted(self, "cluster_centers_")
-        self._check_feature_names(names)
-        X = check_X(X, dtype=self.cluster_centers_.dtype)
-        check_n_features(self, X.shape[1], reset=False)
-        return X
-
-    def _set_feature_names(self, names):
-        if names is not None:
-            self.feature_names_in_ = names
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-
-    def _check_feature_names(self, names):
-        fitted = getattr(self, "feature_names_in_", None)
-        if names is not None and fitted is None:
-            warnings.warn(f"X has feature names, but {type(self).__name__} was fitted without "
-                          "feature names", UserWarning, stacklevel=4)
-        elif names is None and fitted is not None:
-            warnings.warn(f"X does not have valid feature names, but {type(self).__name__} was "
-                          "fitted with feature names", UserWarning, stacklevel=4)
-        elif names is not None and (len(names) != len(fitted) or np.any(names != fitted)):
-            raise ValueError("The feature names should match those that were passed during fit; "
-                             f"got {list(names)}, expected {list(fitted)}")
 
     # ------------------------------------------------------------------ API
     def fit(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> Self:
@@ -332,7 +494,8 @@ class KMeans(BaseEstimator):
         """
         n_clusters, max_iter, tol, verbose, init, n_init = self._check_params()
         names = _feature_names(X)
-        source = _sources.make_source(X, None, sample_weight, block_size=self.block_size)
+        source = _sources.make_source(X, None, sample_weight, block_size=self.block_size,
+                                      accept_sparse=True)
         n, d = source.n_samples, source.n_features
         if n < n_clusters:
             raise ValueError(f"n_samples={n} should be >= n_clusters={n_clusters}.")
@@ -391,142 +554,270 @@ class KMeans(BaseEstimator):
             counts = np.zeros(n_clusters)
             self.n_steps_ = 0
         elif state is None:
-            if n < n_clusters:
-                raise ValueError(f"the first batch of partial_fit needs n_samples >= n_clusters; "
-                                 f"got n_samples = {n}, n_clusters = {n_clusters}")
-            if isinstance(init, np.ndarray):
-                init = np.ascontiguousarray(init, dtype=X.dtype)
-                _engine.check_center_shape(init, d, n_clusters)
-            source = _sources.ArraySource(X, None, sample_weight)
-            zero = np.zeros(d, dtype=X.dtype)
-            centers = _engine._init_centroids(source, zero, 1.0, init, n_clusters,
-                                              check_random_state(self.random_state))
-            centers = centers.astype(np.float64)
+            centers = self._first_batch_centers(X, sample_weight, init, n_clusters, None,
+                                                check_random_state(self.random_state))
             counts = np.zeros(n_clusters)
             self.n_steps_ = 0
         else:
             centers, counts, _ = state
-        new, counts, labels, inertia = _engine.minibatch_kmeans_step(
-            X, None if sample_weight is None else w, centers, counts)
-        self.cluster_centers_ = new.astype(X.dtype)
-        self._minibatch_state = (new, counts, self.cluster_centers_)
-        self.labels_ = labels
-        self.inertia_ = _scaled_inertia(inertia, 0)  # near the float64 limits: ValueError, not inf
+        step = _engine.minibatch_kmeans_step(X, None if sample_weight is None else w, centers,
+                                             counts)
+        self.cluster_centers_ = step.centers.astype(X.dtype)
+        self._minibatch_state = (step.centers, step.counts, self.cluster_centers_)
+        self.labels_ = step.labels
+        # near the float64 limits: ValueError, not inf
+        self.inertia_ = _scaled_inertia(step.inertia_after, 0)
         self.n_steps_ += 1
         return self
 
-    def _labels_inertia(self, X, sample_weight=None, need_inertia=True):
-        centers = self.cluster_centers_
-        e = _scale_exponent(centers.dtype, X, centers)  # 0 for data of ordinary range
-        centers = np.ldexp(centers, -e).astype(centers.dtype) if e else centers
-        shift = np.ascontiguousarray(centers.mean(axis=0), dtype=centers.dtype)
-        labels = np.empty(X.shape[0], dtype=np.int32)
-        w = None
-        if sample_weight is not None:
-            w = check_sample_weight(sample_weight, X.shape[0], dtype=X.dtype)
-        _, _, inertia = _core.kmeans_lloyd_step(X, shift, np.ascontiguousarray(centers - shift),
-                                                w, labels, False, 2.0**-e)
-        return labels, (_scaled_inertia(inertia, e) if need_inertia else None)
 
-    def predict(self, X: ArrayLike) -> np.ndarray:
-        """Index of the nearest centre for each row of X.
+class MiniBatchKMeans(_BaseKMeans):
+    """Mini-batch k-means (Sculley 2010) with scikit-learn 1.9's API, on maxlik's engine.
+
+    Each step draws `batch_size` rows (with replacement, probability
+    proportional to sample_weight), assigns them to their nearest centre with
+    the C++ Lloyd kernel and moves every centre to the weighted mean of all
+    rows ever assigned to it (:func:`maxlik._engine.minibatch_kmeans_step`,
+    the step :meth:`KMeans.partial_fit` also takes). Same random draws as
+    ``sklearn.cluster.MiniBatchKMeans``: the same `random_state` gives the
+    same fit up to rounding.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+    init : {"k-means++", "random"}, callable or array_like of shape (n_clusters, n_features), default="k-means++"
+        As :class:`KMeans`, applied to `init_size` random rows.
+    max_iter : int, default=100
+        Passes over the data: at most ``max_iter * n_samples // batch_size`` steps.
+    batch_size : int, default=1024
+        Rows per mini-batch (at most n_samples).
+    verbose : int, default=0
+    compute_labels : bool, default=True
+        Compute ``labels_`` and ``inertia_`` over all rows once fitting ends
+        (otherwise ``inertia_`` is the smoothed batch inertia times the total weight).
+    random_state : None, int, RandomState or Generator
+    tol : float, default=0.0
+        Stop when the summed squared centre move of a step is at most
+        ``tol * mean(var(X, axis=0))``; 0 disables this test.
+    max_no_improvement : int or None, default=10
+        Stop after this many steps without improvement of the exponentially
+        weighted average of the batch inertia; None disables it.
+    init_size : int, optional
+        Rows drawn for each initialisation (default ``3 * batch_size``, at
+        least ``3 * n_clusters``, at most n_samples).
+    n_init : "auto" or int, default="auto"
+        Initialisations, the best by inertia on a validation sample of
+        `init_size` rows; "auto" is 1 for "k-means++" or an array, 3 otherwise.
+    reassignment_ratio : float, default=0.01
+        Centres whose count falls below this fraction of the largest count
+        are moved to random rows of the batch (every ``10 * n_clusters`` rows
+        seen, or when a centre is empty); 0 disables reassignment.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+    labels_ : ndarray of shape (n_samples,), int32
+    inertia_ : float
+    n_iter_ : int
+        Passes over the data (``ceil(n_steps_ * batch_size / n_samples)``).
+    n_steps_ : int
+        Mini-batch steps taken.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when X had string column names (a DataFrame).
+
+    Notes
+    -----
+    X may be a dense array or a scipy.sparse matrix / array (CSR; CSC and
+    other formats are converted to CSR, a copy): sparse batches run the C++
+    CSR kernels (:mod:`maxlik._kernels`, ``sparse.hpp``) and give the result of
+    the dense fit of the same matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from maxlik import MiniBatchKMeans
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [4, 2], [4, 0], [4, 4],
+    ...               [4, 5], [0, 1], [2, 2], [3, 2], [5, 5], [1, -1]], dtype=float)
+    >>> km = MiniBatchKMeans(n_clusters=2, random_state=0, batch_size=6, n_init="auto").fit(X)
+    >>> km.cluster_centers_.shape
+    (2, 2)
+    >>> km.predict([[0, 0], [4, 4]]).shape
+    (2,)
+    """
+
+    def __init__(self, n_clusters: int = 8, *,
+                 init: str | ArrayLike | Callable[..., Any] = "k-means++",
+                 max_iter: int = 100, batch_size: int = 1024, verbose: int = 0,
+                 compute_labels: bool = True,
+                 random_state: int | np.random.RandomState | np.random.Generator | None = None,
+                 tol: float = 0.0, max_no_improvement: int | None = 10,
+                 init_size: int | None = None, n_init: str | int = "auto",
+                 reassignment_ratio: float = 0.01) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.verbose = verbose
+        self.compute_labels = compute_labels
+        self.random_state = random_state
+        self.tol = tol
+        self.max_no_improvement = max_no_improvement
+        self.init_size = init_size
+        self.n_init = n_init
+        self.reassignment_ratio = reassignment_ratio
+
+    def _check_params(self, n_samples):
+        n_clusters = check_int(self.n_clusters, "n_clusters", min=1)
+        max_iter = check_int(self.max_iter, "max_iter", min=1)
+        batch_size = check_int(self.batch_size, "batch_size", min=1)
+        tol = check_float(self.tol, "tol", min=0.0)
+        verbose = check_int(int(self.verbose) if isinstance(self.verbose, (bool, np.bool_))
+                            else self.verbose, "verbose", min=0)
+        check_bool(self.compute_labels, "compute_labels")
+        max_no_improvement = None
+        if self.max_no_improvement is not None:
+            max_no_improvement = check_int(self.max_no_improvement, "max_no_improvement", min=0)
+        ratio = check_float(self.reassignment_ratio, "reassignment_ratio", min=0.0)
+        init = _check_init(self.init)
+        n_init = _n_init(self.n_init, init, 3)
+        if isinstance(init, np.ndarray) and n_init != 1:
+            warnings.warn(
+                f"Explicit initial center position passed: performing only one init in "
+                f"MiniBatchKMeans instead of n_init={n_init}.", RuntimeWarning, stacklevel=4)
+            n_init = 1
+        if n_samples < n_clusters:
+            raise ValueError(f"n_samples={n_samples} should be >= n_clusters={n_clusters}.")
+        batch_size = min(batch_size, n_samples)
+        if self.init_size is None:
+            init_size = 3 * batch_size
+            if init_size < n_clusters:
+                init_size = 3 * n_clusters
+        else:
+            init_size = check_int(self.init_size, "init_size", min=1)
+            if init_size < n_clusters:
+                warnings.warn(f"init_size={init_size} should be larger than "
+                              f"n_clusters={n_clusters}. Setting it to min(3*n_clusters, "
+                              "n_samples)", RuntimeWarning, stacklevel=4)
+                init_size = 3 * n_clusters
+        init_size = min(init_size, n_samples)
+        return dict(n_clusters=n_clusters, max_iter=max_iter, batch_size=batch_size, tol=tol,
+                    verbose=verbose, max_no_improvement=max_no_improvement,
+                    reassignment_ratio=ratio, init=init, n_init=n_init, init_size=init_size)
+
+    def fit(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> Self:
+        """Compute the centres on X by mini-batches.
 
         Parameters
         ----------
-        X : array_like of shape (n_samples, n_features)
+        X : array_like or scipy.sparse matrix of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array_like of shape (n_samples,), optional
+            Non-negative row weights: batches are drawn with probability
+            proportional to them. Not used by the initialisation when init is
+            an array or callable.
 
         Returns
         -------
-        labels : ndarray of shape (n_samples,), int32
-        """
-        if _sources.is_streamed(X):  # lazy for dask, block by block for memmaps
-            return _sources.apply_blockwise(self, "predict", X)
-        X = self._validate_X(X, reset=False)
-        return self._labels_inertia(X, need_inertia=False)[0]
-
-    def fit_predict(self, X: ArrayLike, y: object = None,
-                    sample_weight: ArrayLike | None = None) -> np.ndarray:
-        """Fit and return ``labels_``."""
-        # labels_ is typed object by the engine (a lazy dask array for dask X)
-        return cast(np.ndarray, self.fit(X, sample_weight=sample_weight).labels_)
-
-    def transform(self, X: ArrayLike) -> np.ndarray:
-        """Euclidean distances from each row of X to every centre.
-
-        Parameters
-        ----------
-        X : array_like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        distances : ndarray of shape (n_samples, n_clusters)
+        self : MiniBatchKMeans
 
         Raises
         ------
-        MemoryError
-            If the (n_samples, n_clusters) result cannot fit in memory (the
-            message gives its size); raised before anything is allocated.
         ValueError
-            A distance beyond the range of the centres' dtype (data near its
-            limits: rescale the data).
+            Bad hyper-parameters, non-finite or complex X, fewer rows than
+            n_clusters, initial centres of the wrong shape.
+        TypeError
+            Non-numeric X or wrongly typed hyper-parameters.
         """
-        if _sources.is_streamed(X):
-            return _sources.apply_blockwise(self, "transform", X,
-                                              n_out=self.cluster_centers_.shape[0])
-        X = self._validate_X(X, reset=False)
-        return self._transform(X)
+        names = _feature_names(X)
+        source = _sources.make_source(X, None, sample_weight, accept_sparse=True)
+        p = self._check_params(source.n_samples)
+        d = source.n_features
+        source.positive_weights()
+        init = p["init"]
+        if isinstance(init, np.ndarray):
+            init = np.ascontiguousarray(init, dtype=source.dtype)
+            _engine.check_center_shape(init, d, p["n_clusters"])
+        summary = _engine.column_summary(source)
+        var = np.ldexp(summary.var, 2 * summary.E)
+        tol_abs = float(np.mean(var)) * p["tol"] if p["tol"] > 0 else 0.0
+        res = _engine.fit_minibatch_kmeans(
+            source, p["n_clusters"], init=init, n_init=p["n_init"], max_iter=p["max_iter"],
+            batch_size=p["batch_size"], tol=tol_abs, max_no_improvement=p["max_no_improvement"],
+            init_size=p["init_size"], reassignment_ratio=p["reassignment_ratio"],
+            rs=check_random_state(self.random_state), verbose=p["verbose"],
+            compute_labels=self.compute_labels)
+        check_n_features(self, d, reset=True)
+        self._set_feature_names(names)
+        self.cluster_centers_ = res.cluster_centers.astype(source.dtype)
+        self._counts = res.counts
+        self._centers64 = (res.cluster_centers, self.cluster_centers_)
+        self._batch_size = p["batch_size"]
+        self._n_since_last_reassign = res.n_since_last_reassign
+        self.n_steps_ = res.n_steps
+        self.n_iter_ = res.n_iter
+        if self.compute_labels:
+            self.labels_ = res.labels
+        elif hasattr(self, "labels_"):
+            del self.labels_
+        self.inertia_ = _scaled_inertia(res.inertia, 0)
+        return self
 
-    def _transform(self, X):
-        centers = self.cluster_centers_
-        check_output_size((X.shape[0], centers.shape[0]), centers.dtype.itemsize,
-                          "KMeans.transform output (n_samples, n_clusters)")
-        X = np.ascontiguousarray(X, dtype=centers.dtype)
-        e = _scale_exponent(centers.dtype, X, centers)  # 0 for data of ordinary range
-        zero = np.zeros(X.shape[1], dtype=centers.dtype)
-        if e == 0:
-            return np.sqrt(_core.kmeans_sq_distances(X, zero, centers, 1.0))
-        c = np.ldexp(centers, -e).astype(centers.dtype)
-        d = np.sqrt(_core.kmeans_sq_distances(X, zero, c, 2.0**-e))
-        with np.errstate(over="ignore"):
-            d = np.ldexp(d, e).astype(centers.dtype)
-        if not np.all(np.isfinite(d)):
-            raise FloatRangeError(
-                f"X: a distance to a centre exceeds the range of {centers.dtype} "
-                f"(about {np.finfo(centers.dtype).max:.2g}), so it cannot be returned; rescale "
-                "the data (e.g. divide X by a power of ten)")
-        return d
+    def partial_fit(self, X: ArrayLike, y: object = None,
+                    sample_weight: ArrayLike | None = None) -> Self:
+        """Update the centres with one mini-batch `X` (scikit-learn's partial_fit).
 
-    def fit_transform(self, X: ArrayLike, y: object = None,
-                      sample_weight: ArrayLike | None = None) -> np.ndarray:
-        """Fit and return the distances of X to the fitted centres."""
-        if _sources.is_streamed(X):
-            return self.fit(X, sample_weight=sample_weight).transform(X)
-        self.fit(X, sample_weight=sample_weight)
-        return self._transform(as_float_array(X, "X", ndim=2, dtype=self.cluster_centers_.dtype))
+        The first call (on an unfitted estimator) initialises the centres
+        from `init_size` rows of its batch; later calls continue from the
+        current centres and counts (after :meth:`fit` too). Small clusters are
+        reassigned as in :meth:`fit`. With `compute_labels`, ``labels_`` and
+        ``inertia_`` are those of the batch under the updated centres.
 
-    def get_feature_names_out(self, input_features: ArrayLike | None = None) -> np.ndarray:
-        """Names of the `transform` output columns: ``kmeans0 ... kmeans{n_clusters-1}``.
+        Parameters
+        ----------
+        X : array_like or scipy.sparse matrix of shape (n_batch, n_features)
+        y : ignored
+        sample_weight : array_like of shape (n_batch,), optional
 
-        As scikit-learn's (class name, lower case, plus the column index);
-        `input_features`, if given, must match the features seen in fit.
+        Returns
+        -------
+        self : MiniBatchKMeans
         """
-        check_is_fitted(self, "cluster_centers_")
-        if input_features is not None:
-            names = np.asarray(input_features, dtype=object)
-            fitted = getattr(self, "feature_names_in_", None)
-            n_in = self.cluster_centers_.shape[1]  # = n_features_in_
-            if names.ndim != 1 or names.shape[0] != n_in:
-                raise ValueError(f"input_features should have length equal to number of features "
-                                 f"({n_in}), got {names.shape[0] if names.ndim else 0}")
-            if fitted is not None and not np.array_equal(names, fitted):
-                raise ValueError("input_features is not equal to feature_names_in_")
-        prefix = type(self).__name__.lower()
-        return np.asarray([f"{prefix}{i}" for i in range(self.cluster_centers_.shape[0])],
-                          dtype=object)
-
-    def score(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
-              ) -> float:
-        """Minus the (weighted) inertia of X under the fitted centres."""
-        X = self._validate_X(X, reset=False)
-        return -self._labels_inertia(X, sample_weight)[1]
-
+        fitted = hasattr(self, "cluster_centers_")
+        X = self._validate_X(X, reset=not fitted)
+        n = X.shape[0]
+        w = check_sample_weight(sample_weight, n, dtype=X.dtype)
+        rs = getattr(self, "_random_state", None)
+        if rs is None:
+            rs = check_random_state(self.random_state)
+        self._random_state = rs
+        if not fitted:
+            p = self._check_params(n)
+            centers = self._first_batch_centers(X, sample_weight, p["init"], p["n_clusters"],
+                                                p["init_size"], rs)
+            counts = np.zeros(p["n_clusters"])
+            self._batch_size = p["batch_size"]
+            self._n_since_last_reassign = 0
+            self.n_steps_ = 0
+        else:
+            c64, c_out = getattr(self, "_centers64", (None, None))
+            centers = c64 if c_out is self.cluster_centers_ else np.asarray(
+                self.cluster_centers_, dtype=np.float64)
+            counts = self._counts
+        self._n_since_last_reassign += self._batch_size
+        reassign = bool((counts == 0).any()) or self._n_since_last_reassign >= 10 * len(counts)
+        if reassign:
+            self._n_since_last_reassign = 0
+        step = _engine.minibatch_kmeans_step(
+            X, w, centers, counts, rs=rs, reassign=reassign,
+            reassignment_ratio=check_float(self.reassignment_ratio, "reassignment_ratio",
+                                           min=0.0),
+            verbose=self.verbose, after=bool(self.compute_labels))
+        self.cluster_centers_ = step.centers.astype(X.dtype)
+        self._centers64 = (step.centers, self.cluster_centers_)
+        self._counts = step.counts
+        if self.compute_labels:
+            self.labels_ = step.labels
+            self.inertia_ = _scaled_inertia(step.inertia_after, 0)
+        self.n_steps_ = getattr(self, "n_steps_", 0) + 1
+        return self
