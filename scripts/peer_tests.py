@@ -3,6 +3,7 @@
     python scripts/peer_tests.py                 # every suite below
     python scripts/peer_tests.py scipy-logsumexp # one suite
     python scripts/peer_tests.py SUITE -- -k gh22601 -x   # extra pytest arguments
+    python scripts/peer_tests.py sklearn-kmeans -- --junitxml=/tmp/km.xml  # per-test results
 
 The test files are run where the peers installed them (site-packages); nothing
 is copied into this repository. Before pytest imports them, a small plugin
@@ -32,8 +33,10 @@ SUITES = {
     "sklearn-gaussian-mixture": ("sklearn", "mixture/tests/test_gaussian_mixture.py", [
         ("sklearn.mixture", "GaussianMixture", "GaussianMixture"),
     ]),
+    # KMeans and MiniBatchKMeans share sklearn's test file: both are swapped
     "sklearn-kmeans": ("sklearn", "cluster/tests/test_k_means.py", [
         ("sklearn.cluster", "KMeans", "KMeans"),
+        ("sklearn.cluster", "MiniBatchKMeans", "MiniBatchKMeans"),
     ]),
     "sklearn-logistic": ("sklearn", "linear_model/tests/test_logistic.py", [
         ("sklearn.linear_model", "LogisticRegression", "LogisticRegression"),
