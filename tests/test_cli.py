@@ -108,8 +108,30 @@ def test_select_k_picks_lowest_bic():
     assert [row["n_components"] for row in table] == [1, 2, 3, 4]
     best = min(table, key=lambda r: r["bic"])["n_components"]
     assert d["select_k"]["best_n_components"] == best == d["n_components"] == 2
+    assert all(row["covariance_type"] == "full" for row in table)
+    # the table is select_mixture's
+    sel = maxlik.select_mixture(faithful(), n_components=range(1, 5), covariance_types="full",
+                                random_state=0)
+    for row, ref in zip(table, sel.table):
+        np.testing.assert_allclose(row["bic"], ref["bic"], rtol=1e-12)
+        np.testing.assert_allclose(row["icl"], ref["icl"], rtol=1e-12)
     rc, out, _ = run("fit", "--select-k", "1,2")
     assert rc == 0 and "<- best BIC" in out and "BIC" in out.splitlines()[2]
+
+
+def test_select_k_with_every_covariance_type():
+    rc, out, err = run("fit", "--select-k", "1..3", "--covariance", "all", "--json")
+    assert rc == 0, err
+    d = json.loads(out)
+    table = d["select_k"]["table"]
+    assert [(r["n_components"], r["covariance_type"]) for r in table] == [
+        (k, t) for k in (1, 2, 3) for t in ("full", "tied", "diag", "spherical")]
+    best = min(table, key=lambda r: r["bic"])
+    assert (d["n_components"], d["covariance_type"]) == (best["n_components"],
+                                                         best["covariance_type"])
+    assert d["select_k"]["best_covariance_type"] == d["covariance_type"]
+    rc, out, _ = run("fit", "--select-k", "1,2", "--covariance", "all")
+    assert rc == 0 and out.count("<- best BIC") == 1 and "spherical" in out
 
 
 def test_kmeans_model_matches_estimator(tmp_path):
@@ -224,6 +246,8 @@ def test_data_errors_exit_1_with_one_line(tmp_path):
     ["fit", "--covariance", "banana"],
     ["fit", "--select-k", "a..b"],
     ["fit", "--model", "kmeans", "--select-k", "1..3"],
+    ["fit", "--covariance", "all"],
+    ["fit", "--model", "gaussian", "--covariance", "all"],
     ["fit", "--tol", "-1"],
     ["bench", "everything"],
     ["frobnicate"],

@@ -29,6 +29,7 @@ from .losses import *  # noqa: E402,F403
 from .mixture import *  # noqa: E402,F403
 from .cluster import *  # noqa: E402,F403
 from .linear_model import *  # noqa: E402,F403
+from .selection import *  # noqa: E402,F403
 from . import special, stats, mle, divergences, losses, mixture, cluster, linear_model  # noqa: E402
 
 

@@ -116,17 +116,24 @@ def _fit_gmm(X, K, args, show_progress=True):
                 bar.close()
     notes = [str(w.message).splitlines()[0] for w in caught
              if "Converge" in type(w.message).__name__]
+    return _gmm_summary(model, X, history, notes)
+
+
+def _gmm_summary(model, X, history, notes):
+    """The fit command's result dict for a fitted GaussianMixture."""
     if not history:
         history = [float(v) for v in getattr(model, "lower_bounds_", [model.lower_bound_])]
     n = X.shape[0]
     D = X.shape[1]
+    K = model.n_components
+    ctype = model.covariance_type
     loglik = float(model.score(X)) * n
-    n_params = _n_free_parameters(args.covariance, K, D)
+    n_params = _n_free_parameters(ctype, K, D)
     return {
         "model": "gmm",
         "estimator": f"{type(model).__module__.split('.')[0]}.{type(model).__name__}",
         "n_components": K,
-        "covariance_type": args.covariance,
+        "covariance_type": ctype,
         "weights": model.weights_,
         "means": model.means_,
         "covariances": model.covariances_,
@@ -139,9 +146,38 @@ def _fit_gmm(X, K, args, show_progress=True):
         "converged": bool(model.converged_),
         "lower_bounds": history,
         "_model": model,  # labels (for --plot only) by model.predict(X), when needed
-        "_full_cov": _full_covariances(model.covariances_, args.covariance, K, D),
+        "_full_cov": _full_covariances(model.covariances_, ctype, K, D),
         "_notes": notes,
     }
+
+
+def _select_gmm(X, args):
+    """--select-k: maxlik.select_mixture over the K range and covariance type(s), by BIC.
+
+    Returns (the best fit's result dict, the table rows)."""
+    import maxlik
+
+    for K in args.select_k:
+        if K > X.shape[0]:
+            raise DataError(f"--select-k: K={K} exceeds the number of rows ({X.shape[0]})")
+    types = (("full", "tied", "diag", "spherical") if args.covariance == "all"
+             else (args.covariance,))
+    params = {}
+    if args.max_iter is not None:
+        params["max_iter"] = args.max_iter
+    if args.tol is not None:
+        params["tol"] = args.tol
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            sel = maxlik.select_mixture(X, n_components=args.select_k, covariance_types=types,
+                                        n_init=args.n_init, criterion="bic",
+                                        random_state=args.seed, **params)
+        except ValueError as exc:
+            raise DataError(str(exc).splitlines()[0]) from None
+    notes = [str(w.message).splitlines()[0] for w in caught
+             if "Converge" in type(w.message).__name__]
+    return _gmm_summary(sel.best_, X, [], notes), sel.table
 
 
 def _fit_kmeans(X, K, args):
@@ -288,6 +324,8 @@ def _parse_k_range(spec):
 def _cmd_fit(args, parser):
     if args.select_k is not None and args.model != "gmm":
         parser.error("--select-k needs --model gmm (it compares BIC across K)")
+    if args.covariance == "all" and not args.select_k:
+        parser.error("--covariance all needs --select-k (it compares every covariance type)")
     if args.plot:
         _require_matplotlib()
     X, names, source = load_data(args.data, columns=args.columns, key=args.key,
@@ -296,26 +334,7 @@ def _cmd_fit(args, parser):
     table = None
     if args.model == "gmm":
         if args.select_k:
-            table = []
-            fits = {}
-            bar = _progress(len(args.select_k), "select K")
-            try:
-                for K in args.select_k:
-                    if K > X.shape[0]:
-                        raise DataError(f"--select-k: K={K} exceeds the number of rows "
-                                        f"({X.shape[0]})")
-                    r = _fit_gmm(X, K, args, show_progress=False)
-                    fits[K] = r
-                    table.append({"n_components": K, "log_likelihood": r["log_likelihood"],
-                                  "bic": r["bic"], "aic": r["aic"], "n_iter": r["n_iter"],
-                                  "converged": r["converged"]})
-                    if bar is not None:
-                        bar.update(1)
-            finally:
-                if bar is not None:
-                    bar.close()
-            best_k = min(table, key=lambda row: row["bic"])["n_components"]
-            res = fits[best_k]
+            res, table = _select_gmm(X, args)
         else:
             res = _fit_gmm(X, args.components, args)
     elif args.model == "kmeans":
@@ -331,7 +350,8 @@ def _cmd_fit(args, parser):
         payload["seconds"] = elapsed
         if table is not None:
             payload["select_k"] = {"criterion": "bic", "table": _jsonable(table),
-                                   "best_n_components": res["n_components"]}
+                                   "best_n_components": res["n_components"],
+                                   "best_covariance_type": res["covariance_type"]}
         if args.plot:
             payload["plot"] = args.plot
         print(json.dumps(payload, indent=2))
@@ -342,11 +362,15 @@ def _cmd_fit(args, parser):
         print(f"maxlik {info['version']} (instruction set {info['isa']}, "
               f"{info['num_threads']} threads)\n")
         if table is not None:
-            print("K   log-likelihood          BIC          AIC  iter  converged")
+            print("K   covariance  log-likelihood          BIC          AIC          ICL  "
+                  "iter  converged")
             for row in table:
-                mark = "  <- best BIC" if row["n_components"] == res["n_components"] else ""
-                print(f"{row['n_components']:<3d} {row['log_likelihood']:14.6g} "
-                      f"{row['bic']:12.6g} {row['aic']:12.6g} {row['n_iter']:5d}  "
+                best = (row["n_components"], row["covariance_type"]) == (
+                    res["n_components"], res["covariance_type"])
+                mark = "  <- best BIC" if best else ""
+                print(f"{row['n_components']:<3d} {row['covariance_type']:<10s} "
+                      f"{row['log_likelihood']:15.6g} {row['bic']:12.6g} {row['aic']:12.6g} "
+                      f"{row['icl']:12.6g} {row['n_iter']:5d}  "
                       f"{'yes' if row['converged'] else 'no':>9s}{mark}")
             print()
         _print_summary(res, X, names, source)
@@ -468,8 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model to fit (default gmm)")
     f.add_argument("--components", "-k", type=_positive_int, default=2, metavar="K",
                    help="mixture components / clusters (default 2)")
-    f.add_argument("--covariance", choices=("full", "tied", "diag", "spherical"),
-                   default="full", help="covariance type (default full)")
+    f.add_argument("--covariance", choices=("full", "tied", "diag", "spherical", "all"),
+                   default="full", help="covariance type (default full); 'all' with "
+                                        "--select-k compares the four types")
     f.add_argument("--columns", type=_parse_columns, metavar="A,B",
                    help="columns to use, by name or 0-based index (default all)")
     f.add_argument("--key", help="array name inside an .npz file")
@@ -481,8 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--n-init", type=_positive_int, default=1, metavar="N",
                    help="initialisations; the best is kept (default 1)")
     f.add_argument("--select-k", type=_parse_k_range, metavar="1..8",
-                   help="fit each K, print the BIC/AIC table and keep the K with the "
-                        "lowest BIC (gmm only)")
+                   help="fit each K (and each covariance type with --covariance all) by "
+                        "maxlik.select_mixture, print the BIC/AIC/ICL table and keep the "
+                        "fit with the lowest BIC (gmm only)")
     f.add_argument("--drop-na", action="store_true",
                    help="drop rows with missing values instead of failing")
     f.add_argument("--plot", metavar="OUT.png",
