@@ -581,7 +581,7 @@ class GaussianMixture(BaseEstimator):
                              f"{ctype!r} with means {m.shape}; got {cov.shape}")
         U = precision_cholesky(cov, ctype)  # as the M-step computes them
         model._set_parameters(MixtureParameters(ctype, w, m, U, cov))
-        model.n_features_in_ = D
+        check_n_features(model, D, reset=True)
         model.converged_ = False
         model.n_iter_ = 0
         model.lower_bound_ = -np.inf

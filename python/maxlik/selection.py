@@ -69,8 +69,10 @@ class MixtureSelection:
 
     def to_frame(self) -> Any:
         """The table as a ``pandas.DataFrame`` (needs pandas)."""
+        import importlib
+
         try:
-            import pandas as pd
+            pd = importlib.import_module("pandas")
         except ImportError:
             raise ImportError("MixtureSelection.to_frame needs pandas (pip install pandas); "
                               "the rows are in .table") from None
