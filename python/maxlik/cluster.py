@@ -452,6 +452,10 @@ class KMeans(_BaseKMeans):
         check_bool(self.copy_x, "copy_x")
         if not isinstance(self.algorithm, str) or self.algorithm not in ("lloyd", "elkan"):
             raise ValueError(f"algorithm must be 'lloyd' or 'elkan'; got {self.algorithm!r}")
+        if self.algorithm == "elkan" and n_clusters == 1:
+            warnings.warn("algorithm='elkan' doesn't make sense for a single cluster. Using "
+                          "'lloyd' instead (maxlik always runs Lloyd's algorithm).",
+                          RuntimeWarning, stacklevel=4)
         init = _check_init(self.init)
         n_init = _n_init(self.n_init, init, 10)
         if isinstance(init, np.ndarray) and n_init != 1:
@@ -513,6 +517,7 @@ class KMeans(_BaseKMeans):
                 exceptions.ConvergenceWarning, stacklevel=3)  # fit <- wrapper <- the caller
         check_n_features(self, d, reset=True)
         self._set_feature_names(names)
+        self._n_init = n_init  # scikit-learn's resolved n_init (its tests read it)
         self.cluster_centers_ = res.cluster_centers
         self.labels_ = res.labels
         self.inertia_ = res.inertia
@@ -753,6 +758,8 @@ class MiniBatchKMeans(_BaseKMeans):
         self._counts = res.counts
         self._centers64 = (res.cluster_centers, self.cluster_centers_)
         self._batch_size = p["batch_size"]
+        # scikit-learn's resolved n_init / init_size (its tests read them)
+        self._n_init, self._init_size = p["n_init"], p["init_size"]
         self._n_since_last_reassign = res.n_since_last_reassign
         self.n_steps_ = res.n_steps
         self.n_iter_ = res.n_iter
@@ -797,6 +804,7 @@ class MiniBatchKMeans(_BaseKMeans):
                                                 p["init_size"], rs)
             counts = np.zeros(p["n_clusters"])
             self._batch_size = p["batch_size"]
+            self._n_init, self._init_size = p["n_init"], p["init_size"]
             self._n_since_last_reassign = 0
             self.n_steps_ = 0
         else:
