@@ -241,6 +241,20 @@ def test_freeze_needs_its_init():
     np.testing.assert_array_equal(gm.means_, mi)
 
 
+def test_partial_fit_honours_freeze():
+    X = faithful()
+    mi = np.array([[2.0, 55.0], [4.5, 80.0]])
+    wi = np.array([0.4, 0.6])
+    gm = GaussianMixture(2, means_init=mi, weights_init=wi, freeze=("means", "weights"),
+                         random_state=0)
+    for batch in np.array_split(X, 4):
+        gm.partial_fit(batch)
+        np.testing.assert_array_equal(gm.means_, mi)
+        np.testing.assert_array_equal(gm.weights_, wi)
+    with pytest.raises(ValueError, match="freeze contains 'covariances'"):
+        GaussianMixture(2, freeze=["covariances"]).partial_fit(X)
+
+
 def test_frozen_means_on_memmap(tmp_path):
     X = faithful()
     mi = np.array([[2.0, 55.0], [4.5, 80.0]])

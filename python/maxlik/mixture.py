@@ -52,6 +52,7 @@ from ._kernels import (  # the block API is public here
     MixtureParameters,
     MixtureStatistics,
     _covariances_from_cholesky,
+    _mixture_update,
     _n_parameters,
     _precisions_from_cholesky,
     _tied_center,
@@ -144,7 +145,8 @@ class GaussianMixture(BaseEstimator):
         Parameters held at ``weights_init`` / ``means_init`` /
         ``precisions_init`` (which must then be given); EM maximises over
         the others (a restricted M-step, so the lower bound stays monotone).
-        With frozen means the covariances are taken around them.
+        With frozen means the covariances are taken around them. :meth:`fit`
+        and :meth:`partial_fit` both honour it.
 
     Attributes
     ----------
@@ -453,6 +455,7 @@ class GaussianMixture(BaseEstimator):
         self
         """
         K, _ = self._check_hyper()
+        freeze = self._check_freeze()
         decay = check_float(self.learning_decay, "learning_decay", min=0.5)
         if not (0.5 < decay <= 1.0):
             raise ValueError(f"learning_decay must be in (0.5, 1]; got {decay}")
@@ -489,7 +492,11 @@ class GaussianMixture(BaseEstimator):
             return self
         rho = 1.0 if running is None else _engine.step_size(t, decay, offset)
         running = _engine.blend_statistics(running, _engine.recentre(batch, ref), rho)
-        self._set_parameters(mixture_update(running, float(self.reg_covar)), X.dtype)
+        fixed = {}
+        if freeze:  # the same restricted M-step as fit
+            fixed = _engine.frozen_parameters(freeze, self.covariance_type, *self._check_initial(
+                K, D, self.covariance_type, X.dtype))
+        self._set_parameters(_mixture_update(running, float(self.reg_covar), fixed)[0], X.dtype)
         self._stepwise_state = (running, t + 1, ref, self.means_)
         self.n_iter_ = t + 1
         self.lower_bound_ = batch.mean_log_likelihood
