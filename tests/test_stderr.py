@@ -335,19 +335,31 @@ def _constrained_cov(H, K, P):
     return Q @ np.linalg.inv(Q.T @ H @ Q) @ Q.T
 
 
+@pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("C", [np.inf, 0.5])
-def test_multinomial_stderr_finite_differences(C):
+def test_multinomial_stderr_finite_differences(C, fit_intercept):
     K, D = 3, 2
     X, y = _logit_data(n=300, D=D, K=K, seed=3)
-    clf = LogisticRegression(C=C, tol=1e-10, max_iter=2000).fit(X, y)
+    clf = LogisticRegression(C=C, tol=1e-10, max_iter=2000, fit_intercept=fit_intercept).fit(X, y)
     np.testing.assert_allclose(clf.coef_.sum(axis=0), 0, atol=1e-8)  # the sum-to-zero fit
     np.testing.assert_allclose(clf.intercept_.sum(), 0, atol=1e-8)
-    theta = np.column_stack([clf.coef_, clf.intercept_]).ravel()
-    H = fd_hessian(lambda t: _nll(t, X, y, K, C, True), theta)
-    se = np.sqrt(np.diag(_constrained_cov(H, K, D + 1))).reshape(K, D + 1)
+    P = D + int(fit_intercept)
+    theta = (np.column_stack([clf.coef_, clf.intercept_]) if fit_intercept else clf.coef_).ravel()
+    H = fd_hessian(lambda t: _nll(t, X, y, K, C, fit_intercept), theta)
+    se = np.sqrt(np.diag(_constrained_cov(H, K, P))).reshape(K, P)
     np.testing.assert_allclose(clf.stderr_, se[:, :D], rtol=1e-4)
-    np.testing.assert_allclose(clf.intercept_stderr_, se[:, D], rtol=1e-4)
+    if fit_intercept:
+        np.testing.assert_allclose(clf.intercept_stderr_, se[:, D], rtol=1e-4)
+    else:
+        np.testing.assert_array_equal(clf.intercept_stderr_, np.zeros(K))
     assert clf.stderr_.shape == clf.coef_.shape
+
+
+def test_logit_stderr_without_intercept_matches_statsmodels():
+    X, y = _logit_data(seed=12)
+    clf = LogisticRegression(penalty=None, tol=1e-10, max_iter=1000, fit_intercept=False).fit(X, y)
+    ref = sm.Logit(y, X).fit(disp=0, tol=1e-12)
+    np.testing.assert_allclose(clf.stderr_[0], ref.bse, rtol=1e-6)
 
 
 def test_multinomial_contrasts_match_statsmodels_mnlogit():
