@@ -131,10 +131,13 @@ def _max_abs_of(X) -> float:
     return max_abs(X.values() if K.is_csr_block(X) else X)
 
 
-def _as_rows(X, dtype=None):
-    """The one validator for k-means input: dense ``check_X`` or CSR rows (scipy.sparse X)."""
+def _as_rows(X, dtype=None) -> np.ndarray:
+    """The one validator for k-means input: dense ``check_X`` or CSR rows (scipy.sparse X).
+
+    Typed as an ndarray: :class:`maxlik._kernels.CSRRows` has the parts of one
+    that the callers use (shape, dtype) and the kernels dispatch on it."""
     if _sources.is_sparse(X):
-        return _sources.check_csr(X, dtype=dtype)[1]
+        return cast(np.ndarray, _sources.check_csr(X, dtype=dtype)[1])
     return check_X(X, dtype=dtype)
 
 
@@ -164,26 +167,31 @@ class _BaseKMeans(BaseEstimator):
 
     _estimator_type = "clusterer"
     cluster_centers_: np.ndarray
+    labels_: Any  # ndarray (N,) int32, or a lazy dask array
+
+    def fit(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None) -> Self:
+        """Fit the centres (defined by each subclass)."""
+        raise NotImplementedError
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
 
-    def _validate_X(self, X: ArrayLike, reset: bool) -> Any:
+    def _validate_X(self, X: ArrayLike, reset: bool) -> np.ndarray:
         """The one validator (``check_X``, or CSR rows for scipy.sparse X) plus the feature
         names of a DataFrame."""
         names = _feature_names(X)
         if reset:
-            X = _as_rows(X)
-            check_n_features(self, X.shape[1], reset=True)
+            rows = _as_rows(X)
+            check_n_features(self, rows.shape[1], reset=True)
             self._set_feature_names(names)
-            return X
+            return rows
         check_is_fitted(self, "cluster_centers_")
         self._check_feature_names(names)
-        X = _as_rows(X, dtype=self.cluster_centers_.dtype)
-        check_n_features(self, X.shape[1], reset=False)
-        return X
+        rows = _as_rows(X, dtype=self.cluster_centers_.dtype)
+        check_n_features(self, rows.shape[1], reset=False)
+        return rows
 
     def _set_feature_names(self, names):
         if names is not None:
