@@ -41,6 +41,8 @@ import warnings
 
 import numpy as np
 
+from ._validation import check_output_size
+
 __all__ = ["mixture_stderr"]
 
 _CHUNK_VALUES = 1 << 21  # rows x parameters per chunk of per-row scores
@@ -175,6 +177,9 @@ def observed_information(source, params):
     """−∇²ℓ (P, P) in the free parametrisation (one pass over the source) and its layout."""
     K, D = params.means.shape
     lay = _Layout(params.covariance_type, K, D)
+    # the (P, P) information, its per-block copies, and the inverse with its factor
+    check_output_size((lay.P, lay.P), 8, f"observed information ({lay.P} x {lay.P}: one row "
+                      "and column per free parameter)", extra_bytes=4 * lay.P * lay.P * 8)
     outer, Nk, su, Muu = source.map_reduce(_hessian_block, params, lay, merge=_merge)
     H = outer.copy()
     weights = np.asarray(params.weights, dtype=np.float64)
