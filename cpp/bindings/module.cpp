@@ -35,6 +35,7 @@ bool python_interrupt_check() {
 void register_special(py::module_& m);     // logsumexp, softmax, log_softmax
 void register_gaussian(py::module_& m);    // Gaussian log-densities, Cholesky
 void register_mixture(py::module_& m);     // EM block statistics for mixtures
+void register_mixture_missing(py::module_& m);  // EM with missing values (NaN)
 void register_cluster(py::module_& m);     // k-means
 void register_divergence(py::module_& m);  // entropies, KL
 void register_losses(py::module_& m);      // cross-entropy & friends
@@ -69,6 +70,7 @@ PYBIND11_MODULE(MAXLIK_MODULE_NAME, m) {
   register_special(m);
   register_gaussian(m);
   register_mixture(m);
+  register_mixture_missing(m);
   register_cluster(m);
   register_divergence(m);
   register_losses(m);

@@ -424,7 +424,7 @@ def _labels_of_rows(idx, n_components_of_idx):
 
 def initial_mixture_parameters(source, K_, ctype, reg_covar, init_params, rs, winit=None,
                                minit=None, pinit=None, on_collapse="raise",
-                               reseeds=None) -> MixtureParameters:
+                               reseeds=None, missing="raise") -> MixtureParameters:
     """The initial parameters of EM from all rows of `source` (scikit-learn's initialisers).
 
     "kmeans": the labels of a k-means fit (k-means++, one run); "k-means++":
@@ -436,11 +436,17 @@ def initial_mixture_parameters(source, K_, ctype, reg_covar, init_params, rs, wi
     A component whose initial covariance is singular raises, or with
     ``on_collapse="reseed"`` is re-seeded (:func:`reseed_components`, judged by
     the other components; the indices are appended to the list `reseeds`).
+
+    ``missing="marginalize"``: the initialisers run on the rows with each NaN
+    replaced by the mean of its column's observed entries (one extra pass; a
+    block without NaN is read unchanged, so complete data initialise as before).
     """
     if winit is not None and minit is not None and pinit is not None:
         # Everything given: no data-driven initialisation needed.
         return MixtureParameters(ctype, winit, minit, pinit,
                                  _covariances_from_cholesky(pinit, ctype))
+    if missing == "marginalize":
+        source = _FilledSource(source, column_means_observed(source))
     N, D = source.n_samples, source.n_features
     dtype = source.dtype
     kmeans = None
@@ -502,6 +508,58 @@ def initial_mixture_parameters(source, K_, ctype, reg_covar, init_params, rs, wi
                                  _covariances_from_cholesky(pinit, ctype))
     return MixtureParameters(ctype, weights, means, params.precisions_cholesky,
                              params.covariances)
+
+
+class _FilledSource:
+    """A source whose blocks have their NaN entries replaced by column means.
+
+    The initialisation of a fit with missing values (``missing="marginalize"``)
+    runs the ordinary initialisers on this view; blocks without NaN are passed
+    through unchanged, so data without NaN initialise exactly as before."""
+
+    def __init__(self, source, col_means):
+        self._src = source
+        self._means = np.ascontiguousarray(col_means, dtype=source.dtype)
+        for name in ("n_samples", "n_features", "dtype", "weighted", "block_bounds"):
+            setattr(self, name, getattr(source, name))
+
+    def __getattr__(self, name):  # weights and sizes: the wrapped source's
+        return getattr(self._src, name)
+
+    def map_blocks(self, fn, *args, **kw):
+        return self._src.map_blocks(_FilledPerBlock(fn, self._means), *args, **kw)
+
+    def map_reduce(self, fn, *args, **kw):
+        return self._src.map_reduce(_FilledPerBlock(fn, self._means), *args, **kw)
+
+    def read_rows(self, r0, r1):
+        xb, wb = self._src.read_rows(r0, r1)
+        return K.fill_block(np.ascontiguousarray(xb), self._means), wb
+
+    def take(self, idx):
+        xb, wb = self._src.take(idx)
+        return K.fill_block(np.ascontiguousarray(xb), self._means), wb
+
+
+@dataclass(frozen=True)
+class _FilledPerBlock:
+    """``fn(filled xb, wb, *rest)``: picklable for Dask workers."""
+
+    fn: object
+    means: np.ndarray
+
+    def __call__(self, xb, wb, *rest):
+        return K.filled_call(self.fn, self.means, xb, wb, *rest)
+
+
+def column_means_observed(source) -> np.ndarray:
+    """Weighted mean of the observed (non-NaN) entries of every column (one pass)."""
+    sums, counts = source.map_reduce(K.nan_column_sums_block)
+    empty = np.flatnonzero(counts <= 0)
+    if empty.size:
+        raise ValueError(f"X: column {int(empty[0])} has no observed (non-NaN) entry with "
+                         "positive weight; drop it before fitting")
+    return sums / counts
 
 
 @dataclass
@@ -590,7 +648,7 @@ def frozen_parameters(freeze, ctype, winit, minit, pinit) -> dict:
 def fit_mixture(source, *, n_components, covariance_type, tol, reg_covar, max_iter, n_init,
                 init_params, rs, winit=None, minit=None, pinit=None, warm=None, verbose=0,
                 verbose_interval=10, callback=None, on_collapse="raise",
-                freeze=()) -> MixtureFit:
+                freeze=(), missing="raise") -> MixtureFit:
     """EM on a source; each iteration is one pass (the fused C++ E-step + M-step statistics).
 
     `warm` = (parameters, lower bound) continues a previous fit (one run, no
@@ -603,10 +661,17 @@ def fit_mixture(source, *, n_components, covariance_type, tol, reg_covar, max_it
     is re-initialised (:func:`reseed_components`) and EM goes on; the lower
     bound is monotone from each re-seed on. More than :data:`MAX_RESEEDS` in
     one initialisation raise.
+    ``missing="marginalize"``: NaN entries are missing at random; each pass is
+    :func:`maxlik._kernels.em_missing_block` (observed-data likelihood, expected
+    statistics), the M-step the same.
     """
     K_, ctype = n_components, covariance_type
     biggest = max(r1 - r0 for r0, r1 in source.block_bounds)
     check_em_memory(biggest, source.n_features, source.dtype, K_, ctype)  # every pass's size
+    em_kernel = K.em_block
+    if missing == "marginalize":
+        em_kernel = K.em_missing_block
+        K.check_em_missing_memory(source.n_features, K_)
     reseed = on_collapse == "reseed" and ctype != "tied"  # a tied collapse has no donor
     fixed = frozen_parameters(freeze, ctype, winit, minit, pinit)
     best = None
@@ -619,7 +684,8 @@ def fit_mixture(source, *, n_components, covariance_type, tol, reg_covar, max_it
         reseed_its: list[int] = []
         if warm is None:
             params = initial_mixture_parameters(source, K_, ctype, reg_covar, init_params, rs,
-                                                winit, minit, pinit, on_collapse, reseeded)
+                                                winit, minit, pinit, on_collapse, reseeded,
+                                                missing=missing)
             lb = -np.inf
             if reseeded:
                 reseed_its.append(0)
@@ -637,7 +703,7 @@ def fit_mixture(source, *, n_components, covariance_type, tol, reg_covar, max_it
         it = 0
         for it in range(1, max_iter + 1):
             prev = lb
-            stats = source.map_reduce(K.em_block, params)
+            stats = source.map_reduce(em_kernel, params)
             new, collapsed = _mixture_update(stats, reg_covar, fixed, mark_collapsed=reseed)
             lb = stats.mean_log_likelihood
             bounds.append(lb)

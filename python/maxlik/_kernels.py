@@ -634,6 +634,78 @@ def score_entropy_block(xb, wb, params: MixtureParameters):
     return ll, ent
 
 
+def _has_nan(xb) -> bool:
+    # one pass, no (N, D) temporary; inf was rejected by the source (a sum that
+    # overflows is inf, not NaN)
+    with np.errstate(all="ignore"):
+        return bool(np.isnan(xb.sum(dtype=np.float64)))
+
+
+def _missing_args(params: MixtureParameters):
+    with np.errstate(divide="ignore"):
+        log_w = np.log(np.asarray(params.weights, dtype=np.float64))
+    return (_TYPE_CODE[params.covariance_type],
+            np.ascontiguousarray(params.means, dtype=np.float64),
+            np.ascontiguousarray(params.precisions_cholesky, dtype=np.float64), log_w)
+
+
+def em_missing_block(xb, wb, params: MixtureParameters) -> MixtureStatistics:
+    """E-step statistics of one block whose NaN entries are missing at random.
+
+    A block without NaN is :func:`em_block` itself (the same numbers as the
+    ordinary fit). Otherwise one C++ pass (``cpp/include/maxlik/mixture_missing.hpp``)
+    gives the observed-data log-likelihood and the expected sufficient
+    statistics (conditional means and covariances of the missing entries),
+    in the layout of :func:`em_block`, so :func:`mixture_update` is the M-step
+    and the statistics of both kinds of blocks add up. Rows with no observed
+    entry get weight 0.
+    """
+    if not _has_nan(xb):
+        return _statistics(xb, params, wb)
+    code, means, prec, log_w = _missing_args(params)
+    shift = _shift_of(params)
+    raw = _core.em_missing_statistics(xb, wb, code, shift, means, prec, log_w)
+    return _pack(xb, raw, params.covariance_type, shift)
+
+
+def check_em_missing_memory(D, K) -> None:
+    """MemoryError (before anything is allocated) if the per-thread scratch of the
+    missing-value kernels (K x D x 520 filled values, factors) cannot fit."""
+    check_output_size(0, 1, f"missing-value E-step scratch for n_components={K}, "
+                      f"n_features={D}", extra_bytes=_core._em_missing_bytes(D, K))
+
+
+def logpdf_missing_block(xb, params: MixtureParameters) -> np.ndarray:
+    """(nb, K) float64 log π_k + log N(x_o | μ_k,o, Σ_k,oo) over the observed entries
+    of each row (0 + log π_k for a row with none)."""
+    return _core.mixture_logpdf_missing(xb, *_missing_args(params))
+
+
+def impute_block(xb, params: MixtureParameters) -> np.ndarray:
+    """A copy of `xb` with each NaN replaced by E[x_m | x_o] (observed entries unchanged)."""
+    return _core.mixture_impute(xb, *_missing_args(params))
+
+
+def nan_column_sums_block(xb, wb):
+    """(Σ w x over the observed entries, Σ w of them) per column (float64, (D,) each)."""
+    obs = ~np.isnan(xb)
+    w = np.ones(xb.shape[0]) if wb is None else np.asarray(wb, np.float64)
+    return (np.where(obs, xb, 0).astype(np.float64, copy=False).T @ w,
+            obs.T.astype(np.float64) @ w)
+
+
+def fill_block(xb, col_means):
+    """`xb` with its NaN entries replaced by `col_means` (xb itself if it has none)."""
+    if not _has_nan(xb):
+        return xb
+    return np.ascontiguousarray(np.where(np.isnan(xb), col_means.astype(xb.dtype), xb))
+
+
+def filled_call(fn, col_means, xb, wb, *rest):
+    """``fn`` on the block with its NaN entries filled by the column means."""
+    return fn(fill_block(xb, col_means), wb, *rest)
+
+
 def resp_block(xb, wb, resp, labels, ctype, K, shift, kmeans=None):
     """Statistics of one block under given responsibilities (the initialisations).
 

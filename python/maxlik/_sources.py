@@ -149,22 +149,27 @@ def check_csr(X, name: str = "X", *, dtype=None, min_samples: int = 1):
 
 
 def make_source(X, y=None, sample_weight=None, *, block_size=None, dtype=None,
-                accept_sparse=False):
+                accept_sparse=False, allow_nan=False):
     """The source for X: Dask, out-of-core, sparse or in-memory (validated with ``check_X``).
 
     scipy.sparse X gives a :class:`SparseSource` only with `accept_sparse` (a fit
-    whose block kernels all have a CSR path); otherwise check_X's TypeError."""
+    whose block kernels all have a CSR path); otherwise check_X's TypeError.
+    `allow_nan`: NaN entries (missing values) pass the checks; infinities do not."""
     if accept_sparse and is_sparse(X):
         return SparseSource(X, y, sample_weight, dtype=dtype)
     if is_dask(X):
         from .dask import DaskSource
 
-        return DaskSource(X, y, sample_weight, dtype=dtype)
+        return DaskSource(X, y, sample_weight, dtype=dtype, allow_nan=allow_nan)
     if is_out_of_core(X):
-        return BlockSource(X, y, sample_weight, block_size=block_size, dtype=dtype)
+        return BlockSource(X, y, sample_weight, block_size=block_size, dtype=dtype,
+                           allow_nan=allow_nan)
     from ._validation import check_X
 
-    return ArraySource(check_X(X, dtype=dtype), y, sample_weight)
+    arr = check_X(X, dtype=dtype, finite=not allow_nan)
+    if allow_nan:
+        check_finite(arr, "X", allow_nan=True)
+    return ArraySource(arr, y, sample_weight)
 
 
 def _positive_count(n, w):
@@ -341,7 +346,9 @@ class BlockSource(_LocalSource):
     block is done, so the resident set does not grow with N.
     """
 
-    def __init__(self, X, y=None, sample_weight=None, *, block_size=None, dtype=None):
+    def __init__(self, X, y=None, sample_weight=None, *, block_size=None, dtype=None,
+                 allow_nan=False):
+        self.allow_nan = allow_nan
         shape = tuple(X.shape)
         check_X_layout(shape, X.dtype, "X")
         self.X = X
@@ -389,7 +396,7 @@ class BlockSource(_LocalSource):
     def _rows(self, r0, r1, check):
         xb = as_float_array(self.X[r0:r1], "X", dtype=self.dtype)
         if check:
-            check_finite(xb, "X", row_offset=r0)
+            check_finite(xb, "X", row_offset=r0, allow_nan=self.allow_nan)
         return xb
 
     def map_blocks(self, fn, *args, per_block=None, with_y=False):
@@ -463,7 +470,7 @@ __all__ = ["ArraySource", "SparseSource", "BlockSource", "make_source", "is_spar
            "is_streamed", "auto_block_size", "BLOCK_BYTES", "ROW_ALIGN", "apply_blockwise"]
 
 
-def apply_blockwise(est, method, X, *, n_out=None, block_size=None):
+def apply_blockwise(est, method, X, *, n_out=None, block_size=None, allow_nan=False):
     """``est.method`` on a streamed X: lazy for dask, block by block for out-of-core.
 
     `n_out` is the number of output columns (None for a 1-D result per row).
@@ -474,7 +481,7 @@ def apply_blockwise(est, method, X, *, n_out=None, block_size=None):
 
         return map_rows(est, method, X, n_out)
     src = BlockSource(X, block_size=block_size if block_size is not None
-                      else getattr(est, "block_size", None))
+                      else getattr(est, "block_size", None), allow_nan=allow_nan)
     # the concatenated result lives in memory (blocks plus the final copy)
     check_output_size((src.n_samples, n_out or 1), 8, f"{method} result for every row",
                       extra_bytes=src.n_samples * (n_out or 1) * 8)

@@ -147,10 +147,12 @@ def as_float_array(
     return arr
 
 
-def check_finite(arr: np.ndarray, name: str, row_offset: int = 0) -> None:
+def check_finite(arr: np.ndarray, name: str, row_offset: int = 0, allow_nan: bool = False
+                 ) -> None:
     """Raise ValueError naming `name` and the first row holding NaN or inf.
 
-    `row_offset` is added to the row reported (for blocks of a larger array)."""
+    `row_offset` is added to the row reported (for blocks of a larger array).
+    `allow_nan`: only infinities are errors (NaN marks a missing entry)."""
     if arr.size == 0:
         return
     # np.isfinite(arr.sum()) is one cheap pass; only on failure find the row.
@@ -158,14 +160,14 @@ def check_finite(arr: np.ndarray, name: str, row_offset: int = 0) -> None:
         total = arr.sum(dtype=np.float64)
     if np.isfinite(total):
         return
-    bad = ~np.isfinite(arr)
+    bad = np.isinf(arr) if allow_nan else ~np.isfinite(arr)
     if not bad.any():
-        return  # the sum overflowed but every element is finite
+        return  # the sum overflowed (or is NaN from allowed NaN) but nothing is bad
     if arr.ndim == 0:
         raise ValueError(f"{name} must be finite; got {arr[()]}")
     rows = bad.reshape(arr.shape[0], -1).any(axis=1)
     i = int(np.argmax(rows))
-    what = "NaN" if np.isnan(arr[i]).any() else "infinity"
+    what = "NaN" if not allow_nan and np.isnan(arr[i]).any() else "infinity"
     # "Input X contains NaN" is scikit-learn's wording (its tests match it)
     raise ValueError(
         f"Input {name} contains {what} (first at row {i + row_offset}); remove or impute such "

@@ -138,7 +138,7 @@ def _run_block(fn, check, r0, with_y, xb, yb, wb, *rest):
         wb = np.ascontiguousarray(wb)
         wb = wb.view(np.float64 if wb.dtype == np.float64 else np.float32)
     if check:
-        check_finite(xb, "X", row_offset=r0)
+        check_finite(xb, "X", row_offset=r0, allow_nan=check == "inf")
         if wb is not None:
             check_weight_block(wb, where=f" of the block of rows starting at {r0}")
     if with_y:
@@ -171,7 +171,8 @@ class DaskSource:
 
     def __init__(self, X: da.Array, y: ArrayLike | da.Array | None = None,
                  sample_weight: ArrayLike | da.Array | None = None, *,
-                 dtype: DTypeLike | None = None) -> None:
+                 dtype: DTypeLike | None = None, allow_nan: bool = False) -> None:
+        self.allow_nan = allow_nan  # NaN entries are missing values (only inf is checked)
         X = _as_rows(X, dtype=dtype)
         self.X = X
         self.n_samples, self.n_features = (int(s) for s in X.shape)
@@ -194,7 +195,7 @@ class DaskSource:
         self._wb = list(self.w.to_delayed().ravel()) if self.w is not None else [None] * n
 
     def _parts(self, fn, args, per_block, with_y):
-        check = not self._validated
+        check = (not self._validated) and ("inf" if self.allow_nan else True)
         args = [_shared(a) for a in args]
         parts = []
         for i, ((r0, r1), xb, yb, wb) in enumerate(zip(self.block_bounds, self._xb, self._yb,
@@ -221,7 +222,7 @@ class DaskSource:
     def read_rows(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray | None]:
         xb, wb = dask.compute(self.X[r0:r1], None if self.w is None else self.w[r0:r1])
         xb = np.ascontiguousarray(xb)
-        check_finite(xb, "X", row_offset=r0)
+        check_finite(xb, "X", row_offset=r0, allow_nan=self.allow_nan)
         return xb, wb
 
     def read_weights(self, r0: int, r1: int) -> np.ndarray:

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _core, _engine, _sources
+from . import _core, _engine, _kernels, _sources
 from . import exceptions
 from ._base import BaseEstimator, check_is_fitted
 from ._kernels import (  # the block API is public here
@@ -63,6 +63,7 @@ from ._kernels import (  # the block API is public here
 from ._validation import (
     as_float_array,
     check_bool,
+    check_finite,
     check_float,
     check_int,
     check_n_features,
@@ -88,6 +89,7 @@ __all__ = [
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 ON_COLLAPSE = ("raise", "reseed")
+MISSING = ("raise", "marginalize")
 FREEZABLE = ("weights", "means", "covariances")
 
 
@@ -147,6 +149,23 @@ class GaussianMixture(BaseEstimator):
         the others (a restricted M-step, so the lower bound stays monotone).
         With frozen means the covariances are taken around them. :meth:`fit`
         and :meth:`partial_fit` both honour it.
+    missing : {"raise", "marginalize"}, default "raise"
+        NaN entries of X. "raise": ValueError (scikit-learn's behaviour).
+        "marginalize": they are missing at random and EM treats them as latent
+        variables (Dempster, Laird & Rubin 1977; Ghahramani & Jordan 1994):
+        the E-step uses each row's observed-data density
+        log N(x_o | μ_o, Σ_oo), the M-step the expected sufficient statistics
+        (conditional means and covariances of the missing entries), so
+        ``lower_bounds_`` is the observed-data mean log-likelihood and is
+        monotone. The initialisation (``init_params``) runs on X with each NaN
+        replaced by its column's observed mean. :meth:`score_samples`,
+        :meth:`score`, :meth:`predict` and :meth:`predict_proba` then accept
+        NaN and marginalise over the missing entries; :meth:`impute` fills
+        them. A row with no observed entry carries no information: the fit
+        ignores it (weight 0, not in ``lower_bound_``), ``score_samples`` gives
+        it 0 (log of the marginal density of nothing) and ``predict_proba``
+        the weights. Infinity is always an error; data without NaN give
+        exactly the ordinary fit. :meth:`partial_fit` does not take NaN.
 
     Attributes
     ----------
@@ -222,7 +241,8 @@ class GaussianMixture(BaseEstimator):
                  warm_start: bool = False, verbose: int = 0, verbose_interval: int = 10,
                  callback: Callable[..., Any] | None = None, block_size: int | None = None,
                  learning_decay: float = 0.7, learning_offset: float = 1.0,
-                 on_collapse: str = "raise", freeze: Iterable[str] | None = None) -> None:
+                 on_collapse: str = "raise", freeze: Iterable[str] | None = None,
+                 missing: str = "raise") -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -243,6 +263,7 @@ class GaussianMixture(BaseEstimator):
         self.learning_offset = learning_offset
         self.on_collapse = on_collapse
         self.freeze = freeze
+        self.missing = missing
 
     # -- validation ------------------------------------------------------------
     def _check_hyper(self):
@@ -262,6 +283,7 @@ class GaussianMixture(BaseEstimator):
         if self.callback is not None and not callable(self.callback):
             raise TypeError(f"callback must be callable or None; got {type(self.callback).__name__}")
         check_option(self.on_collapse, "on_collapse", ON_COLLAPSE)
+        check_option(self.missing, "missing", MISSING)
         return K, verbose
 
     def _check_freeze(self) -> tuple[str, ...]:
@@ -285,10 +307,16 @@ class GaussianMixture(BaseEstimator):
                                  f"{name} stay at {need[name]}, so give it")
         return tuple(n for n in FREEZABLE if n in names)
 
-    def _check_X(self, X: ArrayLike, *, reset: bool) -> np.ndarray:
-        X = check_X(X)
+    def _check_X(self, X: ArrayLike, *, reset: bool, allow_nan: bool = False) -> np.ndarray:
+        X = check_X(X, finite=not allow_nan)
+        if allow_nan:  # NaN marks a missing entry; inf is still an error
+            check_finite(X, "X", allow_nan=True)
         check_n_features(self, X.shape[1], reset)
         return X
+
+    def _allow_nan(self) -> bool:
+        """True when NaN entries are missing values (``missing="marginalize"``)."""
+        return check_option(self.missing, "missing", MISSING) == "marginalize"
 
     def _check_initial(self, K, D, ctype, dtype, values=None,
                        names=("weights_init", "means_init", "precisions_init")):
@@ -389,7 +417,8 @@ class GaussianMixture(BaseEstimator):
 
     def _fit(self, X, sample_weight):
         K, verbose = self._check_hyper()
-        source = _sources.make_source(X, None, sample_weight, block_size=self.block_size)
+        source = _sources.make_source(X, None, sample_weight, block_size=self.block_size,
+                                      allow_nan=self._allow_nan())
         N, D = source.n_samples, source.n_features
         if N < 2:
             raise ValueError(f"GaussianMixture needs at least 2 samples; got n_samples = {N} "
@@ -411,7 +440,7 @@ class GaussianMixture(BaseEstimator):
             init_params=self.init_params, rs=check_random_state(self.random_state),
             winit=winit, minit=minit, pinit=pinit, warm=warm, verbose=verbose,
             verbose_interval=self.verbose_interval, callback=self.callback,
-            on_collapse=self.on_collapse, freeze=freeze)
+            on_collapse=self.on_collapse, freeze=freeze, missing=self.missing)
         if not res.converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
@@ -608,7 +637,8 @@ class GaussianMixture(BaseEstimator):
         `out_columns`: columns per row of the caller's concatenated result, which
         is checked against the machine's memory before anything is computed."""
         check_is_fitted(self, "means_")
-        X = self._check_X(X, reset=False)
+        marginalize = self._allow_nan()
+        X = self._check_X(X, reset=False, allow_nan=marginalize)
         p = self.parameters()
         K, D = p.means.shape
         chunk = max(1, min(self._CHUNK, self._CHUNK_VALUES // K))
@@ -629,6 +659,9 @@ class GaussianMixture(BaseEstimator):
             xc = X[s:s + chunk]
             if xc.dtype != out_dtype:
                 xc = xc.astype(out_dtype)
+            if marginalize and _kernels._has_nan(xc):  # over the observed entries of each row
+                yield _kernels.logpdf_missing_block(xc, p).astype(out_dtype, copy=False)
+                continue
             yield _core.gaussian_logpdf(xc, np.ascontiguousarray(p.means),
                                         np.ascontiguousarray(p.precisions_cholesky), log_w,
                                         center, code)
@@ -636,7 +669,8 @@ class GaussianMixture(BaseEstimator):
     def score_samples(self, X: ArrayLike) -> np.ndarray:
         """log p(x_n) of every row under the fitted mixture, shape (N,)."""
         if _sources.is_streamed(X):  # lazy for dask, block by block for memmaps
-            return _sources.apply_blockwise(self, "score_samples", X)
+            return _sources.apply_blockwise(self, "score_samples", X,
+                                            allow_nan=self._allow_nan())
         return np.concatenate([logsumexp(a, axis=1) for a in self._weighted_log_prob_chunks(X)])
 
     def score(self, X: ArrayLike, y: object = None, sample_weight: ArrayLike | None = None
@@ -651,7 +685,7 @@ class GaussianMixture(BaseEstimator):
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Most likely component of every row, shape (N,)."""
         if _sources.is_streamed(X):
-            return _sources.apply_blockwise(self, "predict", X)
+            return _sources.apply_blockwise(self, "predict", X, allow_nan=self._allow_nan())
         return np.concatenate([a.argmax(axis=1) for a in self._weighted_log_prob_chunks(X)])
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
@@ -662,12 +696,41 @@ class GaussianMixture(BaseEstimator):
         """
         if _sources.is_streamed(X):
             return _sources.apply_blockwise(self, "predict_proba", X,
-                                            n_out=self.means_.shape[0])
+                                            n_out=self.means_.shape[0],
+                                            allow_nan=self._allow_nan())
         check_is_fitted(self, "means_")
         out = []
         for a in self._weighted_log_prob_chunks(X, out_columns=self.means_.shape[0]):
             out.append(softmax(a, axis=1))
         return np.concatenate(out)
+
+    def impute(self, X: ArrayLike) -> np.ndarray:
+        """`X` with every missing (NaN) entry replaced by its conditional expectation.
+
+        For a row with observed entries x_o, a missing block gets
+        E[x_m | x_o] = Σ_k p(k | x_o) (μ_k,m + Σ_k,mo Σ_k,oo⁻¹ (x_o − μ_k,o)):
+        each component's conditional mean, mixed by the posterior
+        responsibilities given the observed entries. Observed entries are
+        returned unchanged (bit for bit); a row with no observed entry gets
+        the mixture mean Σ_k π_k μ_k. Works whatever ``missing`` is.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, D)
+            NaN marks a missing entry; infinity is an error. An ``np.memmap``
+            is imputed block by block, a ``dask.array`` lazily.
+
+        Returns
+        -------
+        ndarray of shape (N, D)
+            A new array of X's floating dtype.
+        """
+        check_is_fitted(self, "means_")
+        if _sources.is_streamed(X):
+            return _sources.apply_blockwise(self, "impute", X, n_out=self.means_.shape[1],
+                                            allow_nan=True)
+        X = self._check_X(X, reset=False, allow_nan=True)
+        return _kernels.impute_block(X, self.parameters())
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples (same random stream as scikit-learn's ``sample``).
