@@ -153,3 +153,18 @@ def test_thread_count_determinism(threads):
     np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
     np.testing.assert_array_equal(a.labels_, b.labels_)
     assert a.inertia_ == b.inertia_
+
+
+def test_memmap_and_dask_give_the_in_memory_fit(tmp_path):
+    # the engine draws the same rows from every source
+    X = _blobs(n=4000, d=4, k=4)
+    ref = MiniBatchKMeans(4, random_state=0, batch_size=300).fit(X)
+    np.save(tmp_path / "x.npy", X)
+    mm = np.load(tmp_path / "x.npy", mmap_mode="r")
+    got = MiniBatchKMeans(4, random_state=0, batch_size=300).fit(mm)
+    np.testing.assert_array_equal(got.cluster_centers_, ref.cluster_centers_)
+    np.testing.assert_array_equal(got.labels_, ref.labels_)
+    da = pytest.importorskip("dask.array")
+    got = MiniBatchKMeans(4, random_state=0, batch_size=300).fit(da.from_array(X, chunks=1000))
+    np.testing.assert_array_equal(got.cluster_centers_, ref.cluster_centers_)
+    np.testing.assert_array_equal(np.asarray(got.labels_), ref.labels_)

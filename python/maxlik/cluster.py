@@ -53,12 +53,6 @@ def _feature_names(X):
     return None
 
 
-def _scale_exponent(dtype, *arrays) -> int:
-    """e such that the data spanning `arrays` are handled as X * 2**-e (0: ordinary range;
-    see maxlik._validation.scale_exponent)."""
-    return scale_exponent(max_abs(*arrays), dtype)
-
-
 def kmeans_plusplus(X: ArrayLike, n_clusters: int, *, sample_weight: ArrayLike | None = None,
                     x_squared_norms: ArrayLike | None = None,
                     random_state: int | np.random.RandomState | np.random.Generator | None = None,
@@ -327,6 +321,21 @@ class _BaseKMeans(BaseEstimator):
         X = self._validate_X(X, reset=False)
         return -self._labels_inertia(X, sample_weight)[1]
 
+    def _init_centroids(self, X, x_squared_norms=None, init="k-means++", random_state=None,
+                        sample_weight=None, init_size=None, n_centroids=None):
+        """scikit-learn's private initialiser, with its signature (its own tests call it).
+
+        The initial centres of X (dense or sparse) by the engine's seeding, on
+        `init_size` random rows if given; `x_squared_norms` is not used."""
+        rows = _as_rows(X)
+        n_clusters = self.n_clusters if n_centroids is None else n_centroids
+        init = _check_init(init)
+        rs = check_random_state(random_state)
+        if init_size is not None and init_size >= rows.shape[0]:
+            init_size = None
+        centers = self._first_batch_centers(rows, sample_weight, init, n_clusters, init_size, rs)
+        return centers.astype(rows.dtype)
+
     def _first_batch_centers(self, X, sample_weight, init, n_clusters, init_size, rs):
         """Initial centres (float64) of partial_fit from its first batch."""
         n, d = X.shape
@@ -404,6 +413,13 @@ class KMeans(_BaseKMeans):
     ``||x||^2 - 2 x.c + ||c||^2`` on mean-centred data (the dot products as a
     small blocked GEMM); the inertia uses the direct form and is never
     negative.
+
+    X may be a scipy.sparse matrix or array (CSR; CSC and other formats are
+    converted to CSR, a copy, since the kernels read rows). Sparse rows run
+    the C++ CSR kernels (``sparse.hpp``: ``||x||^2 - 2 x.c + ||c||^2`` over
+    the stored values, in double) without centring, and give the result of
+    the dense fit of the same matrix up to rounding; predict, transform and
+    score accept sparse X too.
 
     Finite data of any magnitude give finite results or an error, never
     inf / NaN: data whose largest magnitude is beyond ``2**400`` or below
@@ -485,7 +501,7 @@ class KMeans(_BaseKMeans):
 
         Parameters
         ----------
-        X : array_like of shape (n_samples, n_features)
+        X : array_like or scipy.sparse matrix of shape (n_samples, n_features)
         y : ignored
         sample_weight : array_like of shape (n_samples,), optional
             Non-negative row weights; integer weights equal repeated rows.
@@ -502,7 +518,7 @@ class KMeans(_BaseKMeans):
             n_clusters, initial centres of the wrong shape, or an inertia
             beyond the float64 range (finite X near the float64 limits; see Notes).
         TypeError
-            Non-numeric or sparse X, or wrongly typed hyper-parameters.
+            Non-numeric X, or wrongly typed hyper-parameters.
         """
         n_clusters, max_iter, tol, verbose, init, n_init = self._check_params()
         names = _feature_names(X)
