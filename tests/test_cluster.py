@@ -278,3 +278,47 @@ def test_get_feature_names_out_and_kmeans_plusplus_signature_match_sklearn():
     np.testing.assert_array_equal(i1, i2)
     with pytest.raises(ValueError, match=r"x_squared_norms must have shape \(50,\)"):
         maxlik.kmeans_plusplus(X, 3, x_squared_norms=np.ones(3))
+
+
+# ---- the register-blocked assignment micro-kernel (kmeans.hpp) ------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_inertia_is_direct_not_dot_product_form(dtype):
+    # scikit-learn-intelex issue 25: rows +-1 +- 1e-4. The dot-product form
+    # ||x||^2 - 2 x.c + ||c||^2 used to find the labels cancels to exactly 0
+    # here in float32; the inertia must be the direct sum of squared distances,
+    # about 4.0e-8 (computed below in float64 from the fitted labels/centres).
+    X = np.array([[-1.0001], [-0.9999], [0.9999], [1.0001]], dtype=dtype)
+    km = KMeans(n_clusters=2, n_init=1, random_state=0).fit(X)
+    np.testing.assert_array_equal(np.sort(km.cluster_centers_.ravel()), np.array([-1, 1], dtype))
+    ref = float(((X.astype(np.float64) - km.cluster_centers_.astype(np.float64)[km.labels_]) ** 2).sum())
+    assert 3.9e-8 < ref < 4.1e-8
+    np.testing.assert_allclose(km.inertia_, ref, rtol=1e-6)
+    np.testing.assert_allclose(-km.score(X), ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_clusters", [1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 16, 17])
+@pytest.mark.parametrize("n_features", [1, 3, 8, 17])
+def test_kernel_labels_exact_on_integer_data(dtype, n_clusters, n_features, rng):
+    # Small integers: x.c - ||c||^2/2 is exact in float32 and float64, so the
+    # kernel's labels must be exactly the nearest centre with ties to the lowest
+    # index, for every tile remainder (K mod 4), feature tail and row tail, and
+    # with duplicated centres (exact ties across centre groups).
+    from maxlik import _core
+
+    n = 1000 + n_clusters  # not a multiple of any strip or sub-block
+    X = rng.integers(-6, 7, size=(n, n_features)).astype(dtype)
+    C = rng.integers(-6, 7, size=(n_clusters, n_features)).astype(dtype)
+    if n_clusters >= 6:
+        C[n_clusters - 1] = C[1]   # a duplicate in a later group
+        C[5] = C[4]                # and one straddling the first group boundary
+    labels = np.empty(n, dtype=np.int32)
+    S, W, J = _core.kmeans_lloyd_step(X, np.zeros(n_features, dtype), C, None, labels, True)
+    d2 = ((X.astype(np.float64)[:, None, :] - C.astype(np.float64)[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(labels, np.argmin(d2, axis=1))  # argmin: lowest index on ties
+    np.testing.assert_array_equal(W, np.bincount(labels, minlength=n_clusters))
+    ref_S = np.zeros((n_clusters, n_features))
+    np.add.at(ref_S, labels, X.astype(np.float64))
+    np.testing.assert_array_equal(S, ref_S)
+    assert J == d2[np.arange(n), labels].sum()

@@ -16,8 +16,12 @@
 // Assignment (E-step): label(x) = argmin_k ||x - c_k||^2
 //                               = argmax_k ( x.c_k - ||c_k||^2 / 2 )
 // ||x||^2 is common to all k and dropped; the remaining dot products are a
-// small GEMM, computed here by a register-blocked kernel vectorised over rows
-// (a transposed copy of the row block) and over pairs of centres.
+// small GEMM, computed here by a register-blocked micro-kernel vectorised over
+// rows (a transposed copy of the row block) and blocked over groups of
+// centres (score_group). The scores are only compared: the inertia is never
+// taken from them (||x||^2 - 2 x.c + ||c||^2 cancels catastrophically, e.g.
+// scikit-learn-intelex issue 25: float32 rows +-1 +- 1e-4 give 0 instead of
+// 4.0e-8), but from the direct form below.
 // Ties go to the lowest index (strict comparison in increasing k), as in
 // scikit-learn.
 //
@@ -64,14 +68,36 @@ template <class T> struct Prepared {
   }
 };
 
-// Row vectors per strip of the micro-kernel: two centres x 4 row vectors =
-// 8 independent FMA chains + 2 broadcasts + loads fit the 16 AVX2 registers,
-// and 512-row blocks split into whole strips. (6 row vectors measured the
-// same: the loop already runs at ~85% of this machine's FMA peak.)
-inline constexpr int kRowVecs = 4;
+// The assignment micro-kernel's register tile: kRowVecs row vectors (rows of
+// the transposed block) x kCentreBlock centres = 12 accumulators, plus 3 row
+// loads and 1 broadcast: the 16 AVX2/SSE registers. Per feature it issues
+// 12 FMAs for 7 loads (the earlier 4 x 2 tile: 8 FMAs for 6 loads, and only
+// 8 independent chains for the FMA latency); measured on Zen 3 under load
+// (process CPU time, 1 thread, 2e5 x 16, K = 16): a float64 pass 8.0-9.1 ms
+// -> 6.2-6.6 ms. 4 x 3 measured the same as 3 x 4; 2 x 6 and 1 x 8 no better.
+inline constexpr int kRowVecs = 3;
+inline constexpr int kCentreBlock = 4;
 template <class T> inline constexpr std::size_t kStrip = kRowVecs * static_cast<std::size_t>(simd::lanes<T>);
 
 namespace detail {
+
+// Sum of the lanes in simd::hsum's fixed order (lane i += lane i ^ w for
+// w = L/2, ..., 1), written with whole-register shuffles for every width:
+// simd::hsum's generic branch (16 float lanes: AVX-512 and the emulated
+// 64-byte layout) builds each shuffle lane by lane through the stack, about
+// 250 instructions per call, once per row in the update sweep, which is what
+// made float32 k-means slower than float64 on AVX-512.
+template <int W, class V, std::size_t... I> MAXLIK_INLINE V xor_swap(V v, std::index_sequence<I...>) {
+  return __builtin_shufflevector(v, v, (int(I) ^ W)...);
+}
+template <class T, int W = simd::lanes<T> / 2> MAXLIK_INLINE T lane_sum(simd::vec<T> v) {
+  if constexpr (W >= 1) {
+    v += xor_swap<W>(v, std::make_index_sequence<simd::lanes<T>>{});
+    return lane_sum<T, W / 2>(v);
+  } else {
+    return v[0];
+  }
+}
 
 // xt[f * ld + i] = x[i * D + f] - shift[f] for rows [0, n): whole L x L tiles
 // in registers (L stores instead of L*L scalar ones), the edges scalar.
@@ -114,6 +140,62 @@ template <class T> struct Scratch {
   }
 };
 
+namespace detail {
+
+// One group of KC consecutive centres [k, k + KC) against one strip of RV row
+// vectors of the transposed block: a register tile of RV x KC accumulators
+// (KC broadcasts and RV loads feed RV * KC FMAs per feature), then the running
+// argmax updated centre by centre in increasing k (strict >, so ties keep the
+// lowest index). Every accumulator starts at -||c||^2/2 and adds x_f c_f for
+// f = 0, 1, ... in that order, whatever RV and KC are, so the scores and hence
+// the labels do not depend on the blocking.
+template <class T, int RV, int KC>
+MAXLIK_INLINE void score_group(const T* xs, std::size_t ld, std::size_t D, const T* C, const T* nh,
+                               std::size_t k, simd::vec<T>* best, simd::ivec<T>* idx) {
+  using V = simd::vec<T>;
+  using IV = simd::ivec<T>;
+  using I = typename std::remove_reference<decltype(std::declval<IV>()[0])>::type;
+  constexpr int L = simd::lanes<T>;
+  V acc[KC][RV];
+  const T* c[KC];
+  for (int q = 0; q < KC; ++q) {
+    const V h = simd::set1<T>(nh[k + q]);
+    for (int j = 0; j < RV; ++j) acc[q][j] = h;
+    c[q] = C + (k + q) * D;
+  }
+  for (std::size_t f = 0; f < D; ++f) {
+    const T* xr = xs + f * ld;
+    V xv[RV];
+    for (int j = 0; j < RV; ++j) xv[j] = simd::load<T>(xr + j * L);
+    for (int q = 0; q < KC; ++q) {
+      const V b = simd::set1<T>(c[q][f]);
+      for (int j = 0; j < RV; ++j) acc[q][j] = xv[j] * b + acc[q][j];
+    }
+  }
+  for (int q = 0; q < KC; ++q) {
+    const IV kq = IV{} + I(k + static_cast<std::size_t>(q));
+    for (int j = 0; j < RV; ++j) {
+      const IV m = acc[q][j] > best[j];
+      best[j] = m ? acc[q][j] : best[j];
+      idx[j] = m ? kq : idx[j];
+    }
+  }
+}
+
+// The last r < KC centres (r >= 1), still in increasing k: one tile of width r.
+template <class T, int RV, int KC>
+MAXLIK_INLINE void score_tail(std::size_t r, const T* xs, std::size_t ld, std::size_t D, const T* C,
+                              const T* nh, std::size_t k, simd::vec<T>* best, simd::ivec<T>* idx) {
+  if constexpr (KC >= 1) {
+    if (r == static_cast<std::size_t>(KC)) {
+      score_group<T, RV, KC>(xs, ld, D, C, nh, k, best, idx);
+    } else {
+      score_tail<T, RV, KC - 1>(r, xs, ld, D, C, nh, k, best, idx);
+    }
+  }
+}
+}  // namespace detail
+
 // E-step for rows [0, n) of a block starting at `x` (row-major, D columns):
 // writes labels[0..n). The block must fit in `scratch` (n <= scratch.ld).
 template <class T>
@@ -135,6 +217,7 @@ inline void assign_block(const T* x, std::size_t n, T scale, const T* shift, con
 
   const T* C = P.C;
   const T* nh = P.neg_half_norm.data();
+  constexpr int KC = kCentreBlock;
   for (std::size_t s0 = 0; s0 < n; s0 += S) {
     V best[kRowVecs];
     IV idx[kRowVecs];
@@ -142,49 +225,10 @@ inline void assign_block(const T* x, std::size_t n, T scale, const T* shift, con
       best[j] = simd::set1<T>(-std::numeric_limits<T>::infinity());
       idx[j] = IV{} + I(0);
     }
+    const T* xs = xt + s0;
     std::size_t k = 0;
-        for (; k + 2 <= K; k += 2) {
-      V a0[kRowVecs], a1[kRowVecs];
-      const V h0 = nh[k] - V{}, h1 = nh[k + 1] - V{};  // s - 0 is exact: a plain broadcast
-      for (int j = 0; j < kRowVecs; ++j) { a0[j] = h0; a1[j] = h1; }
-      const T* c0 = C + k * D;
-      const T* c1 = c0 + D;
-      for (std::size_t f = 0; f < D; ++f) {
-        const V b0 = c0[f] - V{}, b1 = c1[f] - V{};
-        const T* xr = xt + f * ld + s0;
-        for (int j = 0; j < kRowVecs; ++j) {
-          const V xv = simd::load<T>(xr + j * L);
-          a0[j] = xv * b0 + a0[j];
-          a1[j] = xv * b1 + a1[j];
-        }
-      }
-      const IV k0 = IV{} + I(k), k1 = IV{} + I(k + 1);
-      for (int j = 0; j < kRowVecs; ++j) {
-        IV m = a0[j] > best[j];
-        best[j] = m ? a0[j] : best[j];
-        idx[j] = m ? k0 : idx[j];
-        m = a1[j] > best[j];
-        best[j] = m ? a1[j] : best[j];
-        idx[j] = m ? k1 : idx[j];
-      }
-    }
-    if (k < K) {
-      V a0[kRowVecs];
-      const V h0 = nh[k] - V{};
-      for (int j = 0; j < kRowVecs; ++j) a0[j] = h0;
-      const T* c0 = C + k * D;
-      for (std::size_t f = 0; f < D; ++f) {
-        const V b0 = c0[f] - V{};
-        const T* xr = xt + f * ld + s0;
-        for (int j = 0; j < kRowVecs; ++j) a0[j] = simd::load<T>(xr + j * L) * b0 + a0[j];
-      }
-      const IV k0 = IV{} + I(k);
-      for (int j = 0; j < kRowVecs; ++j) {
-        IV m = a0[j] > best[j];
-        best[j] = m ? a0[j] : best[j];
-        idx[j] = m ? k0 : idx[j];
-      }
-    }
+    for (; k + KC <= K; k += KC) detail::score_group<T, kRowVecs, KC>(xs, ld, D, C, nh, k, best, idx);
+    if (k < K) detail::score_tail<T, kRowVecs, KC - 1>(K - k, xs, ld, D, C, nh, k, best, idx);
     const std::size_t m = std::min(S, n - s0);
     for (std::size_t i = 0; i < m; ++i)
       labels[s0 + i] = static_cast<std::int32_t>(idx[i / L][i % L]);
@@ -237,14 +281,16 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, T scale, const T*
       if (s)
         for (int l = 0; l < r; ++l) s[f + l] += wi * static_cast<double>(xs[l]);
     }
-    J += wi * static_cast<double>(simd::hsum<T>(acc));
+    J += wi * static_cast<double>(detail::lane_sum<T>(acc));
     if (s) st.W[k] += wi;
   }
   *st.J += J;
 }
 
 // Rows per assignment/update sweep inside a block (a whole number of strips).
-inline constexpr std::size_t kSubBlock = 64;
+// 4 float64 strips: 48 rows on AVX2 (6 KiB of rows + their transposed copy).
+// The sub-block size changes neither the row order nor the task slots.
+inline constexpr std::size_t kSubBlock = 4 * kStrip<double>;
 
 // Rows per task: a multiple of kRowBlock chosen from N, K, D only (never the
 // thread count), so that all task statistics together stay below ~32 MB.
