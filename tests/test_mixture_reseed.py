@@ -239,6 +239,7 @@ def test_freeze_needs_its_init():
     mi = np.array([[2.0, 55.0], [4.5, 80.0]])
     gm = GaussianMixture(2, means_init=mi, freeze="means").fit(X)
     np.testing.assert_array_equal(gm.means_, mi)
+    assert not np.shares_memory(gm.means_, mi)  # no aliasing of the user's array
 
 
 def test_partial_fit_honours_freeze():

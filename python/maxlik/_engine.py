@@ -634,14 +634,14 @@ def reseed_components(source, params, collapsed, judge, reg_covar, keep_weights=
 
 def frozen_parameters(freeze, ctype, winit, minit, pinit) -> dict:
     """The `fixed` values of a restricted M-step (see :func:`maxlik._kernels._mixture_update`)."""
-    fixed: dict = {}
+    fixed: dict = {}  # copies: the fitted attributes must not alias the user's *_init arrays
     if "weights" in freeze:
-        fixed["weights"] = winit
+        fixed["weights"] = np.array(winit, dtype=np.float64, copy=True)
     if "means" in freeze:
-        fixed["means"] = minit
+        fixed["means"] = np.array(minit, dtype=np.float64, copy=True)
     if "covariances" in freeze:
         fixed["covariances"] = _covariances_from_cholesky(pinit, ctype)
-        fixed["precisions_cholesky"] = pinit
+        fixed["precisions_cholesky"] = np.array(pinit, dtype=np.float64, copy=True)
     return fixed
 
 
