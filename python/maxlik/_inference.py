@@ -15,7 +15,6 @@ here is O(P²) parameter algebra except the one Hessian pass.
 from __future__ import annotations
 
 import math
-import statistics
 import warnings
 
 import numpy as np
@@ -43,6 +42,8 @@ def check_alpha(alpha) -> float:
 
 def normal_quantile(alpha: float) -> float:
     """z with P(|Z| <= z) = 1 - alpha for a standard normal Z."""
+    import statistics  # late: it imports decimal and fractions (~10 ms), needed only here
+
     return float(statistics.NormalDist().inv_cdf(1.0 - 0.5 * alpha))
 
 
