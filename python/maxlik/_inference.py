@@ -201,6 +201,29 @@ def _sum_to_zero_basis(K: int) -> np.ndarray:
     return q[:, 1:]
 
 
+def _inverse_information(H):
+    """H⁻¹ of a symmetric positive definite H, or None if H is (numerically) singular.
+
+    Singular means: after the Jacobi scaling S H S (S = diag(H)^-1/2, which
+    removes the ill-conditioning of features on different scales) the
+    smallest eigenvalue is at most 1000 P ε times the largest, the rank
+    tolerance of np.linalg.matrix_rank with a margin for the rounding of a
+    Hessian summed over many rows (duplicated columns leave eigenvalues of
+    order ε, not exactly 0).
+    """
+    if not np.all(np.isfinite(H)):
+        return None
+    d = np.diag(H)
+    if not np.all(d > 0):
+        return None
+    s = 1.0 / np.sqrt(d)
+    Hs = (H * s) * s[:, None]
+    lam, V = np.linalg.eigh(0.5 * (Hs + Hs.T))
+    if not lam[0] > lam[-1] * 1000 * H.shape[0] * np.finfo(np.float64).eps:
+        return None
+    return ((V / lam) @ V.T) * s * s[:, None]
+
+
 def logistic_covariance(source, classes, coef, intercept, *, C, fit_intercept, class_weight):
     """Inverse observed information of the (penalised) negative log-likelihood at the fit.
 
@@ -254,13 +277,8 @@ def logistic_covariance(source, classes, coef, intercept, *, C, fit_intercept, c
         Hq = Q.T @ H @ Q
     else:
         Q, Hq = None, H
-    try:
-        if not np.all(np.isfinite(Hq)):
-            raise np.linalg.LinAlgError("non-finite Hessian")
-        L = np.linalg.cholesky(0.5 * (Hq + Hq.T))
-        Linv = np.linalg.solve(L, np.eye(L.shape[0]))
-        cov = Linv.T @ Linv
-    except np.linalg.LinAlgError:
+    cov = _inverse_information(Hq)
+    if cov is None:
         return None, theta_scale, ("LogisticRegression: the standard errors are NaN: the observed information "
                       "is singular (collinear or constant features without a penalty, or too "
                       "few samples); drop redundant features or use an L2 penalty")
