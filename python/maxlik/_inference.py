@@ -142,7 +142,9 @@ _HESSIAN_CHUNK_VALUES = 1 << 21  # rows x (n_out * P) values per chunk of the He
 
 
 def _dense_rows(xb, r0, r1):
-    rows = xb[r0:r1]
+    from ._kernels import is_csr_block  # (as below: _kernels imports nothing from here)
+
+    rows = xb.rows(r0, r1) if is_csr_block(xb) else xb[r0:r1]
     if hasattr(rows, "toarray"):  # a scipy.sparse block: densified one chunk at a time
         rows = rows.toarray()
     return np.asarray(rows, dtype=np.float64)
