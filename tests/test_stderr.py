@@ -592,3 +592,20 @@ def test_logit_stderr_features_of_extreme_magnitude():
         se = b.stderr_
     np.testing.assert_allclose(se, a.stderr_ / s, rtol=1e-6)
     np.testing.assert_allclose(b.intercept_stderr_, a.intercept_stderr_, rtol=1e-6)
+
+
+@pytest.mark.parametrize("Est", [LinearRegression, LogisticRegression])
+def test_stderr_sparse_equals_dense(Est):
+    sp = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(13)
+    X = sp.random(300, 5, density=0.5, format="csr", random_state=13)
+    y = rng.integers(0, 3, 300)
+    if Est is LinearRegression:
+        y = y.astype(float)
+    try:
+        a = Est().fit(X, y)
+    except TypeError:
+        pytest.skip(f"{Est.__name__} does not take sparse X in this build")
+    b = Est().fit(X.toarray(), y)
+    np.testing.assert_allclose(a.stderr_, b.stderr_, rtol=1e-6)
+    np.testing.assert_allclose(a.intercept_stderr_, b.intercept_stderr_, rtol=1e-6)
