@@ -114,6 +114,93 @@ template <class T, class I> void def_kmeans(py::module_& m) {
         py::arg("indptr"), py::arg("n_features"), py::arg("shift"), py::arg("centers"), py::arg("scale") = 1.0);
 }
 
+// ---- linear models ---------------------------------------------------------------------
+
+// X B for a CSR X (float64) and B (n_features, T): (n_rows, T).
+template <class I>
+carray<double> csr_matmul(const carray<double>& data, const carray<I>& indices, const carray<I>& indptr,
+                          std::size_t n_features, const carray<double>& B) {
+  const auto X = csr_view(data, indices, indptr, n_features);
+  require(B.ndim() == 2 && static_cast<std::size_t>(B.shape(0)) == n_features,
+          "B must have shape (n_features, T) with n_features = " + std::to_string(n_features));
+  const std::size_t T = static_cast<std::size_t>(B.shape(1));
+  carray<double> out({X.n, T});
+  double* op = out.mutable_data();
+  const double* bp = B.data();
+  {
+    py::gil_scoped_release release;  // raw buffers kept alive by the arguments only
+    maxlik::sparse::linear::matmul<I>(X, bp, T, op);
+  }
+  return out;
+}
+
+// X^T diag(w) X (n_features, n_features) from X (CSR) and its transpose Xt (CSR of X^T).
+template <class I>
+carray<double> csr_gram(const carray<double>& t_data, const carray<I>& t_indices, const carray<I>& t_indptr,
+                        const carray<double>& data, const carray<I>& indices, const carray<I>& indptr,
+                        std::size_t n_features, const std::optional<carray<double>>& sample_weight) {
+  const auto X = csr_view(data, indices, indptr, n_features);
+  const auto Xt = csr_view(t_data, t_indices, t_indptr, X.n);
+  require(Xt.n == n_features && t_data.shape(0) == data.shape(0), "Xt must be the transpose of X");
+  const double* w = nullptr;
+  if (sample_weight) {
+    require(sample_weight->ndim() == 1 && static_cast<std::size_t>(sample_weight->shape(0)) == X.n,
+            "sample_weight must have shape (n_samples,)");
+    w = sample_weight->data();
+  }
+  carray<double> out({n_features, n_features});
+  double* op = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    maxlik::sparse::linear::gram<I>(Xt, X, w, op);
+  }
+  return out;
+}
+
+// (sum_i sw_i CE_i, grad_W (K, D), grad_b (K)) of the linear softmax / sigmoid
+// model on a CSR X, as _linear_ce (register_losses.cpp) for a dense one.
+template <class I>
+py::tuple csr_linear_ce(const carray<double>& data, const carray<I>& indices, const carray<I>& indptr,
+                        std::size_t n_features, const carray<double>& W, const std::optional<carray<double>>& b,
+                        const carray<std::int64_t>& y, const carray<double>& sw) {
+  const auto X = csr_view(data, indices, indptr, n_features);
+  require(W.ndim() == 2 && W.shape(0) >= 1 && static_cast<std::size_t>(W.shape(1)) == n_features,
+          "W must have shape (K, n_features)");
+  const std::size_t N = X.n, D = n_features, K = static_cast<std::size_t>(W.shape(0));
+  require(static_cast<std::size_t>(y.size()) == N && static_cast<std::size_t>(sw.size()) == N,
+          "y and sample_weight need n_samples entries");
+  const double* bp = nullptr;
+  if (b) {
+    require(static_cast<std::size_t>(b->size()) == K, "intercept must have K entries");
+    bp = b->data();
+  }
+  const std::int64_t* yp = y.data();
+  for (std::size_t i = 0; i < N; ++i)
+    require(yp[i] >= 0 && yp[i] < static_cast<std::int64_t>(K == 1 ? 2 : K), "class codes out of range");
+  py::array_t<double> gW({K, D});
+  py::array_t<double> gb(K);
+  double* gwp = gW.mutable_data();
+  double* gbp = gb.mutable_data();
+  const double* wp = W.data();
+  const double* swp = sw.data();
+  double loss;
+  {
+    py::gil_scoped_release release;
+    loss = maxlik::sparse::linear::linear_ce<I>(X, wp, bp, K, yp, swp, gwp, gbp);
+  }
+  return py::make_tuple(loss, gW, gb);
+}
+
+template <class I> void def_linear(py::module_& m) {
+  m.def("csr_matmul", &csr_matmul<I>, py::arg("data"), py::arg("indices"), py::arg("indptr"),
+        py::arg("n_features"), py::arg("B"));
+  m.def("csr_gram", &csr_gram<I>, py::arg("t_data"), py::arg("t_indices"), py::arg("t_indptr"),
+        py::arg("data"), py::arg("indices"), py::arg("indptr"), py::arg("n_features"),
+        py::arg("sample_weight"));
+  m.def("csr_linear_ce", &csr_linear_ce<I>, py::arg("data"), py::arg("indices"), py::arg("indptr"),
+        py::arg("n_features"), py::arg("W"), py::arg("b"), py::arg("y"), py::arg("sample_weight"));
+}
+
 }  // namespace
 
 void register_sparse(py::module_& m) {
@@ -122,5 +209,8 @@ void register_sparse(py::module_& m) {
   def_kmeans<double, std::int64_t>(m);
   def_kmeans<float, std::int32_t>(m);
   def_kmeans<float, std::int64_t>(m);
+  // linear models (float64 only, the linear models' dtype)
+  def_linear<std::int32_t>(m);
+  def_linear<std::int64_t>(m);
   // (other areas: append their def_* calls here)
 }

@@ -937,6 +937,8 @@ def least_squares(source, fit_intercept) -> LeastSquaresFit:
                                    merge=lambda a, b: (max(a[0], b[0]), np.maximum(a[1], b[1])))
     ex = scale_exponent(float(xmax))
     ey = np.asarray(scale_exponent(ymax), dtype=np.int64).reshape(-1)
+    if getattr(source, "sparse", False):
+        return _least_squares_normal(source, fit_intercept, ex, ey)
     wsum, sx, sy = source.map_reduce(K.weighted_sums_block, ex, ey, with_y=True)
     T = sy.shape[0]
     if fit_intercept:
@@ -952,6 +954,44 @@ def least_squares(source, fit_intercept) -> LeastSquaresFit:
     rss = source.map_reduce(K.residual_block, ex, ey, beta, intercept, with_y=True)
     return LeastSquaresFit(beta, intercept, rss, int(rank), sv, float(wsum), ex, ey,
                            R[:D, :D].copy(), np.asarray(x_mean, np.float64))
+
+
+def _least_squares_normal(source, fit_intercept, ex, ey) -> LeastSquaresFit:
+    """Least squares for sparse X by the normal equations, centred implicitly.
+
+    One pass accumulates the raw moments XᵀWX, XᵀWy, Xᵀw (C++ CSR kernels,
+    :func:`maxlik._kernels.gram_block`); the intercept's centring is
+    ``XᵀWX − S x̄ x̄ᵀ`` and ``XᵀWy − S x̄ ȳᵀ``, so no centred (dense) row
+    exists. The minimum-norm solution comes from the eigendecomposition of the
+    centred Gram matrix: eigenvalues at or below ``max(N, D) · eps · λ_max``
+    (the rounding level of a Gram matrix, i.e. singular values below about
+    ``sqrt(max(N, D) · eps)`` of the largest) count as zero, which sets
+    ``rank``; the singular values are the square roots of the eigenvalues.
+    For full-rank X this is the dense fit's minimiser, to within the squared
+    condition number times eps. The D x D Gram matrix lives in memory.
+    """
+    D = source.n_features
+    check_output_size((D, D), 8, "the n_features x n_features Gram matrix of sparse X (least "
+                      "squares by the normal equations)", extra_bytes=2 * D * D * 8)
+    wsum, sx, sy, A, B = source.map_reduce(K.gram_block, ex, ey, with_y=True)
+    T = sy.shape[0]
+    if fit_intercept:
+        x_mean, y_mean = sx / wsum, sy / wsum
+        A = A - wsum * np.outer(x_mean, x_mean)
+        B = B - wsum * np.outer(x_mean, y_mean)
+    else:
+        x_mean, y_mean = np.zeros(D), np.zeros(T)
+    lam, V = np.linalg.eigh(0.5 * (A + A.T))
+    lam_max = max(float(lam[-1]), 0.0)
+    keep = lam > np.finfo(np.float64).eps * max(source.n_samples, D) * lam_max
+    Vk = V[:, keep]
+    beta = Vk @ ((Vk.T @ B) / lam[keep][:, None])
+    intercept = y_mean - x_mean @ beta
+    rss = source.map_reduce(K.residual_block, ex, ey, beta, intercept, with_y=True)
+    root = np.sqrt(np.clip(lam, 0.0, None))
+    # M = sqrt(Λ) Vᵀ has Mᵀ M = X_cᵀ W X_c: it serves the standard errors as the R factor does
+    return LeastSquaresFit(beta, intercept, rss, int(keep.sum()), root[::-1].copy(), float(wsum),
+                           ex, ey, r_factor=root[:, None] * V.T, x_mean=x_mean)
 
 
 # ---- incremental fitting (partial_fit) -----------------------------------------------------

@@ -927,7 +927,10 @@ def ce_block(xb, yb, wb, theta, n_out, fit_intercept):
     Th = theta.reshape(n_out, P)
     W = np.ascontiguousarray(Th[:, :D])
     b = np.ascontiguousarray(Th[:, D]) if fit_intercept else None
-    loss, gW, gb = _core._linear_ce(xb, W, b, yb, wb)
+    if is_csr_block(xb):  # the same fused kernel over the stored values (sparse.hpp)
+        loss, gW, gb = _core.csr_linear_ce(*xb.args(), W, b, yb, wb)
+    else:
+        loss, gW, gb = _core._linear_ce(xb, W, b, yb, wb)
     grad = np.empty((n_out, P))
     grad[:, :D] = gW
     if fit_intercept:
@@ -942,14 +945,18 @@ def xy_max_abs_block(xb, yb, wb):
     yb = np.asarray(yb, dtype=np.float64).reshape(yb.shape[0], -1)
     if not np.all(np.isfinite(yb)):
         raise ValueError("y contains NaN or infinity; remove or impute such rows first")
-    return (np.float64(max(abs(float(xb.max())), abs(float(xb.min())))),
+    xv = xb.values() if is_csr_block(xb) else xb
+    xm = max(abs(float(xv.max())), abs(float(xv.min()))) if xv.size else 0.0
+    return (np.float64(xm),
             np.maximum(np.abs(yb.max(axis=0)), np.abs(yb.min(axis=0))).astype(np.float64))
 
 
 def _scaled(xb, yb, ex, ey):
     yb = np.asarray(yb, dtype=np.float64).reshape(yb.shape[0], -1)
     # powers of two, so exact; only data near the float64 limits have ex or ey != 0
-    if ex:
+    if ex and is_csr_block(xb):
+        xb = CSRRows(np.ldexp(xb.data, -ex), xb.indices, xb.indptr, xb.shape[1])
+    elif ex:
         xb = np.ldexp(xb, -ex)
     if np.any(ey):
         yb = np.ldexp(yb, -ey[None, :])
@@ -977,6 +984,40 @@ def qr_block(xb, yb, wb, ex, ey, x_mean, y_mean):
     return np.linalg.qr(A, mode="r")
 
 
+def csr_transpose(xb):
+    """X^T of CSR rows as CSR rows (X in CSC form: per column, its rows in order)."""
+    n, D = xb.shape
+    lo, hi = int(xb.indptr[0]), int(xb.indptr[-1])
+    itype = xb.indices.dtype
+    cols = xb.indices[lo:hi]
+    order = np.argsort(cols, kind="stable")  # rows stay ascending within a column
+    rows = np.repeat(np.arange(n, dtype=itype), np.diff(xb.indptr).astype(np.int64))
+    indptr = np.zeros(D + 1, dtype=itype)
+    np.cumsum(np.bincount(cols, minlength=D), out=indptr[1:])
+    return CSRRows(np.ascontiguousarray(xb.data[lo:hi][order]), np.ascontiguousarray(rows[order]),
+                   indptr, n)
+
+
+def csr_matmul(xb, B):
+    """X B (float64) for CSR rows X and B (D, T), in C++ (``sparse.hpp``)."""
+    return _core.csr_matmul(*xb.args(), np.ascontiguousarray(B, dtype=np.float64))
+
+
+def gram_block(xb, yb, wb, ex, ey):
+    """Raw weighted moments of a CSR block for the normal equations, (Σ w, Xᵀw, Σ w y,
+    XᵀWX, XᵀWy) in the units X 2**-ex, y 2**-ey (float64); merge by addition.
+
+    The least-squares path for sparse X (a QR would densify it): the caller
+    centres implicitly, XᵀWX − S x̄x̄ᵀ, so no centred (dense) row is formed.
+    """
+    xb, yb = _scaled(xb, yb, ex, ey)
+    w = np.ones(xb.shape[0]) if wb is None else np.ascontiguousarray(wb, dtype=np.float64)
+    xt = csr_transpose(xb)
+    wy = w[:, None] * yb
+    A = _core.csr_gram(*xt.args()[:3], *xb.args(), None if wb is None else w)
+    return (float(w.sum()), csr_matmul(xt, w[:, None])[:, 0], w @ yb, A, csr_matmul(xt, wy))
+
+
 def merge_r(a, b):
     """R factor of two stacked R factors (the TSQR merge)."""
     return np.linalg.qr(np.concatenate([a, b]), mode="r")
@@ -986,5 +1027,5 @@ def residual_block(xb, yb, wb, ex, ey, beta, intercept):
     """Σ w (y − x β − b)² per target of a block (in the scaled units)."""
     xb, yb = _scaled(xb, yb, ex, ey)
     w = np.ones(xb.shape[0]) if wb is None else np.asarray(wb, np.float64)
-    r = yb - xb @ beta - intercept
+    r = yb - (csr_matmul(xb, beta) if is_csr_block(xb) else xb @ beta) - intercept
     return w @ (r * r)

@@ -15,12 +15,12 @@ import math
 import numbers
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _engine, _inference, _sources
+from . import _engine, _inference, _kernels, _sources
 from . import exceptions
 from ._base import BaseEstimator, check_is_fitted
 from ._validation import (
@@ -44,11 +44,28 @@ from .special import log_softmax
 __all__ = ["LinearRegression", "LogisticRegression"]
 
 
-def _check_X(X: ArrayLike, estimator: BaseEstimator, *, reset: bool) -> np.ndarray:
-    """The one validator (float64 for the linear models) and ``n_features_in_``."""
+def _check_X(X: ArrayLike, estimator: BaseEstimator, *, reset: bool,
+             accept_sparse: bool = False) -> np.ndarray:
+    """The one validator (float64 for the linear models) and ``n_features_in_``.
+
+    With `accept_sparse`, scipy.sparse X gives validated CSR rows
+    (:class:`maxlik._kernels.CSRRows`, float64), for :func:`_dot`."""
+    if accept_sparse and _sources.is_sparse(X):
+        rows = _sources.check_csr(X, dtype=np.float64)[1]
+        check_n_features(estimator, rows.shape[1], reset)
+        return cast(np.ndarray, rows)
     X = check_X(X, dtype=np.float64)
     check_n_features(estimator, X.shape[1], reset)
     return X
+
+
+def _dot(X, coef: np.ndarray) -> np.ndarray:
+    """``X @ coef.T`` for a dense X or CSR rows (the C++ CSR product, nothing densified)."""
+    if _kernels.is_csr_block(X):
+        B = coef[:, None] if coef.ndim == 1 else coef.T
+        out = _kernels.csr_matmul(X, B)
+        return out[:, 0] if coef.ndim == 1 else out
+    return X @ coef.T
 
 
 def _weighted_mean(a, w):
@@ -187,14 +204,21 @@ class LinearRegression(BaseEstimator):
             n, D = source.n_samples, source.n_features
             y_ndim = 1 if source.y is None or source.y.ndim == 1 else 2
         else:
-            X = _check_X(X, self, reset=True)
-            n, D = X.shape
+            sparse = _sources.is_sparse(X)
+            if not sparse:
+                X = _check_X(X, self, reset=True)
+            n = np.shape(X)[0]
             y = check_y(y, n, allow_2d=True, estimator_name=type(self).__name__)
             if y.dtype.kind == "O":
                 y = y.astype(np.float64)  # numbers stored as objects
             y = as_float_array(y, "y", dtype=np.float64, finite=True)
             y_ndim = y.ndim
-            source = _sources.ArraySource(X, y.reshape(n, -1), sample_weight)
+            if sparse:  # CSR rows (CSC is converted), validated; never densified
+                source = _sources.SparseSource(X, y.reshape(n, -1), sample_weight,
+                                               dtype=np.float64)
+            else:
+                source = _sources.ArraySource(X, y.reshape(n, -1), sample_weight)
+            D = source.n_features
         check_n_features(self, D, reset=True)
         n_pos = source.positive_weights()
         # Data near the float64 limits (|X| or |y| beyond 2**400 or below 2**-400,
@@ -293,9 +317,9 @@ class LinearRegression(BaseEstimator):
             training data's scale): rescale X.
         """
         check_is_fitted(self, "coef_")
-        X = _check_X(X, self, reset=False)
+        X = _check_X(X, self, reset=False, accept_sparse=True)
         with np.errstate(over="ignore", invalid="ignore"):
-            pred = X @ self.coef_.T + self.intercept_
+            pred = _dot(X, self.coef_) + self.intercept_
         if not np.isfinite(pred.sum()) and not np.all(np.isfinite(pred)):
             raise ValueError("X: a prediction X @ coef_.T + intercept_ exceeds the float64 range; "
                              "rescale X (and refit on the rescaled data)")
@@ -338,6 +362,7 @@ class LinearRegression(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -572,13 +597,18 @@ class LogisticRegression(BaseEstimator):
         if _sources.is_streamed(X):
             source = _sources.make_source(X, y, sample_weight, dtype=np.float64)
         else:
-            X = _check_X(X, self, reset=True)
-            y = check_y(y, X.shape[0], allow_2d=False, estimator_name=type(self).__name__)
+            sparse = _sources.is_sparse(X)
+            if not sparse:
+                X = _check_X(X, self, reset=True)
+            y = check_y(y, np.shape(X)[0], allow_2d=False, estimator_name=type(self).__name__)
             if y.dtype.kind == "O":
                 _engine.check_label_kinds(y)
             elif y.dtype.kind not in "biufUS":
                 raise ValueError(f"Unknown label type: y has dtype {y.dtype}")
-            source = _sources.ArraySource(X, y, sample_weight)
+            if sparse:  # CSR rows (CSC is converted), validated; never densified
+                source = _sources.SparseSource(X, y, sample_weight, dtype=np.float64)
+            else:
+                source = _sources.ArraySource(X, y, sample_weight)
         source.positive_weights()
         x0 = None
         if warm_start and hasattr(self, "coef_") and getattr(self, "n_features_in_", None) == \
@@ -674,13 +704,18 @@ class LogisticRegression(BaseEstimator):
     def decision_function(self, X: ArrayLike) -> np.ndarray:
         """Logits ``X @ coef_.T + intercept_``; shape (n,) for two classes, else (n, K)."""
         check_is_fitted(self, "coef_")
-        X = _check_X(X, self, reset=False)
+        X = _check_X(X, self, reset=False, accept_sparse=True)
         # (N, K) logits, and in predict_proba two more (N, K) temporaries
         check_output_size((X.shape[0], max(self.classes_.shape[0], 2)), 8,
                           "class scores (n_samples, n_classes)",
                           extra_bytes=2 * X.shape[0] * max(self.classes_.shape[0], 2) * 8)
-        z = X @ self.coef_.T + self.intercept_
+        z = _dot(X, self.coef_) + self.intercept_
         return z.ravel() if self.coef_.shape[0] == 1 else z
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
 
     def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Log class probabilities, shape (n, n_classes), columns ordered as classes_."""

@@ -586,11 +586,148 @@ template <class T> inline void log_inplace(T* a, std::size_t n) {
   if (i < n) simd::store_partial<T>(a + i, simd::log<T>(simd::load_partial<T>(a + i, int(n - i), T(1))), int(n - i));
 }
 
+// Outer-product (GEMM micro-kernel) forms for K >= 2 classes. The weights are
+// held transposed and padded, Wt (D, ldz) with ldz = K rounded up to whole
+// vectors, so a tile of RB rows x KV class vectors accumulates in registers
+// with one broadcast of x per row and feature: no horizontal sums, and each
+// logit z[r, k] = b_k + sum_d x[r, d] W[k, d] is summed in feature order.
+template <class T, int RB, int KV>
+inline void logits_outer(const T* Xr, std::size_t D, const T* Wt, std::size_t ldz, std::size_t c0,
+                         const T* bpad, T* Zr) {
+  using V = simd::vec<T>;
+  constexpr int L = simd::lanes<T>;
+  V a[RB][KV];
+  for (int j = 0; j < KV; ++j) {
+    const V b = simd::load<T>(bpad + c0 + j * L);
+    for (int q = 0; q < RB; ++q) a[q][j] = b;
+  }
+  for (std::size_t d = 0; d < D; ++d) {
+    V w[KV];
+    for (int j = 0; j < KV; ++j) w[j] = simd::load<T>(Wt + d * ldz + c0 + j * L);
+    for (int q = 0; q < RB; ++q) {
+      const V x = simd::set1<T>(Xr[q * D + d]);
+      for (int j = 0; j < KV; ++j) a[q][j] += x * w[j];
+    }
+  }
+  for (int q = 0; q < RB; ++q)
+    for (int j = 0; j < KV; ++j) simd::store<T>(Zr + q * ldz + c0 + j * L, a[q][j]);
+}
+
 template <class T, int RB>
-inline void grad_rows(const T* Xb, std::size_t r, std::size_t D, const T* G, std::size_t K, T* gW) {
-  std::size_t k = 0;
-  for (; k + 2 <= K; k += 2) grad_tile<T, RB, 2>(Xb, r, D, G, K, k, gW);
-  if (k < K) grad_tile<T, RB, 1>(Xb, r, D, G, K, k, gW);
+inline void logits_rows_outer(const T* Xr, std::size_t D, const T* Wt, std::size_t ldz,
+                              const T* bpad, T* Zr) {
+  constexpr int L = simd::lanes<T>;
+  const std::size_t nv = ldz / L;
+  std::size_t v = 0;
+  for (; v + 3 <= nv; v += 3) logits_outer<T, RB, 3>(Xr, D, Wt, ldz, v * L, bpad, Zr);
+  if (nv - v == 2) logits_outer<T, RB, 2>(Xr, D, Wt, ldz, v * L, bpad, Zr);
+  if (nv - v == 1) logits_outer<T, RB, 1>(Xr, D, Wt, ldz, v * L, bpad, Zr);
+}
+
+// gWt[d0..d0+DB, class vectors] += sum over the R rows of x[r, d] G[r, :]:
+// DB features x KV class vectors stay in registers for the whole block.
+template <class T, int DB, int KV>
+inline void grad_outer(const T* Xb, std::size_t R, std::size_t D, std::size_t d0, const T* G,
+                       std::size_t ldz, std::size_t c0, T* gWt) {
+  using V = simd::vec<T>;
+  constexpr int L = simd::lanes<T>;
+  V a[DB][KV];
+  for (int i = 0; i < DB; ++i)
+    for (int j = 0; j < KV; ++j) a[i][j] = simd::load<T>(gWt + (d0 + i) * ldz + c0 + j * L);
+  for (std::size_t r = 0; r < R; ++r) {
+    V g[KV];
+    for (int j = 0; j < KV; ++j) g[j] = simd::load<T>(G + r * ldz + c0 + j * L);
+    for (int i = 0; i < DB; ++i) {
+      const V x = simd::set1<T>(Xb[r * D + d0 + i]);
+      for (int j = 0; j < KV; ++j) a[i][j] += x * g[j];
+    }
+  }
+  for (int i = 0; i < DB; ++i)
+    for (int j = 0; j < KV; ++j) simd::store<T>(gWt + (d0 + i) * ldz + c0 + j * L, a[i][j]);
+}
+
+template <class T, int DB>
+inline void grad_cols_outer(const T* Xb, std::size_t R, std::size_t D, std::size_t d0, const T* G,
+                            std::size_t ldz, T* gWt) {
+  constexpr int L = simd::lanes<T>;
+  const std::size_t nv = ldz / L;
+  std::size_t v = 0;
+  for (; v + 3 <= nv; v += 3) grad_outer<T, DB, 3>(Xb, R, D, d0, G, ldz, v * L, gWt);
+  if (nv - v == 2) grad_outer<T, DB, 2>(Xb, R, D, d0, G, ldz, v * L, gWt);
+  if (nv - v == 1) grad_outer<T, DB, 1>(Xb, R, D, d0, G, ldz, v * L, gWt);
+}
+
+// Binary rows (K == 1), logits z[r] in place -> dloss/dz; returns sum_r loss_r
+// and adds sum_r dloss/dz to *gb.
+template <class T>
+inline double sigmoid_ce_rows(T* Z, std::size_t R, const std::int64_t* y, const T* sw, T* gb) {
+  double acc = 0;
+  for (std::size_t r = 0; r < R; ++r) {
+    const T wi = sw[r];
+    const T zz = Z[r], t = T(y[r]);
+    const T ea = simd::exp1<T>(-std::fabs(zz));
+    const T sp = std::max(zz, T(0)) + simd::log1p1<T>(ea);  // softplus(z)
+    const T sig = zz >= 0 ? T(1) / (T(1) + ea) : ea / (T(1) + ea);
+    acc += double(wi * (sp - t * zz));
+    Z[r] = wi * (sig - t);
+    gb[0] += Z[r];
+  }
+  return acc;
+}
+
+// Softmax rows (K >= 2), row r at Z + r * ldz, logits in place -> dloss/dz;
+// returns sum_r loss_r and adds the rows' dloss/dz to gb (K). Whole-block
+// softmax: shift each row by its max, one vectorised exp sweep over the
+// R * ldz entries (padding entries are finite and never read), one log sweep
+// over the R row sums. The logits are finite here (X and W are).
+// aux: 2 R scratch values.
+template <class T>
+inline double softmax_ce_rows(T* Z, std::size_t ldz, std::size_t R, std::size_t K,
+                              const std::int64_t* y, const T* sw, T* aux, T* gb) {
+  T* zy = aux;        // z_y - max, per row
+  T* srow = aux + R;  // sum of exponentials, then its log
+  for (std::size_t r = 0; r < R; ++r) {
+    T* z = Z + r * ldz;
+    T m = z[0];
+    for (std::size_t k = 1; k < K; ++k) m = z[k] > m ? z[k] : m;
+    for (std::size_t k = 0; k < K; ++k) z[k] -= m;
+    zy[r] = z[y[r]];
+  }
+  exp_inplace(Z, (R - 1) * ldz + K);
+  for (std::size_t r = 0; r < R; ++r) {
+    const T* z = Z + r * ldz;
+    T sum = 0;
+    for (std::size_t k = 0; k < K; ++k) sum += z[k];
+    srow[r] = sum;
+  }
+  for (std::size_t r = 0; r < R; ++r) {
+    T* z = Z + r * ldz;
+    const T wi = sw[r];
+    const T c = wi / srow[r];
+    for (std::size_t k = 0; k < K; ++k) z[k] *= c;
+    z[y[r]] -= wi;
+    for (std::size_t k = 0; k < K; ++k) gb[k] += z[k];
+  }
+  log_inplace(srow, R);
+  double acc = 0;
+  for (std::size_t r = 0; r < R; ++r) acc += double(sw[r] * (srow[r] - zy[r]));
+  return acc;
+}
+
+// Wt (D, ldz) = W^T zero-padded, bpad (ldz) = b zero-padded; ldz = K rounded up
+// to whole vectors. Once per evaluation (K D values).
+template <class T>
+inline std::size_t pad_transposed(const T* W, const T* b, std::size_t K, std::size_t D,
+                                  std::vector<T>& Wt, std::vector<T>& bpad) {
+  constexpr std::size_t L = static_cast<std::size_t>(simd::lanes<T>);
+  const std::size_t ldz = (K + L - 1) / L * L;
+  Wt.assign(D * ldz, T(0));
+  bpad.assign(ldz, T(0));
+  for (std::size_t k = 0; k < K; ++k)
+    for (std::size_t d = 0; d < D; ++d) Wt[d * ldz + k] = W[k * D + d];
+  if (b)
+    for (std::size_t k = 0; k < K; ++k) bpad[k] = b[k];
+  return ldz;
 }
 }  // namespace detail
 
@@ -609,79 +746,55 @@ template <class T>
 void linear_ce(const T* X, std::size_t N, std::size_t D, const T* W, const T* b, std::size_t K,
                const std::int64_t* y, const T* sw, T* slots, double* block_sum) {
   const std::size_t P = K * (D + 1);
+  if (K == 1) {
+    // Binary: one logit per row, a matrix-vector product; the dot-product tiles
+    // keep every lane busy (the outer-product form would use one lane in L).
+    parallel_for_blocks(N, linear_task_rows(N), [&](std::size_t blk, std::size_t t0, std::size_t t1) {
+      T* gW = slots + blk * P;
+      T* gb = gW + D;
+      std::fill(gW, gW + P, T(0));
+      std::vector<T> Zbuf(kLinearBlock);
+      double acc = 0;
+      for (std::size_t r0 = t0; r0 < t1; r0 += kLinearBlock) {
+        const std::size_t R = std::min(t1, r0 + kLinearBlock) - r0;
+        T* Z = Zbuf.data();
+        const T* Xb = X + r0 * D;
+        std::size_t r = 0;
+        for (; r + 2 <= R; r += 2) detail::logits_tile<T, 2, 1>(Xb, D, r, W, b, 0, 1, Z + r);
+        for (; r < R; ++r) detail::logits_tile<T, 1, 1>(Xb, D, r, W, b, 0, 1, Z + r);
+        acc += detail::sigmoid_ce_rows<T>(Z, R, y + r0, sw + r0, gb);
+        for (r = 0; r + 4 <= R; r += 4) detail::grad_tile<T, 4, 1>(Xb, r, D, Z, 1, 0, gW);
+        for (; r < R; ++r) detail::grad_tile<T, 1, 1>(Xb, r, D, Z, 1, 0, gW);
+      }
+      block_sum[blk] = acc;
+    });
+    return;
+  }
+  std::vector<T> Wt, bpad;
+  const std::size_t ldz = detail::pad_transposed<T>(W, b, K, D, Wt, bpad);
   parallel_for_blocks(N, linear_task_rows(N), [&](std::size_t blk, std::size_t t0, std::size_t t1) {
     T* gW = slots + blk * P;  // K rows of D, then K intercept entries
     T* gb = gW + K * D;
     std::fill(gW, gW + P, T(0));
-    std::vector<T> Zbuf(kLinearBlock * K), aux(2 * kLinearBlock);
+    std::vector<T> Zbuf(kLinearBlock * ldz), gWt(D * ldz, T(0)), aux(2 * kLinearBlock);
     double acc = 0;
     for (std::size_t r0 = t0; r0 < t1; r0 += kLinearBlock) {
-      const std::size_t r1 = std::min(t1, r0 + kLinearBlock);
-      const std::size_t R = r1 - r0;
+      const std::size_t R = std::min(t1, r0 + kLinearBlock) - r0;
       T* Z = Zbuf.data();  // logits, then overwritten by dloss/dlogits
       const T* Xb = X + r0 * D;
-      // Z = X_block W^T + b
       std::size_t r = 0;
-      for (; r + 2 <= R; r += 2) {
-        std::size_t k = 0;
-        for (; k + 4 <= K; k += 4) detail::logits_tile<T, 2, 4>(Xb, D, r, W, b, k, K, Z + r * K);
-        switch (K - k) {  // remaining classes in one tile
-          case 3: detail::logits_tile<T, 2, 3>(Xb, D, r, W, b, k, K, Z + r * K); break;
-          case 2: detail::logits_tile<T, 2, 2>(Xb, D, r, W, b, k, K, Z + r * K); break;
-          case 1: detail::logits_tile<T, 2, 1>(Xb, D, r, W, b, k, K, Z + r * K); break;
-          default: break;
-        }
-      }
+      for (; r + 4 <= R; r += 4)
+        detail::logits_rows_outer<T, 4>(Xb + r * D, D, Wt.data(), ldz, bpad.data(), Z + r * ldz);
       for (; r < R; ++r)
-        for (std::size_t k = 0; k < K; ++k) detail::logits_tile<T, 1, 1>(Xb, D, r, W, b, k, K, Z + r * K);
-      // loss and dloss/dz per row, in place
-      if (K == 1) {
-        for (r = 0; r < R; ++r) {
-          T* z = Z + r;
-          const T wi = sw[r0 + r];
-          const T zz = z[0], t = T(y[r0 + r]);
-          const T ea = simd::exp1<T>(-std::fabs(zz));
-          const T sp = std::max(zz, T(0)) + simd::log1p1<T>(ea);  // softplus(z)
-          const T sig = zz >= 0 ? T(1) / (T(1) + ea) : ea / (T(1) + ea);
-          acc += double(wi * (sp - t * zz));
-          z[0] = wi * (sig - t);
-          gb[0] += z[0];
-        }
-      } else {
-        // Whole-block softmax: shift each row by its max, one vectorised exp
-        // sweep over the R*K logits and one log sweep over the R row sums
-        // (the logits are finite here: X and W are).
-        T* zy = aux.data();      // z_y - max, per row
-        T* srow = zy + kLinearBlock;  // sum of exponentials, then its log
-        for (r = 0; r < R; ++r) {
-          T* z = Z + r * K;
-          T m = z[0];
-          for (std::size_t k = 1; k < K; ++k) m = z[k] > m ? z[k] : m;
-          for (std::size_t k = 0; k < K; ++k) z[k] -= m;
-          zy[r] = z[y[r0 + r]];
-        }
-        detail::exp_inplace(Z, R * K);
-        for (r = 0; r < R; ++r) {
-          const T* z = Z + r * K;
-          T sum = 0;
-          for (std::size_t k = 0; k < K; ++k) sum += z[k];
-          srow[r] = sum;
-        }
-        for (r = 0; r < R; ++r) {
-          T* z = Z + r * K;
-          const T wi = sw[r0 + r];
-          const T c = wi / srow[r];
-          for (std::size_t k = 0; k < K; ++k) z[k] *= c;
-          z[y[r0 + r]] -= wi;
-          for (std::size_t k = 0; k < K; ++k) gb[k] += z[k];
-        }
-        detail::log_inplace(srow, R);
-        for (r = 0; r < R; ++r) acc += double(sw[r0 + r] * (srow[r] - zy[r]));
-      }
-      // gW += G^T X_block
-      for (r = 0; r + 4 <= R; r += 4) detail::grad_rows<T, 4>(Xb, r, D, Z, K, gW);
-      for (; r < R; ++r) detail::grad_rows<T, 1>(Xb, r, D, Z, K, gW);
+        detail::logits_rows_outer<T, 1>(Xb + r * D, D, Wt.data(), ldz, bpad.data(), Z + r * ldz);
+      acc += detail::softmax_ce_rows<T>(Z, ldz, R, K, y + r0, sw + r0, aux.data(), gb);
+      // gWt += X_block^T G
+      std::size_t d = 0;
+      for (; d + 4 <= D; d += 4) detail::grad_cols_outer<T, 4>(Xb, R, D, d, Z, ldz, gWt.data());
+      for (; d < D; ++d) detail::grad_cols_outer<T, 1>(Xb, R, D, d, Z, ldz, gWt.data());
     }
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t d = 0; d < D; ++d) gW[k * D + d] = gWt[d * ldz + k];
     block_sum[blk] = acc;
   });
 }
