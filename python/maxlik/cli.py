@@ -34,7 +34,7 @@ __all__ = ["main", "build_parser", "load_data", "DataError"]
 
 EXIT_OK, EXIT_DATA, EXIT_USAGE = 0, 1, 2
 COMMANDS = ("fit", "bench", "info")
-BENCH_AREAS = ("logsumexp", "gaussian", "gmm", "kmeans", "cross-entropy", "logistic")
+BENCH_AREAS = ("logsumexp", "softmax", "gaussian", "cross-entropy", "gmm", "kmeans", "logistic")
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -392,6 +392,10 @@ _OPTIONAL = (
     ("scipy", "scipy", "peer for bench"),
     ("scikit-learn", "sklearn", "peer for bench"),
     ("torch", "torch", "maxlik.torch; peer for bench"),
+    ("scikit-learn-intelex", "sklearnex", "peer for bench (pip install 'maxlik[bench]')"),
+    ("jax", "jax", "peer for bench"),
+    ("faiss-cpu", "faiss", "peer for bench"),
+    ("pomegranate", "pomegranate", "peer for bench"),
     ("matplotlib", "matplotlib", "maxlik fit --plot (pip install 'maxlik[plot]')"),
     ("tqdm", "tqdm", "progress bars"),
     ("pyarrow", "pyarrow", "Parquet input, faster CSV input"),
@@ -446,7 +450,7 @@ def _cmd_info(args, parser):
 def _cmd_bench(args, parser):
     from . import _bench
 
-    return _bench.run(args.area, args.size, args.json, args.repeat)
+    return _bench.run(args.area, args.size, args.json, args.repeat, args.rounds)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -519,14 +523,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="time maxlik against the installed peers",
                        description="Time maxlik and the installed peers (scipy, scikit-learn, "
-                                   "torch) on the same data in this process; prints median "
-                                   "times and ratios.")
+                                   "scikit-learn-intelex, torch, jax, faiss-cpu, pomegranate; "
+                                   "pip install 'maxlik[bench]') on the same data in this "
+                                   "process, interleaved; prints median times, ratios and the "
+                                   "fraction of the machine's floor (streaming-read GB/s or "
+                                   "GEMM GFLOP/s, measured in the same run) each maxlik case "
+                                   "reaches.")
     b.add_argument("area", nargs="?", default="all", choices=BENCH_AREAS + ("all",),
                    help="what to time (default all)")
-    b.add_argument("--size", choices=("small", "medium", "large"), default="small",
-                   help="problem size (small finishes in under a minute)")
+    b.add_argument("--size", choices=("small", "medium", "large", "full"), default="small",
+                   help="problem size (small finishes in under a minute; full: issue 16's "
+                        "table, as benchmarks/ratios.py)")
     b.add_argument("--repeat", type=_positive_int, default=None, metavar="N",
-                   help="timed runs per case (default 5 small, 7 medium/large)")
+                   help="timed runs per implementation and round (default 3 small, 5 otherwise)")
+    b.add_argument("--rounds", type=_positive_int, default=None, metavar="N",
+                   help="interleaved rounds (default 2 small, 3 otherwise)")
     b.add_argument("--json", action="store_true", help="machine-readable output")
     b.set_defaults(func=_cmd_bench)
 
