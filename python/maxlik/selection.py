@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _kernels, _sources
-from .exceptions import ConvergenceWarning
+from . import _kernels, _sources, exceptions
 from .mixture import GaussianMixture
 from .stats import COVARIANCE_TYPES
 
@@ -212,7 +211,7 @@ def select_mixture(X: ArrayLike, n_components: int | Iterable[int] = range(1, 9)
             gm = GaussianMixture(k, covariance_type=ctype, n_init=n_init,
                                  random_state=random_state, **params)
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
+                warnings.simplefilter("ignore", exceptions.ConvergenceWarning)
                 try:
                     gm.fit(X, sample_weight=sample_weight)
                 except ValueError as exc:
@@ -235,7 +234,7 @@ def select_mixture(X: ArrayLike, n_components: int | Iterable[int] = range(1, 9)
     if not_converged:
         warnings.warn(f"select_mixture: {len(not_converged)} of {len(table)} fits did not "
                       f"converge: {not_converged}; increase max_iter or tol (they are in "
-                      "the table with converged=False)", ConvergenceWarning, stacklevel=2)
+                      "the table with converged=False)", exceptions.ConvergenceWarning, stacklevel=2)
     values = np.array([row[crit] for row in table])
     best = int(np.argmin(np.where(np.isnan(values), np.inf, values)))
     row = table[best]
