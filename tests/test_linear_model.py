@@ -381,7 +381,8 @@ def test_logistic_penalty_none_is_c_inf_and_l2_is_default():
     d = LogisticRegression(C=0.3).fit(X, y)
     np.testing.assert_array_equal(c.coef_, d.coef_)
     # accepted, no effect on lbfgs (as in scikit-learn)
-    e = LogisticRegression(C=0.3, intercept_scaling=5.0, random_state=3, n_jobs=2).fit(X, y)
+    with pytest.warns(FutureWarning, match="'n_jobs' has no effect"):  # as scikit-learn 1.9
+        e = LogisticRegression(C=0.3, intercept_scaling=5.0, random_state=3, n_jobs=2).fit(X, y)
     np.testing.assert_array_equal(e.coef_, d.coef_)
 
 
@@ -440,3 +441,45 @@ def test_logistic_penalty_none_with_c_warns_like_sklearn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         LogisticRegression(C=np.inf).fit(X, y)  # no penalty by C alone: no warning
+
+
+def test_logistic_deprecation_and_consistency_warnings_as_sklearn():
+    X, y = _classification(2, n=100)
+    with pytest.warns(FutureWarning, match="'l1_ratio=None' was deprecated"):
+        LogisticRegression(l1_ratio=None).fit(X, y)
+    with pytest.warns(UserWarning, match="Inconsistent values: penalty=l2 with l1_ratio=1.0"):
+        LogisticRegression(penalty="l2", l1_ratio=1.0).fit(X, y)
+    with pytest.warns(UserWarning) as rec:  # both, as in scikit-learn
+        LogisticRegression(penalty="l2", l1_ratio=0.5).fit(X, y)
+    msgs = [str(r.message) for r in rec]
+    assert any(m.startswith("l1_ratio parameter is only used when penalty is 'elasticnet'. Got "
+                            "(penalty=l2)") for m in msgs)
+    assert any(m.startswith("Inconsistent values: penalty=l2 with l1_ratio=0.5") for m in msgs)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_logistic_float32_in_float32_coefficients(sparse):
+    X, y = _classification(3, n=300)
+    X32 = X.astype(np.float32)
+    if sparse:
+        X32 = pytest.importorskip("scipy.sparse").csr_matrix(X32)
+    a = LogisticRegression(tol=1e-8).fit(X32, y)
+    b = LogisticRegression(tol=1e-8).fit(X.astype(np.float32).astype(np.float64), y)
+    assert a.coef_.dtype == np.float32 and a.intercept_.dtype == np.float32
+    assert b.coef_.dtype == np.float64
+    # the same float64 fit of the same (float32-representable) values, rounded
+    np.testing.assert_array_equal(a.coef_, b.coef_.astype(np.float32))
+
+
+def test_logistic_sparsify_densify_keep_predictions():
+    sp = pytest.importorskip("scipy.sparse")
+    X, y = _classification(3, n=300)
+    clf = LogisticRegression().fit(X, y)
+    ref = clf.decision_function(X)
+    assert clf.sparsify() is clf and sp.issparse(clf.coef_)
+    np.testing.assert_allclose(clf.decision_function(X), ref, rtol=1e-12)
+    np.testing.assert_allclose(clf.decision_function(sp.coo_array(X)), ref, rtol=1e-12,
+                               atol=1e-12)
+    assert clf.densify() is clf and isinstance(clf.coef_, np.ndarray)
+    np.testing.assert_allclose(clf.decision_function(sp.csr_matrix(X)), ref, rtol=1e-12,
+                               atol=1e-12)

@@ -60,7 +60,11 @@ def _check_X(X: ArrayLike, estimator: BaseEstimator, *, reset: bool,
 
 
 def _dot(X, coef: np.ndarray) -> np.ndarray:
-    """``X @ coef.T`` for a dense X or CSR rows (the C++ CSR product, nothing densified)."""
+    """``X @ coef.T`` for a dense X or CSR rows (the C++ CSR product, nothing densified).
+
+    A sparse `coef` (after ``sparsify()``) is made dense: it has only K rows."""
+    if _sources.is_sparse(coef):
+        coef = np.asarray(cast(Any, coef).toarray(), dtype=np.float64)
     if _kernels.is_csr_block(X):
         B = coef[:, None] if coef.ndim == 1 else coef.T
         out = _kernels.csr_matmul(X, B)
@@ -178,7 +182,11 @@ class LinearRegression(BaseEstimator):
         The solve is a QR of the weighted, centred rows, blockwise (TSQR, see
         :func:`maxlik._engine.least_squares`): X may be an ndarray, an
         ``np.memmap`` / HDF5 / zarr dataset or a ``dask.array`` (with y a
-        matching array), all giving the same coefficients up to rounding;
+        matching array), all giving the same coefficients up to rounding; or a
+        scipy.sparse matrix / array (CSR, CSC converted), never densified nor
+        centred: the normal equations from C++ CSR kernels, centred implicitly
+        (:func:`maxlik._engine._least_squares_normal`; the rank cutoff is then
+        a Gram matrix's, see there);
         ``rank_`` and ``singular_values_`` are those of the weighted, centred X,
         as ``np.linalg.lstsq`` on all rows would give.
 
@@ -444,8 +452,9 @@ class LogisticRegression(BaseEstimator):
         Start L-BFGS from the previous fit's ``coef_`` / ``intercept_`` when
         the classes and features are the same (else from zero).
     n_jobs : None or int
-        Accepted for compatibility; threads are set by
-        :func:`maxlik.set_num_threads` (scikit-learn 1.9 ignores it too).
+        Accepted for compatibility, with scikit-learn 1.9's FutureWarning when
+        set; threads are set by :func:`maxlik.set_num_threads` (scikit-learn
+        1.9 ignores it too).
 
     Attributes
     ----------
@@ -555,6 +564,10 @@ class LogisticRegression(BaseEstimator):
                 kind = "l1" if l1 == 1 else "elasticnet"
                 raise ValueError(f"l1_ratio={l1} asks for an {kind} penalty, which the lbfgs solver "
                                  "does not support; use l1_ratio=0 (L2) or C=np.inf (none)")
+            if l1 is None:  # scikit-learn 1.9's deprecation, in its words
+                warnings.warn("'l1_ratio=None' was deprecated in version 1.8 and will trigger an "
+                              "error in 1.10. Use 0<=l1_ratio<=1 instead.", FutureWarning,
+                              stacklevel=3)
             penalty = None if np.isinf(C) else "l2"
         elif penalty in ("l1", "elasticnet"):
             raise ValueError(f"penalty={penalty!r} is not supported (only the lbfgs solver is "
@@ -562,6 +575,16 @@ class LogisticRegression(BaseEstimator):
         elif penalty not in ("l2", None):
             raise ValueError(f"penalty must be 'l2', None or 'deprecated'; got {penalty!r} "
                              "(C is keyword-only, as in scikit-learn)")
+        l1 = self.l1_ratio
+        if self.penalty != "deprecated" and isinstance(l1, numbers.Real):
+            # scikit-learn's warnings for an explicit penalty that l1_ratio contradicts
+            if 0 < l1 < 1:
+                warnings.warn("l1_ratio parameter is only used when penalty is 'elasticnet'. "
+                              f"Got (penalty={penalty})", UserWarning, stacklevel=3)
+            if penalty == "l2" and l1 != 0:
+                warnings.warn(f"Inconsistent values: penalty={penalty} with l1_ratio={l1}. "
+                              "penalty is deprecated. Please use l1_ratio only.", UserWarning,
+                              stacklevel=3)
         if penalty is None:
             if self.penalty is None and self.C != 1.0:  # explicit penalty=None with a C
                 warnings.warn("Setting penalty=None will ignore the C and l1_ratio parameters",
@@ -573,6 +596,10 @@ class LogisticRegression(BaseEstimator):
         check_float(self.intercept_scaling, "intercept_scaling", min=0.0)
         if self.n_jobs is not None:
             check_int(self.n_jobs, "n_jobs")
+            warnings.warn("'n_jobs' has no effect since 1.8 and will be removed in 1.10. You "
+                          f"provided 'n_jobs={self.n_jobs}', please leave it unspecified "
+                          "(maxlik's threads: maxlik.set_num_threads).", FutureWarning,
+                          stacklevel=3)
         verbose = int(self.verbose) if isinstance(self.verbose, (bool, np.bool_)) else \
             check_int(self.verbose, "verbose", min=0)
         return (C, check_bool(self.fit_intercept, "fit_intercept"),
@@ -586,7 +613,10 @@ class LogisticRegression(BaseEstimator):
         Each L-BFGS evaluation is one pass of the fused C++ cross-entropy over
         the rows (:func:`maxlik._engine.fit_logistic`); X may be an ndarray,
         an ``np.memmap`` / HDF5 / zarr dataset or a ``dask.array`` (one graph
-        per evaluation), with the same result up to summation order.
+        per evaluation), or a scipy.sparse matrix / array (CSR; CSC is
+        converted) whose stored values the C++ CSR kernel reads (never
+        densified), with the same result up to summation order. float32 X
+        gives float32 ``coef_`` and ``intercept_`` (the fit runs in float64).
 
         Raises
         ------
@@ -594,6 +624,10 @@ class LogisticRegression(BaseEstimator):
             Fewer than two classes, continuous y, non-finite X, bad weights.
         """
         C, fit_intercept, max_iter, tol, verbose, warm_start = self._check_params()
+        # float32 X gives float32 coef_ / intercept_ (scikit-learn's lbfgs keeps it); the
+        # fit itself runs in float64
+        out_dtype = np.float32 if np.dtype(getattr(X, "dtype", np.float64)) == np.float32 \
+            else np.float64
         if _sources.is_streamed(X):
             source = _sources.make_source(X, y, sample_weight, dtype=np.float64)
         else:
@@ -613,7 +647,8 @@ class LogisticRegression(BaseEstimator):
         x0 = None
         if warm_start and hasattr(self, "coef_") and getattr(self, "n_features_in_", None) == \
                 source.n_features:
-            x0 = np.column_stack([self.coef_, self.intercept_]) if fit_intercept else self.coef_
+            coef = cast(Any, self.coef_).toarray() if _sources.is_sparse(self.coef_) else self.coef_
+            x0 = np.column_stack([coef, self.intercept_]) if fit_intercept else coef
         fit = _engine.fit_logistic(source, C=C, fit_intercept=fit_intercept, max_iter=max_iter,
                                    tol=tol, class_weight=self.class_weight, x0=x0)
         res = fit.result
@@ -632,8 +667,8 @@ class LogisticRegression(BaseEstimator):
             )
         check_n_features(self, source.n_features, reset=True)
         self.classes_ = fit.classes
-        self.coef_ = fit.coef
-        self.intercept_ = fit.intercept
+        self.coef_ = fit.coef.astype(out_dtype, copy=False)
+        self.intercept_ = fit.intercept.astype(out_dtype, copy=False)
         self.n_iter_ = np.array([fit.n_iter], dtype=np.int32)
         self.objective_ = fit.objective
         self._set_stderr(source, C, fit_intercept)
@@ -716,6 +751,25 @@ class LogisticRegression(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+    def sparsify(self) -> Self:
+        """Store ``coef_`` as a scipy.sparse CSR matrix (scikit-learn's ``sparsify``).
+
+        Predictions are unchanged; worth it only when most coefficients are
+        zero, which the L2 penalty rarely gives. Needs scipy. Returns self.
+        """
+        check_is_fitted(self, "coef_")
+        from scipy import sparse  # only reached when asked for a sparse coef_
+
+        self.coef_ = sparse.csr_matrix(self.coef_)
+        return self
+
+    def densify(self) -> Self:
+        """Store ``coef_`` as a dense ndarray again (the default); returns self."""
+        check_is_fitted(self, "coef_")
+        if _sources.is_sparse(self.coef_):
+            self.coef_ = np.asarray(cast(Any, self.coef_).toarray())
+        return self
 
     def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Log class probabilities, shape (n, n_classes), columns ordered as classes_."""
