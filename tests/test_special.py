@@ -248,6 +248,31 @@ def test_logsumexp_rows_within_4_ulp(dtype, rng):
             assert _ulp_error(got[i], _ref_lse(x[i]), dtype) <= 4.0
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vectorised_exp_within_1_ulp_of_mpmath(dtype, rng):
+    # softmax of a row [0, d] with e^d below a quarter ulp of 1 is [1, e^d]
+    # exactly: the sum is 1, so the second entry is the kernel's own exp(d).
+    # d spans many binades (every reduction k and all of r), down to results
+    # in the subnormal range. Bound: 1 ulp with FMA; without it (x86-64-v2)
+    # every multiply-add of the polynomial rounds twice, documented as 1.5 ulp.
+    lo, hi = (-745.0, -40.0) if dtype == np.float64 else (-103.0, -18.0)
+    d = np.concatenate([rng.uniform(lo, hi, size=3000), np.linspace(lo, hi, 997)]).astype(dtype)
+    for n_cols in (2, 9):  # the vector body and the partial tail
+        x = np.zeros((d.size, n_cols), dtype)
+        x[:, 1] = d
+        x[:, 2:] = -np.inf
+        got = maxlik.softmax(x, axis=1)
+        assert np.all(got[:, 0] == 1) and np.all(got[:, 2:] == 0)
+        tiny = np.finfo(dtype).smallest_subnormal
+        with mpmath.workdps(40):
+            for di, yi in zip(d, got[:, 1]):
+                ref = mpmath.exp(mpmath.mpf(float(di)))
+                r = dtype(float(ref))
+                ulp = float(np.spacing(r)) if r >= np.finfo(dtype).tiny else float(tiny)
+                err = float(abs(mpmath.mpf(float(yi)) - ref) / ulp)
+                assert err <= 1.5, (float(di), float(yi), float(ref), err)
+
+
 def test_cancellation_is_bounded_by_the_condition_number():
     # log(2) - 0.7: the result is tiny relative to its parts, so only an error of
     # a few ulp of the parts is attainable in double (as in scipy).

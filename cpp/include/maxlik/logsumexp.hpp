@@ -673,11 +673,106 @@ void logsumexp(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdiff_t 
   });
 }
 
+// A row whose max is not finite or that holds a NaN, as scipy does it:
+// softmax is NaN throughout; log_softmax replaces a non-finite max by 0 and
+// returns x - log(sum(exp(x))).
+template <class T>
+inline void softmax_special_row(const T* x, std::ptrdiff_t xs, std::size_t L, T* y, std::ptrdiff_t ys,
+                                bool log_) {
+  if (!log_) {
+    for (std::size_t i = 0; i < L; ++i) y[static_cast<std::ptrdiff_t>(i) * ys] = std::numeric_limits<T>::quiet_NaN();
+    return;
+  }
+  double s = 0;
+  for (std::size_t i = 0; i < L; ++i) s += std::exp(static_cast<double>(x[static_cast<std::ptrdiff_t>(i) * xs]));
+  const T ls = static_cast<T>(std::log(s));
+  for (std::size_t i = 0; i < L; ++i) y[static_cast<std::ptrdiff_t>(i) * ys] = x[static_cast<std::ptrdiff_t>(i) * xs] - ls;
+}
+
+// Rows up to this many bytes are done by softmax_row: the row stays in L1/L2
+// between its passes, so memory sees one read of x and one write of y.
+inline constexpr std::size_t kFusedRowBytes = 64 * 1024;
+
+// One contiguous row: max, then e = exp(x - m) written to y (softmax) while
+// S (terms below the max) and W (count at the max) are summed as in
+// chunk_state (per-chunk vector sums in T, merged in double), then y scaled by
+// 1 / (W + S) (or, for log_softmax, y = (x - m) - log(W + S)) — the same
+// values the two-pass path computes, with one exp per element and x read
+// from memory once.
+template <class T>
+inline void softmax_row(const T* x, std::size_t L, T* y, bool log_) {
+  using V = simd::vec<T>;
+  constexpr int Ln = simd::lanes<T>;
+  constexpr T ninf = -std::numeric_limits<T>::infinity();
+  const std::size_t nv = L / Ln * Ln;
+  const int tail = static_cast<int>(L - nv);
+  V vm0 = simd::set1<T>(ninf), vm1 = vm0;
+  std::size_t i = 0;
+  for (; i + 2 * Ln <= nv; i += 2 * Ln) {
+    vm0 = simd::max<T>(vm0, simd::load<T>(x + i));
+    vm1 = simd::max<T>(vm1, simd::load<T>(x + i + Ln));
+  }
+  if (i < nv) vm0 = simd::max<T>(vm0, simd::load<T>(x + i));
+  const V xt = tail ? simd::load_partial<T>(x + nv, tail, ninf) : vm0;
+  const T m = simd::hmax<T>(simd::max<T>(simd::max<T>(vm0, vm1), xt));
+  if (!std::isfinite(m)) return softmax_special_row<T>(x, 1, L, y, 1, log_);
+  const V vm = simd::set1<T>(m);
+  const V zero{};
+  const V one = simd::set1<T>(T(1));
+  double S = 0, W = 0;
+  auto step = [&](std::size_t j, V& s, V& w) {
+    const V xv = simd::load<T>(x + j);
+    const auto eq = xv == vm;
+    const V e = simd::exp<T>(xv - vm);
+    if (!log_) simd::store<T>(y + j, e);
+    s += eq ? zero : e;
+    w += eq ? one : zero;
+  };
+  for (std::size_t c0 = 0; c0 < nv; c0 += kChunk) {
+    const std::size_t c1 = std::min(nv, c0 + kChunk);
+    V s0 = zero, s1 = zero, w0 = zero, w1 = zero;
+    std::size_t j = c0;
+    for (; j + 2 * Ln <= c1; j += 2 * Ln) {
+      step(j, s0, w0);
+      step(j + Ln, s1, w1);
+    }
+    if (j < c1) step(j, s0, w0);
+    S += static_cast<double>(simd::hsum<T>(s0 + s1));
+    W += static_cast<double>(simd::hsum<T>(w0 + w1));
+  }
+  if (tail) {  // padding lanes hold -inf: e = 0, never equal to the finite max
+    const auto eq = xt == vm;
+    const V e = simd::exp<T>(xt - vm);
+    if (!log_) simd::store_partial<T>(y + nv, e, tail);
+    S += static_cast<double>(simd::hsum<T>(eq ? zero : e));
+    W += static_cast<double>(simd::hsum<T>(eq ? one : zero));
+  }
+  if (S != S) return softmax_special_row<T>(x, 1, L, y, 1, log_);  // a NaN in the row
+  if (!log_) {
+    const V sc = simd::set1<T>(static_cast<T>(1.0 / (W + S)));
+    for (i = 0; i < nv; i += Ln) simd::store<T>(y + i, simd::load<T>(y + i) * sc);
+    if (tail) simd::store_partial<T>(y + nv, simd::load_partial<T>(y + nv, tail, T(0)) * sc, tail);
+  } else {
+    const V lt = simd::set1<T>(static_cast<T>(std::log(W) + simd::log1p1<double>(S / W)));
+    for (i = 0; i < nv; i += Ln) simd::store<T>(y + i, (simd::load<T>(x + i) - vm) - lt);
+    if (tail) simd::store_partial<T>(y + nv, (xt - vm) - lt, tail);
+  }
+}
+
 // softmax (log_ == false) or log_softmax (log_ == true), written into `o`, a
 // view with the same shape as `a` (its own strides).
 template <class T>
 void softmax(const View<T>& a, const View<T>& o_view, T* o, bool log_) {
   const std::size_t n_out = a.nb * a.no;
+  if (a.L > 0 && a.si == 1 && o_view.si == 1 && a.L * sizeof(T) <= kFusedRowBytes) {
+    // Blocks of about 64K elements (rows are independent: any partition gives
+    // the same bits).
+    const std::size_t rows = std::max<std::size_t>(1, 65536 / a.L);
+    parallel_for_blocks(n_out, rows, [&](std::size_t, std::size_t r0, std::size_t r1) {
+      for (std::size_t k = r0; k < r1; ++k) softmax_row<T>(a.p + a.off(k), a.L, o + o_view.off(k), log_);
+    });
+    return;
+  }
   std::vector<Acc> st(n_out);
   states<T>(a, nullptr, 0, 0, 0, st.data());
   // Per output: shift and scale so that y = exp(x - m) / T  or  (x - m) - log T.
@@ -695,18 +790,7 @@ void softmax(const View<T>& a, const View<T>& o_view, T* o, bool log_) {
     const T* x = a.p + a.off(k);
     T* y = o + o_view.off(k);
     const T mk = shift[k];
-    if (special[k]) {
-      if (!log_) {
-        for (std::size_t i = 0; i < a.L; ++i) y[static_cast<std::ptrdiff_t>(i) * o_view.si] = std::numeric_limits<T>::quiet_NaN();
-        return;
-      }
-      // scipy: a non-finite max is replaced by 0, then x - log(sum(exp(x)))
-      double s = 0;
-      for (std::size_t i = 0; i < a.L; ++i) s += std::exp(static_cast<double>(x[static_cast<std::ptrdiff_t>(i) * a.si]));
-      const T ls = static_cast<T>(std::log(s));
-      for (std::size_t i = 0; i < a.L; ++i) y[static_cast<std::ptrdiff_t>(i) * o_view.si] = x[static_cast<std::ptrdiff_t>(i) * a.si] - ls;
-      return;
-    }
+    if (special[k]) return softmax_special_row<T>(x, a.si, a.L, y, o_view.si, log_);
     const T sc = scale[k];
     if (a.si == 1 && o_view.si == 1) {
       using V = simd::vec<T>;

@@ -3,7 +3,8 @@
 // project's own vectorised exp and log.
 //
 //   vec<T>      a SIMD register of lanes<T> values of T (float or double)
-//   exp(v)      e^v, <= 1 ulp on the tested range; exp(-inf)=0, exp(+inf)=inf,
+//   exp(v)      e^v, <= 1 ulp with FMA (x86-64-v3/v4), <= 1.5 ulp without (v2:
+//               every a*b+c rounds twice); exp(-inf)=0, exp(+inf)=inf,
 //               exp(nan)=nan, overflow -> inf, underflow -> 0/subnormal
 //   log(v)      natural log; log(0)=-inf, log(x<0)=nan, log(inf)=inf, nan->nan
 //   log1p(v)    log(1+v) accurate for small v
@@ -19,6 +20,10 @@
 #include <limits>
 #include <type_traits>
 #include <utility>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #define MAXLIK_INLINE inline __attribute__((always_inline))
 
@@ -129,10 +134,74 @@ template <class T> MAXLIK_INLINE T hmax(vec<T> v) {
     return v[0];
   }
 }
-template <class T> MAXLIK_INLINE bool any(ivec<T> mask) {
-  for (int i = 0; i < lanes<T>; ++i)
-    if (mask[i]) return true;
-  return false;
+// True if any lane of the mask is set: one vptest where the ISA has it (the
+// lane-by-lane loop compiled to a chain of extracts and branches).
+namespace detail {
+typedef std::int64_t vi64x2 __attribute__((vector_size(16)));
+typedef std::int64_t vi64x4 __attribute__((vector_size(32)));
+typedef std::int64_t vi64x8 __attribute__((vector_size(64)));
+MAXLIK_INLINE bool any_v(vi64x2 m) {
+#if defined(__SSE4_1__)
+  const __m128i v = __builtin_bit_cast(__m128i, m);
+  return !_mm_testz_si128(v, v);
+#else
+  return (m[0] | m[1]) != 0;
+#endif
+}
+MAXLIK_INLINE bool any_v(vi64x4 m) {
+#if defined(__AVX__)
+  const __m256i v = __builtin_bit_cast(__m256i, m);
+  return !_mm256_testz_si256(v, v);
+#else
+  return any_v(__builtin_shufflevector(m, m, 0, 1) | __builtin_shufflevector(m, m, 2, 3));
+#endif
+}
+MAXLIK_INLINE bool any_v(vi64x8 m) {
+  return any_v(__builtin_shufflevector(m, m, 0, 1, 2, 3) | __builtin_shufflevector(m, m, 4, 5, 6, 7));
+}
+}  // namespace detail
+template <class T> MAXLIK_INLINE bool any(ivec<T> mask) { return detail::any_v(__builtin_bit_cast(vi64, mask)); }
+
+// Bit l of the result is set iff lane l of the mask is (lanes <= 16).
+namespace detail {
+typedef float vf32x4 __attribute__((vector_size(16)));
+typedef float vf32x8 __attribute__((vector_size(32)));
+typedef double vf64x2 __attribute__((vector_size(16)));
+typedef double vf64x4 __attribute__((vector_size(32)));
+template <class T, class M> MAXLIK_INLINE unsigned movemask_generic(M m) {
+  unsigned r = 0;
+  for (int i = 0; i < int(sizeof(M) / sizeof(T)); ++i) r |= (m[i] != 0 ? 1u : 0u) << i;
+  return r;
+}
+template <class T> MAXLIK_INLINE unsigned movemask16(vi64x2 m) {
+#if defined(__SSE2__)
+  if constexpr (sizeof(T) == 8) return unsigned(_mm_movemask_pd(__builtin_bit_cast(__m128d, m)));
+  else return unsigned(_mm_movemask_ps(__builtin_bit_cast(__m128, m)));
+#else
+  typedef std::conditional_t<sizeof(T) == 8, std::int64_t, std::int32_t> I;
+  typedef I vx __attribute__((vector_size(16)));
+  return movemask_generic<T>(__builtin_bit_cast(vx, m));
+#endif
+}
+template <class T> MAXLIK_INLINE unsigned movemask32(vi64x4 m) {
+#if defined(__AVX__)
+  if constexpr (sizeof(T) == 8) return unsigned(_mm256_movemask_pd(__builtin_bit_cast(__m256d, m)));
+  else return unsigned(_mm256_movemask_ps(__builtin_bit_cast(__m256, m)));
+#else
+  constexpr int h = 16 / int(sizeof(T));
+  return movemask16<T>(__builtin_shufflevector(m, m, 0, 1)) | (movemask16<T>(__builtin_shufflevector(m, m, 2, 3)) << h);
+#endif
+}
+template <class T> MAXLIK_INLINE unsigned movemask_v(vi64x2 m) { return movemask16<T>(m); }
+template <class T> MAXLIK_INLINE unsigned movemask_v(vi64x4 m) { return movemask32<T>(m); }
+template <class T> MAXLIK_INLINE unsigned movemask_v(vi64x8 m) {
+  constexpr int h = 32 / int(sizeof(T));
+  return movemask32<T>(__builtin_shufflevector(m, m, 0, 1, 2, 3)) |
+         (movemask32<T>(__builtin_shufflevector(m, m, 4, 5, 6, 7)) << h);
+}
+}  // namespace detail
+template <class T> MAXLIK_INLINE unsigned movemask(ivec<T> mask) {
+  return detail::movemask_v<T>(__builtin_bit_cast(vi64, mask));
 }
 
 // ---- in-register transpose and widening --------------------------------------------
@@ -188,14 +257,19 @@ template <class T> MAXLIK_INLINE void transpose_tile(vec<T>* r) {
 
 // ---- exp ------------------------------------------------------------------------
 // Range reduction x = k ln2 + r, |r| <= ln2/2 (Cody-Waite two-constant ln2),
-// a polynomial for e^r (degree 11 double / 6 float, fit error below 0.05
-// ulp), then scaling by 2^k done in two halves so that results in the
-// subnormal range and k up to 1024 are exact without a branch.
+// a polynomial for e^r (degree 11 double / 6 float, fit error below 0.05 ulp),
+// and 2^k added to the exponent field of the polynomial's value.
+//
+// The common path (|x| <= kFast: the result is a normal number) has no clamps
+// and no selects; one vptest per vector decides whether any lane needs the
+// full treatment (overflow to inf, results in the subnormal range done in two
+// scaling halves, underflow to 0, NaN), which then runs for that vector only.
 namespace detail {
 template <class T> struct exp_consts;
 template <> struct exp_consts<double> {
   static constexpr double hi = 709.8;    // e^hi overflows -> the product gives inf
   static constexpr double lo = -746.0;   // e^lo underflows to 0
+  static constexpr double fast = 708.0;  // |x| <= fast: k in [-1021, 1021], a normal result
   static constexpr double log2e = 1.4426950408889634;
   static constexpr double ln2_hi = 6.93147180369123816490e-01;
   static constexpr double ln2_lo = 1.90821492927058770002e-10;
@@ -206,6 +280,7 @@ template <> struct exp_consts<double> {
 template <> struct exp_consts<float> {
   static constexpr float hi = 89.0f;
   static constexpr float lo = -104.0f;
+  static constexpr float fast = 86.0f;  // k in [-124, 124]
   static constexpr float log2e = 1.44269504088896341f;
   static constexpr float ln2_hi = 0.693359375f;
   static constexpr float ln2_lo = -2.12194440e-4f;
@@ -216,45 +291,67 @@ template <> struct exp_consts<float> {
 
 MAXLIK_INLINE vf64 exp_poly(vf64 r) {
   // Degree-11 Chebyshev fit of e^r on [-ln2/2, ln2/2] (max rel. error 3.2e-18,
-  // fitted with mpmath.chebyfit); c0 and c1 round to exactly 1, so exp(0) == 1.
-  vf64 p = set1<double>(2.5110037605963777e-08);
-  p = p * r + 2.763263963904103e-07;
-  p = p * r + 2.755724091857897e-06;
-  p = p * r + 2.4801485482328494e-05;
-  p = p * r + 0.00019841269890047113;
-  p = p * r + 0.0013888888952314775;
-  p = p * r + 0.008333333333319601;
-  p = p * r + 0.0416666666664881;
-  p = p * r + 0.1666666666666668;
-  p = p * r + 0.5000000000000019;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  return p;
+  // fitted with mpmath.chebyfit); c0 and c1 round to exactly 1, so
+  //   e^r = 1 + r (1 + r Q(r)),  Q = c2 + c3 r + ... + c11 r⁹,
+  // with Q as even(r²) + r·odd(r²): two independent Horner chains of 4 FMAs,
+  // so the dependency chain is 8 operations deep instead of 11 (the loops
+  // around exp keep several vectors in flight; a long chain stalls them).
+  // The last two steps are Horner's, so the rounding is as in plain Horner:
+  // one rounding at the result's magnitude, the previous one scaled by |r|.
+  const vf64 r2 = r * r;
+  vf64 e = set1<double>(2.763263963904103e-07);   // c10
+  vf64 o = set1<double>(2.5110037605963777e-08);  // c11
+  e = e * r2 + 2.4801485482328494e-05;  // c8
+  o = o * r2 + 2.755724091857897e-06;   // c9
+  e = e * r2 + 0.0013888888952314775;   // c6
+  o = o * r2 + 0.00019841269890047113;  // c7
+  e = e * r2 + 0.0416666666664881;      // c4
+  o = o * r2 + 0.008333333333319601;    // c5
+  e = e * r2 + 0.5000000000000019;      // c2
+  o = o * r2 + 0.1666666666666668;      // c3
+  const vf64 q = o * r + e;
+  return (q * r + 1.0) * r + 1.0;
 }
 MAXLIK_INLINE vf32 exp_poly(vf32 r) {
-  // Degree-6 Chebyshev fit on [-ln2/2, ln2/2], max rel. error 2e-9.
-  vf32 p = set1<float>(0.0013941108433972674f);
-  p = p * r + 0.008375126398153335f;
-  p = p * r + 0.04166635289677516f;
-  p = p * r + 0.16666415514653277f;
-  p = p * r + 0.5000000047117757f;
-  p = p * r + 1.000000037716214f;
-  p = p * r + 1.0f;
-  return p;
+  // Degree-6 Chebyshev fit on [-ln2/2, ln2/2], max rel. error 2e-9 (c1 =
+  // 1.0000000377 rounds to 1 in float); the same 1 + r (1 + r Q) form.
+  const vf32 r2 = r * r;
+  vf32 e = set1<float>(0.0013941108433972674f);  // c6
+  vf32 o = set1<float>(0.008375126398153335f);   // c5
+  e = e * r2 + 0.04166635289677516f;  // c4
+  o = o * r2 + 0.16666415514653277f;  // c3
+  e = e * r2 + 0.5000000047117757f;   // c2
+  const vf32 q = o * r + e;
+  return (q * r + 1.0f) * r + 1.0f;
 }
-}  // namespace detail
 
-template <class T> MAXLIK_INLINE vec<T> exp(vec<T> x) {
-  using C = detail::exp_consts<T>;
+// The reduction and the polynomial: x = k ln2 + r, returns p = e^r and
+// kbits = k << mant (the bits to add to an exponent field).
+template <class T> MAXLIK_INLINE vec<T> exp_core(vec<T> x, ivec<T>& kbits) {
+  using C = exp_consts<T>;
+  const vec<T> t = x * C::log2e + C::magic;
+  const vec<T> k = t - C::magic;  // round(x / ln2) as a float
+  vec<T> r = x - k * C::ln2_hi;
+  r = r - k * C::ln2_lo;
+  // The low mantissa bits of t hold k in two's complement; shifting them to
+  // the exponent field drops the bits of `magic` (for |k| < 2^(mant-1)).
+  kbits = as_int<T>(t) << C::mant;
+  return exp_poly(r);
+}
+
+// Every lane, every input: clamp, two-step scaling (exact in the subnormal
+// range and for k up to 1024), overflow restored to +inf, NaN propagated.
+template <class T> __attribute__((noinline)) vec<T> exp_full(vec<T> x) {
+  using C = exp_consts<T>;
   using VI = ivec<T>;
   // Clamp; NaN compares false and passes through unchanged, then propagates.
   x = x > C::hi ? set1<T>(C::hi) : x;
   x = x < C::lo ? set1<T>(C::lo) : x;
   const vec<T> t = x * C::log2e + C::magic;
-  const vec<T> k = t - C::magic;  // round(x / ln2) as a float
+  const vec<T> k = t - C::magic;
   vec<T> r = x - k * C::ln2_hi;
   r = r - k * C::ln2_lo;
-  const vec<T> p = detail::exp_poly(r);
+  const vec<T> p = exp_poly(r);
   VI ki = as_int<T>(t) - as_int<T>(set1<T>(C::magic));  // round(x / ln2) as an integer
   VI k1 = ki >> 1;
   VI k2 = ki - k1;
@@ -267,24 +364,41 @@ template <class T> MAXLIK_INLINE vec<T> exp(vec<T> x) {
   return y;
 }
 
+// Lanes outside the fast range: !(|x| <= fast), NaN included. On the bits:
+// |x| as an integer orders like |x|, and a NaN's bits exceed every finite
+// number's (an AND and an integer compare; the float form needs a select).
+template <class T> MAXLIK_INLINE ivec<T> exp_slow_lanes(vec<T> x) {
+  using C = exp_consts<T>;
+  using VI = ivec<T>;
+  const VI sign = as_int<T>(set1<T>(T(-0.0)));
+  return (as_int<T>(x) & ~sign) > as_int<T>(set1<T>(C::fast));
+}
+}  // namespace detail
+
+// e^x for every x: <= 1 ulp, exp(-inf) = 0, exp(+inf) = inf, exp(NaN) = NaN.
+template <class T> MAXLIK_INLINE vec<T> exp(vec<T> x) {
+  ivec<T> kb;
+  const vec<T> p = detail::exp_core<T>(x, kb);
+  const vec<T> y = as_float<T>(as_int<T>(p) + kb);
+  const ivec<T> slow = detail::exp_slow_lanes<T>(x);
+  if (__builtin_expect(any<T>(slow), 0)) return slow ? detail::exp_full<T>(x) : y;
+  return y;
+}
+
 // e^x for x <= 0 (or NaN), flushing results below the smallest normal number
 // to zero. For sums of e^{x - max}: a term below 2^-1022 relative to the max
-// cannot change a sum that already holds 1. Cheaper than exp(): one scaling
-// step and no overflow handling.
+// cannot change a sum that already holds 1. The same exp; only the rare
+// lanes below -fast (incl. -inf) differ: 0 instead of a subnormal.
 template <class T> MAXLIK_INLINE vec<T> exp_nonpositive(vec<T> x) {
-  using C = detail::exp_consts<T>;
-  using VI = ivec<T>;
-  constexpr T lo = sizeof(T) == 8 ? T(-708.39) : T(-87.33);
-  // No clamp: lanes below `lo` (incl. -inf) compute garbage and are replaced by 0.
-  const vec<T> xc = x;
-  const vec<T> t = xc * C::log2e + C::magic;
-  const vec<T> k = t - C::magic;
-  vec<T> r = xc - k * C::ln2_hi;
-  r = r - k * C::ln2_lo;
-  const vec<T> p = detail::exp_poly(r);
-  const VI ki = as_int<T>(t) - as_int<T>(set1<T>(C::magic));
-  const vec<T> y = p * as_float<T>((ki + C::bias) << C::mant);
-  return x < lo ? vec<T>{} : y;
+  ivec<T> kb;
+  const vec<T> p = detail::exp_core<T>(x, kb);
+  const vec<T> y = as_float<T>(as_int<T>(p) + kb);
+  const ivec<T> slow = detail::exp_slow_lanes<T>(x);
+  if (__builtin_expect(any<T>(slow), 0)) {
+    constexpr T lo = sizeof(T) == 8 ? T(-708.39) : T(-87.33);  // e^lo ~ the smallest normal
+    return slow ? (x < lo ? vec<T>{} : detail::exp_full<T>(x)) : y;
+  }
+  return y;
 }
 
 // ---- log ------------------------------------------------------------------------
