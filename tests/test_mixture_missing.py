@@ -315,7 +315,8 @@ def test_memmap_and_dask_equal_in_memory(tmp_path):
     np.testing.assert_allclose(got.lower_bounds_, ref.lower_bounds_, rtol=1e-10)
     np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(got.covariances_, ref.covariances_, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(got.score_samples(mm), ref.score_samples(Xm), rtol=1e-12)
+    np.testing.assert_allclose(got.score_samples(mm), ref.score_samples(Xm), rtol=1e-12,
+                               atol=1e-12)
     np.testing.assert_array_equal(got.impute(mm)[~np.isnan(Xm)], Xm[~np.isnan(Xm)])
     da = pytest.importorskip("dask.array")
     dx = da.from_array(Xm, chunks=(700, 4))

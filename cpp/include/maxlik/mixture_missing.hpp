@@ -131,11 +131,13 @@ struct Scratch {
   std::vector<double> XT;    // D×ld observed values, 0 where missing (rows sorted by pattern)
   std::vector<double> M;     // D×ld: 1 observed, 0 missing (padded rows: 1)
   std::vector<double> XR;    // nr×Dp the same rows, row-major, 0 where missing or padding
+  std::vector<double> MR;    // nr×Dp row-major mask: 1 observed, 0 missing or padding
   std::vector<double> Y;     // K×D×ld: x̂_k − μ_k (observed: x − μ_k)
   std::vector<double> zero;  // D zeros
-  std::vector<double> drow, b, c;
+  std::vector<double> c, drow;
   std::vector<std::uint32_t> order;   // sorted position -> row of the block
   std::vector<std::uint64_t> keys;    // nr × nw missingness bit masks
+  std::vector<std::uint32_t> nmiss;   // nr: missing entries per row
   std::vector<std::uint32_t> gstart;  // ng + 1: first sorted position of each pattern
   std::vector<std::uint32_t> miss;    // missing coordinates of each pattern, ascending
   std::vector<std::uint32_t> mofs;    // ng + 1 offsets into miss
@@ -143,6 +145,10 @@ struct Scratch {
   std::vector<std::size_t> lofs;      // ng×K offsets into Lf
   std::vector<double> gcst;           // ng×K log-density constant of (pattern, component)
   std::vector<double> inv;            // scratch for Λ_mm⁻¹
+  std::vector<double> fac;            // scratch factor (D×D + D)
+  std::vector<std::uint32_t> single;  // patterns with one row and 0 < |m| < D, in order
+  std::vector<std::uint8_t> is_single;
+  std::vector<double> bA, bB, bR;     // lane-interleaved batch factors, right-hand sides, 1/L_aa
   void resize(std::size_t D, std::size_t K, std::size_t Dp) {
     const std::size_t Bmax = gaussian::padded_rows(kRowBlock, gaussian::kRowTile<double>);
     ws.resize(D, K, Bmax);
@@ -150,12 +156,17 @@ struct Scratch {
     XT.resize(D * ld);
     M.resize(D * ld);
     XR.resize(kRowBlock * Dp);
+    MR.resize(kRowBlock * Dp);
     Y.resize(K * D * ld);
     zero.assign(D, 0.0);
-    drow.resize(Dp);
-    b.resize(D);
     c.resize(D);
+    drow.resize(Dp);
     inv.resize(D * D);
+    fac.resize(D * D + D);
+    constexpr std::size_t L = simd::lanes<double>;
+    bA.resize(D * D * L);
+    bB.resize(D * L);
+    bR.resize(D * L);
   }
 };
 
@@ -165,7 +176,7 @@ inline double scratch_bytes(std::size_t D, std::size_t K) {
   const double d = double(D), k = double(K), rows = double(kRowBlock);
   // Y, XT/M, XR, factors (worst case one D×D factor per row and component), keys.
   return gaussian::workspace_bytes<double>(D, K) +
-         8.0 * (k * d * ld + 2.0 * d * ld + rows * (d + 8.0) + rows * k * (1.0 + d * d)) +
+         8.0 * (k * d * ld + 2.0 * d * ld + 2.0 * rows * (d + 8.0) + rows * k * (2.0 + d * d + d)) +
          rows * (8.0 * (d / 64.0 + 1.0) + 12.0);
 }
 
@@ -179,13 +190,22 @@ void prepare_block(const Model& m, const T* X, const T* w, std::size_t nr, bool 
   s.nr = nr;
   s.Bp = gaussian::padded_rows(nr, gaussian::kRowTile<double>);
   s.keys.assign(nr * nw, 0);
+  s.nmiss.assign(nr, 0);
   for (std::size_t r = 0; r < nr; ++r)
     for (std::size_t i = 0; i < D; ++i)
-      if (std::isnan(X[r * D + i])) s.keys[r * nw + i / 64] |= std::uint64_t(1) << (i % 64);
+      if (std::isnan(X[r * D + i])) {
+        s.keys[r * nw + i / 64] |= std::uint64_t(1) << (i % 64);
+        ++s.nmiss[r];
+      }
   s.order.resize(nr);
   std::iota(s.order.begin(), s.order.end(), 0u);
   const std::uint64_t* keys = s.keys.data();
+  const std::uint32_t* nmiss = s.nmiss.data();
+  // Sorted by the number of missing entries first: consecutive patterns then
+  // run the small loops below with the same trip counts, which the branch
+  // predictor follows (a random |m| per row costs several mispredictions each).
   std::sort(s.order.begin(), s.order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    if (nmiss[a] != nmiss[b]) return nmiss[a] < nmiss[b];
     for (std::size_t q = 0; q < nw; ++q)
       if (keys[a * nw + q] != keys[b * nw + q]) return keys[a * nw + q] < keys[b * nw + q];
     return a < b;
@@ -200,8 +220,9 @@ void prepare_block(const Model& m, const T* X, const T* w, std::size_t nr, bool 
       s.XT[i * ld + p] = obs ? v : 0.0;
       s.M[i * ld + p] = obs ? 1.0 : 0.0;
       s.XR[p * Dp + i] = obs ? v : 0.0;
+      s.MR[p * Dp + i] = obs ? 1.0 : 0.0;
     }
-    for (std::size_t i = D; i < Dp; ++i) s.XR[p * Dp + i] = 0.0;
+    for (std::size_t i = D; i < Dp; ++i) s.XR[p * Dp + i] = s.MR[p * Dp + i] = 0.0;
     W[p] = w ? static_cast<double>(w[r]) : 1.0;
   }
   for (std::size_t i = 0; i < D; ++i)
@@ -233,32 +254,127 @@ void prepare_block(const Model& m, const T* X, const T* w, std::size_t nr, bool 
     for (std::size_t g = 0; g < s.ng; ++g)
       if (s.mofs[g + 1] - s.mofs[g] == D)
         for (std::size_t p = s.gstart[g]; p < s.gstart[g + 1]; ++p) W[p] = 0.0;
+  // patterns of a single row (most of them when entries are missing at random)
+  // are factorised SIMD-lane-parallel, one row per lane (see batch_solve)
+  s.single.clear();
+  s.is_single.assign(s.ng, 0);
+  for (std::size_t g = 0; g < s.ng; ++g) {
+    const std::size_t q = s.mofs[g + 1] - s.mofs[g];
+    if (s.gstart[g + 1] - s.gstart[g] == 1 && q > 0 && q < D) {
+      s.single.push_back(static_cast<std::uint32_t>(g));
+      s.is_single[g] = 1;
+    }
+  }
 }
 
-inline double dot_padded(const double* a, const double* b, std::size_t Dp) {
-  using V = simd::vec<double>;
-  constexpr std::size_t L = simd::lanes<double>;
-  V acc{};
-  for (std::size_t i = 0; i < Dp; i += L) acc += simd::load(a + i) * simd::load(b + i);
-  return simd::hsum<double>(acc);
-}
-
-// In place: A (q×q, row-major, symmetric) -> its lower Cholesky factor.
-inline bool cholesky_lower(double* A, std::size_t q) {
+// In place: A (q×q, row-major, symmetric) -> its lower Cholesky factor L, and
+// rd[a] = 1 / L_aa (the solves multiply instead of dividing). Returns
+// Σ log L_aa (one log per factor: std::log costs as much as the factorisation
+// of a small block), or NaN if A is not numerically positive definite.
+inline double cholesky_lower(double* A, double* rd, std::size_t q) {
+  double prod = 1.0, logsum = 0.0;
   for (std::size_t i = 0; i < q; ++i) {
-    for (std::size_t j = 0; j <= i; ++j) {
+    for (std::size_t j = 0; j < i; ++j) {
       double v = A[i * q + j];
       for (std::size_t l = 0; l < j; ++l) v -= A[i * q + l] * A[j * q + l];
-      if (i == j) {
-        if (!(v > 0) || !std::isfinite(v)) return false;
-        A[i * q + i] = std::sqrt(v);
-      } else {
-        A[i * q + j] = v / A[j * q + j];
-      }
+      A[i * q + j] = v * rd[j];
     }
+    double v = A[i * q + i];
+    for (std::size_t l = 0; l < i; ++l) v -= A[i * q + l] * A[i * q + l];
+    if (!(v > 0) || !std::isfinite(v)) return std::nan("");
+    const double d = std::sqrt(v);
+    A[i * q + i] = d;
+    rd[i] = 1.0 / d;
     for (std::size_t j = i + 1; j < q; ++j) A[i * q + j] = 0.0;
+    prod *= d;
+    if (!(prod > 1e-150 && prod < 1e150)) {  // keep the running product in range
+      logsum += std::log(prod);
+      prod = 1.0;
+    }
   }
-  return true;
+  return logsum + std::log(prod);
+}
+
+// For n ≤ L single-row patterns gs[0..n) with the same |m| = q, component k:
+// the factorisations of Λ_mm, the solves and the constants of block_estep,
+// with row `lane` of the batch in SIMD lane `lane` (the short dependent chains
+// of a |m| × |m| Cholesky and two triangular solves run L at a time; unused
+// lanes repeat the last row and are discarded). Writes the same per-pattern
+// results as the scalar path (Yk at the missing entries, gcst); the factor is
+// not kept (block_statistics recomputes it for the components that need it).
+inline void batch_solve(const Model& m, Scratch& s, std::size_t k, const std::uint32_t* gs,
+                        std::size_t n, std::size_t q) {
+  using V = simd::vec<double>;
+  constexpr std::size_t L = simd::lanes<double>;
+  const std::size_t D = m.D, Dp = m.Dp, ld = s.ld, K = m.K;
+  const double* Pk = m.Pk(k);
+  const double* mu = m.mean.data() + k * Dp;
+  double* A = s.bA.data();  // A[(a*q + c)*L + lane], lower triangle
+  double* B = s.bB.data();  // B[a*L + lane]
+  double* R = s.bR.data();  // R[a*L + lane] = 1 / L_aa
+  for (std::size_t lane = 0; lane < L; ++lane) {
+    const std::size_t g = gs[std::min(lane, n - 1)];
+    const std::uint32_t* mi = s.miss.data() + s.mofs[g];
+    const std::size_t p = s.gstart[g];
+    const double* xr = s.XR.data() + p * Dp;
+    const double* mr = s.MR.data() + p * Dp;
+    double* dt = s.drow.data();  // δ̃ = (x − μ) · mask
+    for (std::size_t i = 0; i < Dp; i += L)
+      simd::store(dt + i, (simd::load(xr + i) - simd::load(mu + i)) * simd::load(mr + i));
+    for (std::size_t a = 0; a < q; ++a) {
+      const double* pr = Pk + mi[a] * Dp;
+      for (std::size_t c = 0; c <= a; ++c) A[(a * q + c) * L + lane] = pr[mi[c]];
+      V acc{};  // (Λ δ̃)_a
+      for (std::size_t i = 0; i < Dp; i += L) acc += simd::load(pr + i) * simd::load(dt + i);
+      B[a * L + lane] = simd::hsum<double>(acc);
+    }
+  }
+  V logsum{};
+  for (std::size_t i = 0; i < q; ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      V v = simd::load(A + (i * q + j) * L);
+      for (std::size_t l = 0; l < j; ++l)
+        v -= simd::load(A + (i * q + l) * L) * simd::load(A + (j * q + l) * L);
+      simd::store(A + (i * q + j) * L, v * simd::load(R + j * L));
+    }
+    V v = simd::load(A + (i * q + i) * L);
+    for (std::size_t l = 0; l < i; ++l) {
+      const V t = simd::load(A + (i * q + l) * L);
+      v -= t * t;
+    }
+    V d;
+    for (std::size_t lane = 0; lane < L; ++lane) {
+      if (!(v[lane] > 0) || !std::isfinite(v[lane]))
+        throw std::invalid_argument(
+            "the precision matrix of component " + std::to_string(k) +
+            " is numerically singular on a set of missing coordinates; increase reg_covar");
+      d[lane] = std::sqrt(v[lane]);
+    }
+    simd::store(A + (i * q + i) * L, d);
+    simd::store(R + i * L, simd::set1<double>(1.0) / d);
+    logsum += simd::log<double>(d);
+  }
+  // forward and back substitution, in place in B
+  for (std::size_t a = 0; a < q; ++a) {
+    V v = simd::load(B + a * L);
+    for (std::size_t j = 0; j < a; ++j) v -= simd::load(A + (a * q + j) * L) * simd::load(B + j * L);
+    simd::store(B + a * L, v * simd::load(R + a * L));
+  }
+  for (std::size_t a = q; a-- > 0;) {
+    V v = simd::load(B + a * L);
+    for (std::size_t j = a + 1; j < q; ++j)
+      v -= simd::load(A + (j * q + a) * L) * simd::load(B + j * L);
+    simd::store(B + a * L, v * simd::load(R + a * L));
+  }
+  const double hl2p = 0.5 * gaussian::kLog2Pi;
+  double* Yk = s.Y.data() + k * D * ld;
+  for (std::size_t lane = 0; lane < n; ++lane) {
+    const std::size_t g = gs[lane];
+    const std::uint32_t* mi = s.miss.data() + s.mofs[g];
+    const std::size_t p = s.gstart[g];
+    for (std::size_t a = 0; a < q; ++a) Yk[mi[a] * ld + p] = -B[a * L + lane];
+    s.gcst[g * K + k] = m.cst[k] - logsum[lane] + hl2p * static_cast<double>(q);
+  }
 }
 
 // E-step of a prepared block: LP[k*ld + p] = log π_k + log N(x_o | μ_k,o, Σ_k,oo)
@@ -278,7 +394,8 @@ inline void block_estep(const Model& m, Scratch& s) {
       const std::size_t q = s.mofs[g + 1] - s.mofs[g];
       for (std::size_t k = 0; k < K; ++k) {
         s.lofs[g * K + k] = (m.tied && k > 0) ? s.lofs[g * K] : tot;
-        if (!(m.tied && k > 0) && q < D) tot += q * q;
+        if (!(m.tied && k > 0) && q < D && !s.is_single[g])
+          tot += q * q + q + 1;  // L, 1/L_aa, Σ log L_aa
       }
     }
     s.Lf.resize(tot);
@@ -297,9 +414,10 @@ inline void block_estep(const Model& m, Scratch& s) {
     double* lp = LP + k * ld;
     if (m.full) {
       const double* Pk = m.Pk(k);
+      // 1. one factorisation of Λ_mm per pattern (independent short chains,
+      //    which the CPU overlaps), then the constants of the log-density
       for (std::size_t g = 0; g < ng; ++g) {
         const std::size_t q = s.mofs[g + 1] - s.mofs[g];
-        const std::uint32_t* mi = s.miss.data() + s.mofs[g];
         double& gc = s.gcst[g * K + k];
         if (q == 0) {
           gc = m.cst[k];
@@ -309,39 +427,65 @@ inline void block_estep(const Model& m, Scratch& s) {
           gc = m.logw[k];
           continue;
         }
+        if (s.is_single[g]) continue;  // batch_solve
         double* Lg = s.Lf.data() + s.lofs[g * K + k];
+        double* rd = Lg + q * q;
         if (!(m.tied && k > 0)) {
+          const std::uint32_t* mi = s.miss.data() + s.mofs[g];
           for (std::size_t a = 0; a < q; ++a)
-            for (std::size_t c = 0; c < q; ++c) Lg[a * q + c] = Pk[mi[a] * Dp + mi[c]];
-          if (!cholesky_lower(Lg, q))
+            for (std::size_t c = 0; c <= a; ++c) Lg[a * q + c] = Pk[mi[a] * Dp + mi[c]];
+          rd[q] = cholesky_lower(Lg, rd, q);
+          if (std::isnan(rd[q]))
             throw std::invalid_argument(
                 "the precision matrix of component " + std::to_string(k) +
                 " is numerically singular on a set of missing coordinates; increase reg_covar");
         }
-        double logdetL = 0;
-        for (std::size_t a = 0; a < q; ++a) logdetL += std::log(Lg[a * q + a]);
-        gc = m.cst[k] - logdetL + hl2p * static_cast<double>(q);
+        gc = m.cst[k] - rd[q] + hl2p * static_cast<double>(q);
+      }
+      // 2. per row: c = L⁻¹ (Λ δ̃)_m, y = L⁻ᵀ c, x̂_m − μ_m = −y
+      for (std::size_t g = 0; g < ng; ++g) {
+        const std::size_t q = s.mofs[g + 1] - s.mofs[g];
+        if (q == 0 || q == D || s.is_single[g]) continue;
+        const std::uint32_t* mi = s.miss.data() + s.mofs[g];
+        const double* Lg = s.Lf.data() + s.lofs[g * K + k];
+        const double* rd = Lg + q * q;
         for (std::size_t p = s.gstart[g]; p < s.gstart[g + 1]; ++p) {
-          // δ̃ = x − μ with zeros at the missing coordinates, row-major
+          // δ̃ = (x − μ) · mask, row-major, in registers (no scalar stores
+          // followed by vector loads of the same bytes)
           const double* xr = s.XR.data() + p * Dp;
-          double* d = s.drow.data();
-          for (std::size_t i = 0; i < Dp; i += L)
-            simd::store(d + i, simd::load(xr + i) - simd::load(mu + i));
-          for (std::size_t a = 0; a < q; ++a) d[mi[a]] = 0.0;
-          // c = L⁻¹ (Λ δ̃)_m, y = L⁻ᵀ c: x̂_m − μ_m = −y
+          const double* mr = s.MR.data() + p * Dp;
           double* cv = s.c.data();
+          double* dt = s.drow.data();
+          for (std::size_t i = 0; i < Dp; i += L)
+            simd::store(dt + i, (simd::load(xr + i) - simd::load(mu + i)) * simd::load(mr + i));
           for (std::size_t a = 0; a < q; ++a) {
-            double v = dot_padded(Pk + mi[a] * Dp, d, Dp);
+            const double* pr = Pk + mi[a] * Dp;
+            V acc{};
+            for (std::size_t i = 0; i < Dp; i += L) acc += simd::load(pr + i) * simd::load(dt + i);
+            cv[a] = simd::hsum<double>(acc);
+          }
+          for (std::size_t a = 0; a < q; ++a) {
+            double v = cv[a];
             for (std::size_t j = 0; j < a; ++j) v -= Lg[a * q + j] * cv[j];
-            cv[a] = v / Lg[a * q + a];
+            cv[a] = v * rd[a];
           }
           for (std::size_t a = q; a-- > 0;) {
             double v = cv[a];
             for (std::size_t j = a + 1; j < q; ++j) v -= Lg[j * q + a] * cv[j];
-            cv[a] = v / Lg[a * q + a];
+            cv[a] = v * rd[a];
           }
           for (std::size_t a = 0; a < q; ++a) Yk[mi[a] * ld + p] = -cv[a];
         }
+      }
+      // 3. single-row patterns: L rows at a time with the same |m|, one per lane
+      for (std::size_t i = 0; i < s.single.size();) {
+        const std::size_t q = s.mofs[s.single[i] + 1] - s.mofs[s.single[i]];
+        std::size_t j = i + 1;
+        while (j < s.single.size() && j - i < L &&
+               s.mofs[s.single[j] + 1] - s.mofs[s.single[j]] == q)
+          ++j;
+        batch_solve(m, s, k, s.single.data() + i, j - i, q);
+        i = j;
       }
       gaussian::tri_maha<double>(Yk, D, ld, Bp, s.zero.data(), m.Uk(k), 0.0, lp);
     } else {
@@ -443,6 +587,17 @@ inline void block_statistics(const Model& m, Scratch& s, mixture::Stats& st) {
       }
       // Λ_mm⁻¹ = L⁻ᵀ L⁻¹: Z = L⁻¹ (lower) by forward substitution, then ZᵀZ
       const double* Lg = s.Lf.data() + s.lofs[g * K + k];
+      if (s.is_single[g]) {
+        // batch_solve keeps no factor (only the few components with γ ≠ 0
+        // need one here): factorise again, the same arithmetic as the scalar path
+        double* F = s.fac.data();
+        const double* Pk = m.Pk(k);
+        for (std::size_t a = 0; a < q; ++a)
+          for (std::size_t c = 0; c <= a; ++c) F[a * q + c] = Pk[mi[a] * m.Dp + mi[c]];
+        cholesky_lower(F, F + q * q, q);  // positive definite: batch_solve checked it
+        Lg = F;
+      }
+      const double* rd = Lg + q * q;
       double* Z = s.inv.data();
       for (std::size_t c = 0; c < q; ++c)
         for (std::size_t a = 0; a < q; ++a) {
@@ -452,7 +607,7 @@ inline void block_statistics(const Model& m, Scratch& s, mixture::Stats& st) {
           }
           double v = a == c ? 1.0 : 0.0;
           for (std::size_t j = c; j < a; ++j) v -= Lg[a * q + j] * Z[j * q + c];
-          Z[a * q + c] = v / Lg[a * q + a];
+          Z[a * q + c] = v * rd[a];
         }
       double* Q = st.sxx.data() + k * D * D;
       for (std::size_t a = 0; a < q; ++a)
