@@ -25,7 +25,6 @@
 #include <limits>
 #include <vector>
 
-#include "kmeans.hpp"
 #include "losses.hpp"
 #include "parallel.hpp"
 
@@ -94,57 +93,49 @@ inline void row_sq_distances(const CSR<T, I>& X, std::size_t i, double scale, co
 
 // One Lloyd pass over all rows of X: labels (N); if S, W are non-null the
 // merged statistics S (K x D), W (K); returns the inertia J.
+//
+// The assignment (nnz x K multiply-adds) runs in parallel over fixed blocks
+// of kRowBlock rows, each block's inertia in its own slot; the update sums
+// (nnz adds, K times less work) then run in row order on the calling
+// thread. So no per-task K x D statistics are needed (for text data K x D is
+// large: a dense-style per-task copy would leave one task, i.e. one thread),
+// and the result does not depend on the thread count.
 template <class T, class I>
 inline double lloyd_pass(const CSR<T, I>& X, const T* w, const T* shift, const T* C, std::size_t K,
                          std::int32_t* labels, double* S, double* W, double scale) {
   const std::size_t N = X.n, D = X.D;
   const Prepared P(C, shift, K, D);
-  const bool update = S != nullptr;
-  const std::size_t rpt = maxlik::kmeans::rows_per_task(N, K, D);
-  const std::size_t n_tasks = n_blocks(N, rpt);
-  const std::size_t slot = update ? K * D + K + 1 : 1;
-  std::vector<double> slots(n_tasks * slot, 0.0);
-  parallel_for(n_tasks, [&](std::size_t t) {
+  std::vector<double> block_J(n_blocks(N), 0.0);
+  parallel_for_blocks(N, kRowBlock, [&](std::size_t b, std::size_t r0, std::size_t r1) {
     std::vector<double> dist(K);
-    double* base = slots.data() + t * slot;
-    double* s_t = update ? base : nullptr;
-    double* w_t = update ? base + K * D : nullptr;
     double J = 0;
-    const std::size_t r_end = std::min(N, (t + 1) * rpt);
-    for (std::size_t i = t * rpt; i < r_end; ++i) {
+    for (std::size_t i = r0; i < r1; ++i) {
       row_sq_distances(X, i, scale, P, dist.data());
       std::size_t best = 0;
       for (std::size_t k = 1; k < K; ++k)
         if (dist[k] < dist[best]) best = k;
       labels[i] = static_cast<std::int32_t>(best);
-      const double wi = w ? static_cast<double>(w[i]) : 1.0;
-      J += wi * dist[best];
-      if (update) {
-        double* s = s_t + best * D;
-        const std::ptrdiff_t p1 = static_cast<std::ptrdiff_t>(X.indptr[i + 1]);
-        for (std::ptrdiff_t p = static_cast<std::ptrdiff_t>(X.indptr[i]); p < p1; ++p)
-          s[static_cast<std::size_t>(X.indices[p])] += wi * (static_cast<double>(X.data[p]) * scale);
-        w_t[best] += wi;
-      }
+      J += (w ? static_cast<double>(w[i]) : 1.0) * dist[best];
     }
-    base[slot - 1] = J;
+    block_J[b] = J;
   });
   double J = 0;
-  if (update) {
+  for (const double j : block_J) J += j;
+  if (S != nullptr) {
     std::fill(S, S + K * D, 0.0);
     std::fill(W, W + K, 0.0);
-  }
-  for (std::size_t t = 0; t < n_tasks; ++t) {
-    const double* base = slots.data() + t * slot;
-    if (update) {
-      for (std::size_t i = 0; i < K * D; ++i) S[i] += base[i];
-      for (std::size_t k = 0; k < K; ++k) W[k] += base[K * D + k];
+    for (std::size_t i = 0; i < N; ++i) {
+      const std::size_t k = static_cast<std::size_t>(labels[i]);
+      const double wi = w ? static_cast<double>(w[i]) : 1.0;
+      double* s = S + k * D;
+      const std::ptrdiff_t p1 = static_cast<std::ptrdiff_t>(X.indptr[i + 1]);
+      for (std::ptrdiff_t p = static_cast<std::ptrdiff_t>(X.indptr[i]); p < p1; ++p)
+        s[static_cast<std::size_t>(X.indices[p])] += wi * (static_cast<double>(X.data[p]) * scale);
+      W[k] += wi;
     }
-    J += base[slot - 1];
-  }
-  if (update)
     for (std::size_t k = 0; k < K; ++k)
       for (std::size_t f = 0; f < D; ++f) S[k * D + f] -= W[k] * static_cast<double>(shift[f]);
+  }
   return J;
 }
 
