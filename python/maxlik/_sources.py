@@ -20,7 +20,7 @@ interface; a source owns only *how* blocks are read:
     An (N,) int32 array the kernels can write labels into, or None (dask).
 ``positive_weights()``, ``weight_sum()``, ``y_unique()``, ``derive(y=..., w=...)``
 
-Three implementations:
+Four implementations:
 
 * :class:`ArraySource` -- an in-memory ndarray: ONE block of all rows, so every
   pass is one kernel call (the kernels split the rows over the threads
