@@ -88,6 +88,9 @@ template <class T> struct Model {
   std::vector<T> prec;   // full: K×D×D upper; tied: D×D upper; diag: K×D
   std::vector<T> center; // tied: c (D)
   std::vector<T> cst;    // K: log π_k + log det U_k − D/2 log 2π
+  // diag in double, GEMM form (see diag_logdens_gemm): x' = x − c with c the
+  // mean of the K means; log N + log π = qc_k + Σ_i qa_ki x'_i + qb_ki x'_i².
+  std::vector<T> qshift, qa, qb, qc;  // D, K×D, K×D, K
 };
 
 // means: K×D; prec: full K×D×D, tied D×D, diag K×D, spherical K (all double);
@@ -156,6 +159,29 @@ Model<T> make_model(CovType type, std::size_t K, std::size_t D, const double* me
   for (std::size_t k = 0; k < K; ++k)
     m.cst[k] = static_cast<T>((log_weights ? log_weights[k] : 0.0) + logdet[k] -
                               0.5 * static_cast<double>(D) * kLog2Pi);
+  if (m.type == CovType::diag && sizeof(T) == 8 && K >= 2) {
+    // −½ Σ ((x − μ) p)² = −½ Σ p² (x' − d)² with d = μ − c
+    //                   = Σ [ (d p²) x' + (−½ p²) x'² ] − ½ Σ (d p)²,
+    // all coefficients formed in double from the double parameters.
+    m.qshift.assign(D, T(0));
+    m.qa.assign(K * D, T(0));
+    m.qb.assign(K * D, T(0));
+    m.qc.assign(K, T(0));
+    std::vector<double> c(D, 0.0);
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t j = 0; j < D; ++j) c[j] += double(m.mean[k * D + j]) / double(K);
+    for (std::size_t j = 0; j < D; ++j) m.qshift[j] = static_cast<T>(c[j]);
+    for (std::size_t k = 0; k < K; ++k) {
+      double q = 0;
+      for (std::size_t j = 0; j < D; ++j) {
+        const double p = double(m.prec[k * D + j]), d = double(m.mean[k * D + j]) - double(m.qshift[j]);
+        m.qa[k * D + j] = static_cast<T>(d * p * p);
+        m.qb[k * D + j] = static_cast<T>(-0.5 * p * p);
+        q += (d * p) * (d * p);
+      }
+      m.qc[k] = static_cast<T>(double(m.cst[k]) - 0.5 * q);
+    }
+  }
   return m;
 }
 
@@ -360,6 +386,50 @@ inline void diag_logdens(const T* XT, std::size_t D, std::size_t ld, std::size_t
   }
 }
 
+// Diag in GEMM form: LP[k*ld + r] = qc_k + Σ_i qa_ki XC_i + qb_ki XQ_i with
+// XC = x − c and XQ = XC² (feature-major, computed once per block, not once
+// per component). Register tile 4 components × 2 row vectors: per feature 4
+// loads and 8 broadcasts feed 16 FMAs (the centred per-component form needs a
+// subtraction, a multiply and an FMA per component and element).
+template <class T>
+inline void diag_logdens_gemm(const T* XC, const T* XQ, std::size_t D, std::size_t K, std::size_t ld,
+                              std::size_t Bp, const T* qa, const T* qb, const T* qc, T* LP) {
+  using V = simd::vec<T>;
+  constexpr std::size_t L = simd::lanes<T>;
+  std::size_t k0 = 0;
+  for (; k0 + 4 <= K; k0 += 4) {
+    for (std::size_t r0 = 0; r0 < Bp; r0 += 2 * L) {
+      V acc[4][2];
+      for (std::size_t kk = 0; kk < 4; ++kk) acc[kk][0] = acc[kk][1] = simd::set1<T>(qc[k0 + kk]);
+      for (std::size_t i = 0; i < D; ++i) {
+        const V x0 = simd::load(XC + i * ld + r0), x1 = simd::load(XC + i * ld + r0 + L);
+        const V q0 = simd::load(XQ + i * ld + r0), q1 = simd::load(XQ + i * ld + r0 + L);
+        for (std::size_t kk = 0; kk < 4; ++kk) {
+          const V a = simd::set1<T>(qa[(k0 + kk) * D + i]), b = simd::set1<T>(qb[(k0 + kk) * D + i]);
+          acc[kk][0] += a * x0;
+          acc[kk][1] += a * x1;
+          acc[kk][0] += b * q0;
+          acc[kk][1] += b * q1;
+        }
+      }
+      for (std::size_t kk = 0; kk < 4; ++kk) {
+        simd::store(LP + (k0 + kk) * ld + r0, acc[kk][0]);
+        simd::store(LP + (k0 + kk) * ld + r0 + L, acc[kk][1]);
+      }
+    }
+  }
+  for (; k0 < K; ++k0) {
+    for (std::size_t r0 = 0; r0 < Bp; r0 += L) {
+      V acc = simd::set1<T>(qc[k0]);
+      for (std::size_t i = 0; i < D; ++i) {
+        acc += simd::set1<T>(qa[k0 * D + i]) * simd::load(XC + i * ld + r0);
+        acc += simd::set1<T>(qb[k0 * D + i]) * simd::load(XQ + i * ld + r0);
+      }
+      simd::store(LP + k0 * ld + r0, acc);
+    }
+  }
+}
+
 // Tied: LP[k*ld + r] = cst_k − ½ Σ_j (z_j − b_kj)² for all k, with the
 // transformed block Z (feature-major). Register tile 4 components × 2 row
 // vectors: each z vector loaded once feeds 4 components (the per-component
@@ -437,7 +507,8 @@ template <class T> inline double model_bytes(CovType type, std::size_t D, std::s
   const double k = double(K), d = double(D);
   const double prec = type == CovType::full ? k * d * d : type == CovType::tied ? d * d
                     : type == CovType::diag ? k * d : k;
-  return (k * d + prec + 2.0 * k + d) * double(sizeof(T)) + k * 8.0;
+  const double gemm = type == CovType::diag || type == CovType::spherical ? 2.0 * k * d + k + d : 0.0;
+  return (k * d + prec + 2.0 * k + d + gemm) * double(sizeof(T)) + k * 8.0;
 }
 
 // LP[k*Bp + r] = log N(x_r | k) + log π_k for the block already in ws.XT.
@@ -457,6 +528,18 @@ template <class T> inline void block_log_densities(const Model<T>& m, std::size_
       tied_logdens<T>(ws.G.data(), D, K, ld, Bp, m.mean.data(), m.cst.data(), ws.LP.data());
       break;
     default:
+      if (!m.qa.empty()) {
+        T* XC = ws.XC.data();
+        T* XQ = ws.G.data();
+        centre_block(ws.XT.data(), D, ld, Bp, m.qshift.data(), XC);
+        for (std::size_t i = 0; i < D; ++i)
+          for (std::size_t r = 0; r < Bp; r += simd::lanes<T>) {
+            const auto v = simd::load(XC + i * ld + r);
+            simd::store(XQ + i * ld + r, v * v);
+          }
+        diag_logdens_gemm<T>(XC, XQ, D, K, ld, Bp, m.qa.data(), m.qb.data(), m.qc.data(), ws.LP.data());
+        break;
+      }
       for (std::size_t k = 0; k < K; ++k)
         diag_logdens<T>(ws.XT.data(), D, ld, Bp, m.mean.data() + k * D, m.prec.data() + k * D,
                         m.cst[k], ws.LP.data() + k * ld);

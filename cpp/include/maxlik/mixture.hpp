@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "gaussian.hpp"
 
@@ -110,12 +111,72 @@ template <class T> inline double vsum(const T* x, std::size_t n) {
   return static_cast<double>(simd::hsum<T>(a0 + a1));
 }
 
+// idx[0..cnt) = the rows r < Bp (a multiple of the lanes) with gam[r] != 0
+// (NaN included), ascending: one vector compare per lanes rows, then the set
+// bits of its mask.
+template <class T> inline std::size_t nonzero_rows(const T* gam, std::size_t Bp, std::uint32_t* idx) {
+  constexpr std::size_t L = simd::lanes<T>;
+  const simd::vec<T> zero{};
+  std::size_t cnt = 0;
+  for (std::size_t r = 0; r < Bp; r += L) {
+    unsigned m = simd::movemask<T>(simd::load(gam + r) != zero);
+    while (m) {
+      idx[cnt++] = static_cast<std::uint32_t>(r + static_cast<std::size_t>(__builtin_ctz(m)));
+      m &= m - 1;
+    }
+  }
+  return cnt;
+}
+
 // Steps 3 for one block whose responsibilities (already × w) are in ws.LP and
 // whose transposed rows are in ws.XT. `shift`: K×D (per-component types) or
 // the centre c (tied).
+// diag / spherical statistics of the compacted rows idx[0..cnt) read from
+// the row-major block Xrows (a row is D contiguous values: whole vectors over
+// features, no per-element gathers): Σγ(x−μ) and Σγ(x−μ)², summed over the
+// rows in idx order, lane = feature.
+template <class T>
+inline void diag_rows_accumulate(const T* Xrows, std::size_t D, const std::uint32_t* idx, std::size_t cnt,
+                                 const T* gam, const T* mu, double* sx, double* sxx) {
+  using V = simd::vec<T>;
+  constexpr std::size_t L = simd::lanes<T>;
+  constexpr std::size_t CV = 4;  // feature vectors held in registers per sweep
+  for (std::size_t d0 = 0; d0 < D; d0 += CV * L) {
+    const std::size_t w = std::min(CV * L, D - d0);
+    const std::size_t nvec = (w + L - 1) / L;
+    V m[CV], a[CV], q[CV];
+    for (std::size_t v = 0; v < CV; ++v) {
+      a[v] = q[v] = V{};
+      const std::size_t c = d0 + v * L;
+      m[v] = c + L <= D ? simd::load<T>(mu + c) : (c < D ? simd::load_partial<T>(mu + c, int(D - c), T(0)) : V{});
+    }
+    for (std::size_t i = 0; i < cnt; ++i) {
+      const T* x = Xrows + static_cast<std::size_t>(idx[i]) * D + d0;
+      const V g = simd::set1<T>(gam[idx[i]]);
+      for (std::size_t v = 0; v < CV; ++v) {
+        if (v >= nvec) break;
+        const std::size_t c = v * L;
+        const V xv = c + L <= w ? simd::load<T>(x + c) : simd::load_partial<T>(x + c, int(w - c), T(0));
+        const V xc = xv - m[v];
+        const V gx = g * xc;
+        a[v] += gx;
+        q[v] += gx * xc;
+      }
+    }
+    for (std::size_t v = 0; v < nvec; ++v)
+      for (std::size_t l = 0; l < L && v * L + l < w; ++l) {
+        sx[d0 + v * L + l] += static_cast<double>(a[v][l]);
+        sxx[d0 + v * L + l] += static_cast<double>(q[v][l]);
+      }
+  }
+}
+
+// Xrows (optional): the block's rows in row-major order (nr rows of D), so
+// compacted rows are read as whole rows instead of gathered feature by feature.
 template <class T>
 void block_accumulate(CovType type, std::size_t K, std::size_t D, std::size_t Bp,
-                      const T* shift, gaussian::Workspace<T>& ws, Stats& st) {
+                      const T* shift, gaussian::Workspace<T>& ws, Stats& st, const T* Xrows = nullptr,
+                      std::size_t nr = 0) {
   using V = simd::vec<T>;
   constexpr std::size_t L = simd::lanes<T>;
   T* XC = ws.XC.data();
@@ -129,11 +190,7 @@ void block_accumulate(CovType type, std::size_t K, std::size_t D, std::size_t Bp
     for (std::size_t k = 0; k < K; ++k) {
       const T* gam = ws.LP.data() + k * ld;
       st.nk[k] += vsum(gam, Bp);
-      std::size_t cnt = 0;
-      for (std::size_t r = 0; r < Bp; ++r) {
-        idx[cnt] = static_cast<std::uint32_t>(r);
-        cnt += gam[r] != T(0);
-      }
+      const std::size_t cnt = nonzero_rows(gam, Bp, idx.data());
       if (cnt == 0) continue;
       if (cnt * 4 <= Bp) {  // few rows of k in this block: sum over those only
         std::fill(acc.begin(), acc.end(), T(0));
@@ -169,16 +226,30 @@ void block_accumulate(CovType type, std::size_t K, std::size_t D, std::size_t Bp
   for (std::size_t k = 0; k < K; ++k) {
     const T* gam = ws.LP.data() + k * ld;
     const T* mu = shift + k * D;
-    std::size_t cnt = 0;
-    for (std::size_t r = 0; r < Bp; ++r) {
-      idx[cnt] = static_cast<std::uint32_t>(r);
-      cnt += gam[r] != T(0);
-    }
+    const std::size_t cnt = nonzero_rows(gam, Bp, idx.data());
     if (cnt == 0) continue;
     const T* g_src = gam;
     const T* x_src = ws.XT.data();
     std::size_t n = Bp;
-    if (cnt * 2 <= Bp) {  // compact: rows idx[0..cnt) then zero padding to a whole vector
+    const bool rows_ok = Xrows && idx[cnt - 1] < nr;  // idx ascends; padding rows are not in Xrows
+    if (cnt * 2 <= Bp && rows_ok && type != CovType::full) {
+      double nk = 0;
+      for (std::size_t q = 0; q < cnt; ++q) nk += static_cast<double>(gam[idx[q]]);
+      st.nk[k] += nk;
+      diag_rows_accumulate<T>(Xrows, D, idx.data(), cnt, gam, mu, st.sx.data() + k * D, st.sxx.data() + k * D);
+      continue;
+    }
+    if (cnt * 2 <= Bp && rows_ok) {  // full: whole rows copied, then one in-register transpose
+      n = (cnt + L - 1) / L * L;
+      for (std::size_t q = 0; q < n; ++q) GW[q] = q < cnt ? gam[idx[q]] : T(0);
+      for (std::size_t q = 0; q < n; ++q) {
+        if (q < cnt) std::memcpy(G + q * D, Xrows + static_cast<std::size_t>(idx[q]) * D, D * sizeof(T));
+        else std::memcpy(G + q * D, mu, D * sizeof(T));  // padding rows: x = μ, so x − μ = 0
+      }
+      gaussian::transpose(G, D, n, D, XC, ld);
+      g_src = GW;
+      x_src = XC;  // centred in place below
+    } else if (cnt * 2 <= Bp) {  // compact: rows idx[0..cnt) then zero padding to a whole vector
       n = (cnt + L - 1) / L * L;
       for (std::size_t q = 0; q < n; ++q) GW[q] = q < cnt ? gam[idx[q]] : T(0);
       for (std::size_t i = 0; i < D; ++i) {
@@ -223,11 +294,7 @@ void block_accumulate(CovType type, std::size_t K, std::size_t D, std::size_t Bp
   }
 }
 
-template <class T> inline bool all_true(simd::ivec<T> m) {
-  for (int i = 0; i < simd::lanes<T>; ++i)
-    if (!m[i]) return false;
-  return true;
-}
+template <class T> inline bool all_true(simd::ivec<T> m) { return !simd::any<T>(~m); }
 
 // Step 2: LP (log π_k + log N) -> γ·w in place; returns Σ w log p(x) of the block.
 template <class T> inline double block_responsibilities(std::size_t K, std::size_t Bp, gaussian::Workspace<T>& ws) {
@@ -330,7 +397,7 @@ Stats em_pass(CovType stat_type, const gaussian::Model<T>* m, const T* X, const 
           }
       }
       blk.wsum = vsum(ws.W.data(), Bp);
-      block_accumulate(stat_type, K, D, Bp, shift, ws, blk);
+      block_accumulate(stat_type, K, D, Bp, shift, ws, blk, X + r0 * D, nr);
       st.add(blk);
     }
   });
