@@ -381,3 +381,20 @@ def test_bad_input():
     Xc[:, 2] = np.nan
     with pytest.raises(ValueError, match="column 2"):
         GaussianMixture(2, missing="marginalize").fit(Xc)
+
+
+def test_reseed_with_missing_values():
+    # identical complete rows collapse a component (reg_covar=0); the re-seed picks
+    # the worst-explained row from the NaN-filled rows, and the fit goes on
+    rng = np.random.default_rng(27)
+    X = np.concatenate([rng.normal(size=(300, 3)), np.tile([[5.0, 5.0, 5.0]], (40, 1))])
+    Xm = X.copy()
+    Xm[:300][rng.random((300, 3)) < 0.15] = np.nan
+    kw = dict(n_components=3, reg_covar=0.0, missing="marginalize", random_state=0,
+              max_iter=50)
+    with pytest.raises(ValueError, match="reg_covar"):
+        fit_quiet(GaussianMixture(**kw), Xm)
+    gm = fit_quiet(GaussianMixture(on_collapse="reseed", **kw), Xm)
+    assert gm.n_reseeds_ > 0
+    assert np.all(np.isfinite(gm.means_)) and np.all(np.isfinite(gm.covariances_))
+    assert np.all(np.isfinite(gm.lower_bounds_))

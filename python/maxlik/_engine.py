@@ -717,7 +717,11 @@ def fit_mixture(source, *, n_components, covariance_type, tol, reg_covar, max_it
                         "which with reg_covar=0 has unbounded likelihood; increase reg_covar, "
                         "reduce n_components, or merge identical rows (counting them in "
                         f"sample_weight). (reg_covar is now {reg_covar:g}.)")
-                new = reseed_components(source, new, collapsed, params, reg_covar,
+                donor_rows = source
+                if missing == "marginalize":
+                    # the worst-explained rows are judged with NaN filled by column means
+                    donor_rows = _FilledSource(source, column_means_observed(source))
+                new = reseed_components(donor_rows, new, collapsed, params, reg_covar,
                                         keep_weights="weights" in fixed,
                                         keep_means="means" in fixed)
                 reseed_its.append(it)
