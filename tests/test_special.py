@@ -237,15 +237,30 @@ def test_logsumexp_within_4_ulp_of_mpmath(dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_logsumexp_rows_within_4_ulp(dtype, rng):
+@pytest.mark.parametrize("n_cols", [8, 16, 17, 32])
+def test_logsumexp_rows_within_4_ulp(dtype, n_cols, rng):
     # Row and column kernels on many short rows, each checked against mpmath.
-    x = rng.normal(2, 3, size=(60, 17)).astype(dtype)
+    # Whole-vector widths (8, 16, 32) take the fixed-length row kernel, whose
+    # groups of rows with a -inf, a far-below-max term or a NaN fall back to
+    # the general one.
+    x = rng.normal(2, 3, size=(60, n_cols)).astype(dtype)
     x[::7, 3] = -np.inf
     x[::5, 0] = 40.0
+    x[::11, 1] = -800.0 if dtype == np.float64 else -120.0
     for axis, data in [(1, x), (0, np.ascontiguousarray(x.T))]:
         got = maxlik.logsumexp(data, axis=axis)
         for i in range(x.shape[0]):
             assert _ulp_error(got[i], _ref_lse(x[i]), dtype) <= 4.0
+    y = x.copy()
+    y[13, 2] = np.nan
+    y[17, :] = -np.inf
+    y[21, 4] = np.inf
+    got_y = maxlik.logsumexp(y, axis=1)
+    special = [13, 17, 21]
+    np.testing.assert_array_equal(got_y[special], np.array([np.nan, -np.inf, np.inf], dtype))
+    # the other rows of those groups went through the general kernel
+    for i in np.setdiff1d(np.arange(x.shape[0]), special):
+        assert _ulp_error(got_y[i], _ref_lse(y[i]), dtype) <= 4.0
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

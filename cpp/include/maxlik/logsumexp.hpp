@@ -379,6 +379,66 @@ MAXLIK_INLINE void rows_in_lanes(const T* const* rows, std::size_t L, T* out, T*
   finalize_small<T>(ms, Ss, Ws, Ln, out, sign, return_sign);
 }
 
+// rows_in_lanes for L = NT * lanes<T> (a compile-time length: the loops unroll
+// and the columns stay in registers; the count at the max is an integer
+// subtraction of the compare mask). Same sums in the same order as
+// rows_in_lanes, so the same bits.
+template <class T, int NT>
+MAXLIK_INLINE void rows_in_lanes_fixed(const T* const* rows, T* out, T* sign, bool return_sign) {
+  using V = simd::vec<T>;
+  using VI = simd::ivec<T>;
+  constexpr int Ln = simd::lanes<T>;
+  constexpr int L = NT * Ln;
+  V cols[L];
+  for (int t = 0; t < NT; ++t) {
+    V r[Ln];
+    for (int i = 0; i < Ln; ++i) r[i] = simd::load<T>(rows[i] + t * Ln);
+    simd::transpose_tile<T>(r);
+    for (int j = 0; j < Ln; ++j) cols[t * Ln + j] = r[j];
+  }
+  V vm = cols[0];
+  for (int j = 1; j < L; ++j) vm = simd::max<T>(vm, cols[j]);
+  const V zero{};
+  V s0 = zero, s1 = zero;
+  VI w0{}, w1{}, slow{};
+#pragma GCC unroll 16
+  for (int j = 0; j < L; j += 2) {
+    const VI eq0 = cols[j] == vm, eq1 = cols[j + 1] == vm;
+    const V e0 = simd::exp_unchecked<T>(cols[j] - vm, slow), e1 = simd::exp_unchecked<T>(cols[j + 1] - vm, slow);
+    s0 += eq0 ? zero : e0;
+    s1 += eq1 ? zero : e1;
+    w0 -= eq0;  // true lanes are -1
+    w1 -= eq1;
+  }
+  // A term below e^-708 of the max, -inf or NaN somewhere: the general kernel
+  // (exp_nonpositive's flush to zero, NaN propagation) for these rows.
+  if (__builtin_expect(simd::any<T>(slow), 0)) return rows_in_lanes<T>(rows, L, out, sign, return_sign);
+  const V S = s0 + s1;
+  const V w = __builtin_convertvector(w0 + w1, V);
+  if (finalize_vec<T>(vm, S, w, out, sign)) return;
+  T ms[Ln], Ss[Ln], Ws[Ln];
+  simd::store<T>(ms, vm);
+  simd::store<T>(Ss, S);
+  simd::store<T>(Ws, w);
+  finalize_small<T>(ms, Ss, Ws, Ln, out, sign, return_sign);
+}
+
+// rows_in_lanes, through the fixed-length version for L = 1..4 whole vectors.
+template <class T>
+MAXLIK_INLINE void rows_in_lanes_any(const T* const* rows, std::size_t L, T* out, T* sign, bool return_sign) {
+  constexpr std::size_t Ln = static_cast<std::size_t>(simd::lanes<T>);
+  if (L % Ln == 0) {
+    switch (L / Ln) {
+      case 1: return rows_in_lanes_fixed<T, 1>(rows, out, sign, return_sign);
+      case 2: return rows_in_lanes_fixed<T, 2>(rows, out, sign, return_sign);
+      case 3: return rows_in_lanes_fixed<T, 3>(rows, out, sign, return_sign);
+      case 4: return rows_in_lanes_fixed<T, 4>(rows, out, sign, return_sign);
+      default: break;
+    }
+  }
+  rows_in_lanes<T>(rows, L, out, sign, return_sign);
+}
+
 // ---- row layout (si == 1) ------------------------------------------------------------
 template <class T>
 struct View {
@@ -596,7 +656,7 @@ void logsumexp(const View<T>& a, const T* b, std::ptrdiff_t bsb, std::ptrdiff_t 
         const T* rows[Ln];
         for (; k + Ln <= r1; k += Ln) {
           for (int i = 0; i < Ln; ++i) rows[i] = a.p + a.off(k + i);
-          rows_in_lanes<T>(rows, a.L, out + k, sign ? sign + k : nullptr, return_sign);
+          rows_in_lanes_any<T>(rows, a.L, out + k, sign ? sign + k : nullptr, return_sign);
         }
       }
       T ms[kRowBlock], Ss[kRowBlock], Ws[kRowBlock];

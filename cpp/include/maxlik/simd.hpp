@@ -401,6 +401,17 @@ template <class T> MAXLIK_INLINE vec<T> exp_nonpositive(vec<T> x) {
   return y;
 }
 
+// The common path of exp alone, for loops that test the range once per batch:
+// `slow` accumulates the lanes whose result is not valid (|x| > fast, NaN);
+// if any(slow) after the batch, the caller redoes the batch with exp() or
+// exp_nonpositive(). Valid lanes are bit-identical to exp().
+template <class T> MAXLIK_INLINE vec<T> exp_unchecked(vec<T> x, ivec<T>& slow) {
+  ivec<T> kb;
+  const vec<T> p = detail::exp_core<T>(x, kb);
+  slow |= detail::exp_slow_lanes<T>(x);
+  return as_float<T>(as_int<T>(p) + kb);
+}
+
 // ---- log ------------------------------------------------------------------------
 // x = 2^e f with f in [sqrt(1/2), sqrt(2)); log f = 2 atanh(s), s = (f-1)/(f+1),
 // |s| <= 0.1716, series in s^2 (odd terms to s^23 in double, s^11 in float).
