@@ -189,14 +189,20 @@ void softmax_ce_index(const T* logits, std::size_t N, std::size_t C, const std::
   parallel_for_blocks(N, kRowBlock, [&](std::size_t b, std::size_t r0, std::size_t r1) {
     // Scratch row for the exponentials when the caller wants no gradient.
     std::vector<T> scratch(grad ? 0 : C);
-    double acc = 0;
+    // loss_i = A_i log(s_i) + rest_i: the logs of a block's row sums are taken
+    // together, one vectorised log per lanes rows (rows without one keep
+    // A = 0, s = 1), then the losses are summed in row order.
+    T sv[kRowBlock], Av[kRowBlock], rest[kRowBlock];
     for (std::size_t i = r0; i < r1; ++i) {
+      const std::size_t j = i - r0;
+      sv[j] = T(1);
+      Av[j] = T(0);
+      rest[j] = T(0);
       const T* z = logits + i * C;
       T* g = grad ? grad + i * C : scratch.data();
       const std::int64_t y = target[i];
       if (y == ignore_index) {
         if (grad) detail::fill(g, C, T(0));
-        if (row_loss) row_loss[i] = T(0);
         continue;
       }
       const T r = row_w ? row_w[i] : T(1);
@@ -205,24 +211,37 @@ void softmax_ce_index(const T* logits, std::size_t N, std::size_t C, const std::
       const T base = eps_c * r;               // a_c = base * w_c (+ a_y at y)
       const T A = a_y + base * sum_w;
       T m = detail::row_max(z, C);
-      T loss;
       if (m == -std::numeric_limits<T>::infinity() && !detail::row_has_nan(z, C)) {
-        loss = A * logC;
+        rest[j] = A * logC;
         if (grad) {
           detail::fill(g, C, T(1));
           detail::row_grad(g, C, A / T(C), grad_scale, class_w, base, y, a_y);
         }
       } else if (m == std::numeric_limits<T>::infinity() && !detail::row_has_nan(z, C)) {
-        loss = detail::row_pos_inf_limit(z, C, class_w, base, y, a_y, grad_scale,
-                                         grad ? g : nullptr);
+        rest[j] = detail::row_pos_inf_limit(z, C, class_w, base, y, a_y, grad_scale,
+                                            grad ? g : nullptr);
       } else {
         const T s = detail::row_exp_sum(z, C, m, g);
-        loss = A * std::log(s);
-        if (a_y != T(0)) loss += a_y * (m - z[y]);
-        if (base != T(0)) loss += base * detail::row_weighted_gap(z, C, m, class_w);
+        sv[j] = s;
+        Av[j] = A;
+        T t = T(0);
+        if (a_y != T(0)) t += a_y * (m - z[y]);
+        if (base != T(0)) t += base * detail::row_weighted_gap(z, C, m, class_w);
+        rest[j] = t;
         if (grad) detail::row_grad(g, C, A / s, grad_scale, class_w, base, y, a_y);
       }
-      if (row_loss) row_loss[i] = loss;
+    }
+    constexpr int L = simd::lanes<T>;
+    const std::size_t n = r1 - r0;
+    for (std::size_t j = 0; j < n; j += L) {
+      const int cnt = static_cast<int>(std::min<std::size_t>(L, n - j));
+      const simd::vec<T> l = simd::log<T>(simd::load_partial<T>(sv + j, cnt, T(1)));
+      simd::store_partial<T>(sv + j, l, cnt);
+    }
+    double acc = 0;
+    for (std::size_t j = 0; j < n; ++j) {
+      const T loss = Av[j] == T(0) ? rest[j] : Av[j] * sv[j] + rest[j];
+      if (row_loss) row_loss[r0 + j] = loss;
       acc += double(loss);
     }
     block_sum[b] = acc;
