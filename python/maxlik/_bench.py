@@ -537,7 +537,8 @@ def measure(areas: list[str], size: str = "small", repeat: int | None = None,
                 skipped.append({"area": name, "case": case.label, "reason": note})
             times = time_interleaved(case.impls, repeat, rounds, budget)
             base = times["maxlik"][0]
-            peers = {k: v[0] for k, v in times.items() if k != "maxlik"}
+            # anchors only: "maxlik-f64" (our own float64 in the float32 row) is no anchor
+            peers = {k: v[0] for k, v in times.items() if not k.startswith("maxlik")}
             strongest = min(peers, key=peers.__getitem__) if peers else None
             for impl, _ in case.impls:
                 med, runs = times[impl]
