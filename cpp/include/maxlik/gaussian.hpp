@@ -162,11 +162,15 @@ Model<T> make_model(CovType type, std::size_t K, std::size_t D, const double* me
   if (m.type == CovType::diag && sizeof(T) == 8 && K >= 2) {
     // −½ Σ ((x − μ) p)² = −½ Σ p² (x' − d)² with d = μ − c
     //                   = Σ [ (d p²) x' + (−½ p²) x'² ] − ½ Σ (d p)²,
-    // all coefficients formed in double from the double parameters.
+    // all coefficients formed in double from the double parameters. Near μ_k
+    // the terms cancel: the absolute error is about eps Σ (d p)², so the
+    // expanded form is used only while that stays below 1e6 (< 1e-9 nats);
+    // farther-flung components keep the centred form.
     m.qshift.assign(D, T(0));
     m.qa.assign(K * D, T(0));
     m.qb.assign(K * D, T(0));
     m.qc.assign(K, T(0));
+    bool gemm_ok = true;
     std::vector<double> c(D, 0.0);
     for (std::size_t k = 0; k < K; ++k)
       for (std::size_t j = 0; j < D; ++j) c[j] += double(m.mean[k * D + j]) / double(K);
@@ -180,7 +184,9 @@ Model<T> make_model(CovType type, std::size_t K, std::size_t D, const double* me
         q += (d * p) * (d * p);
       }
       m.qc[k] = static_cast<T>(double(m.cst[k]) - 0.5 * q);
+      if (!(q <= 1e6)) gemm_ok = false;  // also NaN / inf
     }
+    if (!gemm_ok) m.qshift.clear(), m.qa.clear(), m.qb.clear(), m.qc.clear();
   }
   return m;
 }
@@ -538,7 +544,15 @@ template <class T> inline void block_log_densities(const Model<T>& m, std::size_
             simd::store(XQ + i * ld + r, v * v);
           }
         diag_logdens_gemm<T>(XC, XQ, D, K, ld, Bp, m.qa.data(), m.qb.data(), m.qc.data(), ws.LP.data());
-        break;
+        // inf − inf (a row with huge values) gives NaN where the centred form
+        // gives −inf: such a block is redone in the centred form.
+        simd::ivec<T> nan{};
+        for (std::size_t k = 0; k < K; ++k)
+          for (std::size_t r = 0; r < Bp; r += simd::lanes<T>) {
+            const auto v = simd::load(ws.LP.data() + k * ld + r);
+            nan |= v != v;
+          }
+        if (!simd::any<T>(nan)) break;
       }
       for (std::size_t k = 0; k < K; ++k)
         diag_logdens<T>(ws.XT.data(), D, ld, Bp, m.mean.data() + k * D, m.prec.data() + k * D,
