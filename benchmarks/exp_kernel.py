@@ -103,11 +103,9 @@ def bench_softmax(P, runs, rate):
     torch = P["torch"]
     rng = np.random.default_rng(0)
     x = rng.normal(size=(4096, 4096)).astype(np.float32)
-    out = np.empty_like(x)
     tx = torch.from_numpy(x)
     ta, _ = pair("softmax 4096x4096 f32 axis=1 vs torch", lambda: maxlik.softmax(x, axis=1),
                  lambda: torch.softmax(tx, 1), runs)
-    del out
     floor = 2 * x.nbytes / rate
     print(f"    floor (read + write 128 MB) {floor * 1e3:.2f} ms: {floor / ta:.0%} of floor")
 
