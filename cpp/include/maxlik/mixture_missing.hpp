@@ -145,10 +145,11 @@ struct Scratch {
   std::vector<std::size_t> lofs;      // ng×K offsets into Lf
   std::vector<double> gcst;           // ng×K log-density constant of (pattern, component)
   std::vector<double> inv;            // scratch for Λ_mm⁻¹
-  std::vector<double> fac;            // scratch factor (D×D + D)
   std::vector<std::uint32_t> single;  // patterns with one row and 0 < |m| < D, in order
   std::vector<std::uint8_t> is_single;
   std::vector<double> bA, bB, bR;     // lane-interleaved batch factors, right-hand sides, 1/L_aa
+  std::vector<double> bZ;             // lane-interleaved L⁻¹ of a batch
+  bool want_cov = false;              // batch_solve also stores Λ_mm⁻¹ (the EM pass)
   void resize(std::size_t D, std::size_t K, std::size_t Dp) {
     const std::size_t Bmax = gaussian::padded_rows(kRowBlock, gaussian::kRowTile<double>);
     ws.resize(D, K, Bmax);
@@ -162,11 +163,11 @@ struct Scratch {
     c.resize(D);
     drow.resize(Dp);
     inv.resize(D * D);
-    fac.resize(D * D + D);
     constexpr std::size_t L = simd::lanes<double>;
     bA.resize(D * D * L);
     bB.resize(D * L);
     bR.resize(D * L);
+    bZ.resize(D * D * L);
   }
 };
 
@@ -354,6 +355,27 @@ inline void batch_solve(const Model& m, Scratch& s, std::size_t k, const std::ui
     simd::store(R + i * L, simd::set1<double>(1.0) / d);
     logsum += simd::log<double>(d);
   }
+  if (s.want_cov) {
+    // Cov[x_m | x_o] = Λ_mm⁻¹ = L⁻ᵀ L⁻¹ for the M-step (upper triangle, per
+    // lane into the pattern's slot): Z = L⁻¹ by forward substitution, then ZᵀZ
+    double* Z = s.bZ.data();
+    for (std::size_t c = 0; c < q; ++c)
+      for (std::size_t a = c; a < q; ++a) {
+        V v = simd::set1<double>(a == c ? 1.0 : 0.0);
+        for (std::size_t j = c; j < a; ++j)
+          v -= simd::load(A + (a * q + j) * L) * simd::load(Z + (j * q + c) * L);
+        simd::store(Z + (a * q + c) * L, v * simd::load(R + a * L));
+      }
+    std::size_t idx = 0;
+    for (std::size_t a = 0; a < q; ++a)
+      for (std::size_t c = a; c < q; ++c, ++idx) {
+        V v{};
+        for (std::size_t j = c; j < q; ++j)
+          v += simd::load(Z + (j * q + a) * L) * simd::load(Z + (j * q + c) * L);
+        for (std::size_t lane = 0; lane < n; ++lane)
+          s.Lf[s.lofs[gs[lane] * K + k] + idx] = v[lane];
+      }
+  }
   // forward and back substitution, in place in B
   for (std::size_t a = 0; a < q; ++a) {
     V v = simd::load(B + a * L);
@@ -394,8 +416,10 @@ inline void block_estep(const Model& m, Scratch& s) {
       const std::size_t q = s.mofs[g + 1] - s.mofs[g];
       for (std::size_t k = 0; k < K; ++k) {
         s.lofs[g * K + k] = (m.tied && k > 0) ? s.lofs[g * K] : tot;
-        if (!(m.tied && k > 0) && q < D && !s.is_single[g])
-          tot += q * q + q + 1;  // L, 1/L_aa, Σ log L_aa
+        if (!(m.tied && k > 0) && q < D) {
+          if (!s.is_single[g]) tot += q * q + q + 1;    // L, 1/L_aa, Σ log L_aa
+          else if (s.want_cov) tot += q * (q + 1) / 2;  // upper triangle of Λ_mm⁻¹
+        }
       }
     }
     s.Lf.resize(tot);
@@ -587,15 +611,12 @@ inline void block_statistics(const Model& m, Scratch& s, mixture::Stats& st) {
       }
       // Λ_mm⁻¹ = L⁻ᵀ L⁻¹: Z = L⁻¹ (lower) by forward substitution, then ZᵀZ
       const double* Lg = s.Lf.data() + s.lofs[g * K + k];
-      if (s.is_single[g]) {
-        // batch_solve keeps no factor (only the few components with γ ≠ 0
-        // need one here): factorise again, the same arithmetic as the scalar path
-        double* F = s.fac.data();
-        const double* Pk = m.Pk(k);
+      double* Q = st.sxx.data() + k * D * D;
+      if (s.is_single[g]) {  // batch_solve stored Λ_mm⁻¹ (upper triangle)
+        std::size_t idx = 0;
         for (std::size_t a = 0; a < q; ++a)
-          for (std::size_t c = 0; c <= a; ++c) F[a * q + c] = Pk[mi[a] * m.Dp + mi[c]];
-        cholesky_lower(F, F + q * q, q);  // positive definite: batch_solve checked it
-        Lg = F;
+          for (std::size_t c = a; c < q; ++c, ++idx) Q[mi[a] * D + mi[c]] += sg * Lg[idx];
+        continue;
       }
       const double* rd = Lg + q * q;
       double* Z = s.inv.data();
@@ -609,7 +630,6 @@ inline void block_statistics(const Model& m, Scratch& s, mixture::Stats& st) {
           for (std::size_t j = c; j < a; ++j) v -= Lg[a * q + j] * Z[j * q + c];
           Z[a * q + c] = v * rd[a];
         }
-      double* Q = st.sxx.data() + k * D * D;
       for (std::size_t a = 0; a < q; ++a)
         for (std::size_t c = a; c < q; ++c) {
           double v = 0;
@@ -633,6 +653,7 @@ mixture::Stats em_missing_pass(const Model& m, const T* X, const T* w, std::size
   parallel_for(n_tasks, [&](std::size_t t) {
     thread_local Scratch s;
     s.resize(m.D, m.K, m.Dp);
+    s.want_cov = true;
     mixture::Stats& st = slots[t];
     st.init(st_type, m.K, m.D);
     mixture::Stats blk;
@@ -664,6 +685,7 @@ void rows_pass(const Model& m, const T* X, std::size_t N, double* out_lp, T* out
   parallel_for(n_tasks, [&](std::size_t t) {
     thread_local Scratch s;
     s.resize(D, K, m.Dp);
+    s.want_cov = false;
     for (std::size_t b = t * per_task; b < std::min(nb, (t + 1) * per_task); ++b) {
       const std::size_t r0 = b * kRowBlock, nr = std::min(N, r0 + kRowBlock) - r0;
       prepare_block(m, X + r0 * D, static_cast<const T*>(nullptr), nr, false, s);
