@@ -409,9 +409,15 @@ def test_logistic_stderr_too_large_and_singular():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         big = LogisticRegression(max_iter=3).fit(X, y)
-    with pytest.raises(AttributeError, match="1024"):
+    with pytest.raises(AttributeError, match="compute_stderr"):
         big.stderr_  # noqa: B018
     assert not hasattr(big, "intercept_stderr_")
+    X4 = np.repeat(X, 4, axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        huge = LogisticRegression(max_iter=3).fit(X4, y)
+    with pytest.raises(ValueError, match="at most 4096"):
+        huge.compute_stderr(X4, y)
     # a duplicated column without a penalty: singular information
     Xs, ys = _logit_data(n=100, seed=8)
     Xs = np.column_stack([Xs, Xs[:, 0]])
@@ -609,3 +615,25 @@ def test_stderr_sparse_equals_dense(Est):
     b = Est().fit(X.toarray(), y)
     np.testing.assert_allclose(a.stderr_, b.stderr_, rtol=1e-6)
     np.testing.assert_allclose(a.intercept_stderr_, b.intercept_stderr_, rtol=1e-6)
+
+
+def test_logistic_compute_stderr_is_the_eager_pass(monkeypatch):
+    """Past the eager limit, compute_stderr(X, y) gives what fit computes below it."""
+    from maxlik import _inference
+
+    X, y = _logit_data(n=400, D=4, K=3, seed=11)
+    w = np.random.default_rng(3).uniform(0.5, 2.0, len(y))
+    eager = LogisticRegression(tol=1e-10).fit(X, y, sample_weight=w)
+    monkeypatch.setattr(_inference, "LOGISTIC_EAGER_PARAMS", 2)
+    lazy = LogisticRegression(tol=1e-10).fit(X, y, sample_weight=w)
+    with pytest.raises(AttributeError, match="compute_stderr"):
+        lazy.stderr_  # noqa: B018
+    assert lazy.compute_stderr(X, y, sample_weight=w) is lazy
+    np.testing.assert_array_equal(lazy.stderr_, eager.stderr_)
+    np.testing.assert_array_equal(lazy.intercept_stderr_, eager.intercept_stderr_)
+    with pytest.raises(ValueError, match="not fitted on"):
+        lazy.compute_stderr(X, np.where(y == y[0], "zzz", y) if y.dtype.kind == "U" else y + 100)
+    with pytest.raises(ValueError, match="features"):
+        lazy.compute_stderr(X[:, :2], y)
+    with pytest.raises(maxlik.exceptions.NotFittedError):
+        LogisticRegression().compute_stderr(X, y)

@@ -22,12 +22,15 @@ import numpy as np
 from ._validation import check_float
 
 __all__ = ["check_alpha", "normal_quantile", "t_quantile", "ols_stderr", "logistic_covariance",
-           "LOGISTIC_MAX_PARAMS"]
+           "LOGISTIC_MAX_PARAMS", "LOGISTIC_EAGER_PARAMS"]
 
 #: Logistic standard errors are computed in ``fit`` only up to this many
-#: coefficients (n_out * (n_features + fit_intercept)): the Hessian has that
-#: many squared entries and its pass costs about n times as many flops.
-LOGISTIC_MAX_PARAMS = 1024
+#: coefficients (n_out * (n_features + fit_intercept)): the Hessian pass costs
+#: about n * P² flops against the fit's ~n_evals * 2 n P, so beyond ~256 it
+#: would dominate the fit (10 classes x 100 features: 21 of 27 s).
+LOGISTIC_EAGER_PARAMS = 256
+#: ``compute_stderr`` forms the Hessian up to this many coefficients (P² doubles).
+LOGISTIC_MAX_PARAMS = 4096
 
 
 # ---- quantiles ---------------------------------------------------------------------------
