@@ -372,6 +372,7 @@ def test_logistic_unsupported_options_name_the_supported_ones(kw, match):
         LogisticRegression(**kw).fit(X, y)
 
 
+@pytest.mark.filterwarnings("ignore:'penalty' was deprecated:FutureWarning")
 def test_logistic_penalty_none_is_c_inf_and_l2_is_default():
     X, y = _classification(2, n=200)
     a = LogisticRegression(penalty=None, tol=1e-10, max_iter=500).fit(X, y)
@@ -434,6 +435,7 @@ def test_logistic_convergence_warning_uses_sklearns_wording(capsys):
     assert "LogisticRegression (lbfgs): 2 iterations" in capsys.readouterr().out
 
 
+@pytest.mark.filterwarnings("ignore:'penalty' was deprecated:FutureWarning")
 def test_logistic_penalty_none_with_c_warns_like_sklearn():
     X, y = _classification(2, n=100)
     with pytest.warns(UserWarning, match="Setting penalty=None will ignore the C and l1_ratio"):
@@ -443,8 +445,14 @@ def test_logistic_penalty_none_with_c_warns_like_sklearn():
         LogisticRegression(C=np.inf).fit(X, y)  # no penalty by C alone: no warning
 
 
+@pytest.mark.filterwarnings("ignore:'penalty' was deprecated:FutureWarning")
 def test_logistic_deprecation_and_consistency_warnings_as_sklearn():
     X, y = _classification(2, n=100)
+    with pytest.warns(FutureWarning, match="'penalty' was deprecated in version 1.8"):
+        LogisticRegression(penalty=None).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LogisticRegression().fit(X, y)  # the default penalty: no warning
     with pytest.warns(FutureWarning, match="'l1_ratio=None' was deprecated"):
         LogisticRegression(l1_ratio=None).fit(X, y)
     with pytest.warns(UserWarning, match="Inconsistent values: penalty=l2 with l1_ratio=1.0"):

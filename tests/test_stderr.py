@@ -289,7 +289,7 @@ def _nll(theta, X, y, K, C, fit_intercept, w=None):
 
 def test_logit_stderr_matches_statsmodels():
     X, y = _logit_data()
-    clf = LogisticRegression(penalty=None, tol=1e-10, max_iter=1000).fit(X, y)
+    clf = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit(X, y)
     ref = sm.Logit(y, sm.add_constant(X, prepend=False)).fit(disp=0, tol=1e-12)
     np.testing.assert_allclose(clf.coef_[0], ref.params[:3], rtol=1e-6)
     np.testing.assert_allclose(clf.stderr_[0], ref.bse[:3], rtol=1e-6)
@@ -310,21 +310,21 @@ def test_logit_stderr_l2_is_inverse_penalised_hessian():
     np.testing.assert_allclose(clf.stderr_[0], se[:3], rtol=1e-4)
     assert clf.intercept_stderr_[0] == pytest.approx(se[3], rel=1e-4)
     # the penalty makes the posterior narrower than the ML standard errors
-    ml = LogisticRegression(penalty=None, tol=1e-10, max_iter=1000).fit(X, y)
+    ml = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit(X, y)
     assert np.all(clf.stderr_ < ml.stderr_)
 
 
 def test_logit_stderr_weights():
     X, y = _logit_data(n=150, seed=2)
     w = np.random.default_rng(2).integers(1, 4, size=150)
-    a = LogisticRegression(penalty=None, tol=1e-10, max_iter=1000).fit(X, y, sample_weight=w)
-    b = LogisticRegression(penalty=None, tol=1e-10, max_iter=1000).fit(np.repeat(X, w, axis=0),
+    a = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit(X, y, sample_weight=w)
+    b = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit(np.repeat(X, w, axis=0),
                                                                       np.repeat(y, w))
     np.testing.assert_allclose(a.stderr_, b.stderr_, rtol=1e-6)
     # class_weight multiplies the row weights
     cw = {0: 2.0, 1: 0.5}
-    c = LogisticRegression(penalty=None, tol=1e-10, max_iter=1000, class_weight=cw).fit(X, y)
-    d = LogisticRegression(penalty=None, tol=1e-10, max_iter=1000).fit(
+    c = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000, class_weight=cw).fit(X, y)
+    d = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit(
         X, y, sample_weight=np.where(y == 0, 2.0, 0.5))
     np.testing.assert_allclose(c.stderr_, d.stderr_, rtol=1e-6)
 
@@ -357,7 +357,7 @@ def test_multinomial_stderr_finite_differences(C, fit_intercept):
 
 def test_logit_stderr_without_intercept_matches_statsmodels():
     X, y = _logit_data(seed=12)
-    clf = LogisticRegression(penalty=None, tol=1e-10, max_iter=1000, fit_intercept=False).fit(X, y)
+    clf = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000, fit_intercept=False).fit(X, y)
     ref = sm.Logit(y, X).fit(disp=0, tol=1e-12)
     np.testing.assert_allclose(clf.stderr_[0], ref.bse, rtol=1e-6)
 
@@ -365,7 +365,7 @@ def test_logit_stderr_without_intercept_matches_statsmodels():
 def test_multinomial_contrasts_match_statsmodels_mnlogit():
     K, D = 3, 2
     X, y = _logit_data(n=500, D=D, K=K, seed=4)
-    clf = LogisticRegression(penalty=None, tol=1e-10, max_iter=2000).fit(X, y)
+    clf = LogisticRegression(C=np.inf, tol=1e-10, max_iter=2000).fit(X, y)
     ref = sm.MNLogit(y, sm.add_constant(X, prepend=False)).fit(disp=0, method="newton", tol=1e-12)
     P = D + 1
     V = clf._covariance
@@ -423,7 +423,7 @@ def test_logistic_stderr_too_large_and_singular():
     Xs = np.column_stack([Xs, Xs[:, 0]])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sing = LogisticRegression(penalty=None, max_iter=200).fit(Xs, ys)
+        sing = LogisticRegression(C=np.inf, max_iter=200).fit(Xs, ys)
     with pytest.warns(UserWarning, match="singular"):
         assert np.all(np.isnan(sing.stderr_))
     assert not hasattr(LogisticRegression(), "stderr_")
@@ -591,10 +591,10 @@ def test_logit_stderr_features_of_extreme_magnitude():
     """Columns ~1e300 (squares overflow): the Hessian is formed in rescaled columns."""
     X, y = _logit_data(n=300, seed=11)
     s = np.array([1e300, 1.0, 1e-3])
-    a = LogisticRegression(penalty=None, tol=1e-10, max_iter=1000).fit(X, y)
+    a = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # no overflow warnings either
-        b = LogisticRegression(penalty=None, tol=1e-10, max_iter=1000).fit(X * s, y)
+        b = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit(X * s, y)
         se = b.stderr_
     np.testing.assert_allclose(se, a.stderr_ / s, rtol=1e-6)
     np.testing.assert_allclose(b.intercept_stderr_, a.intercept_stderr_, rtol=1e-6)

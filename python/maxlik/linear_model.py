@@ -576,6 +576,13 @@ class LogisticRegression(BaseEstimator):
         elif penalty not in ("l2", None):
             raise ValueError(f"penalty must be 'l2', None or 'deprecated'; got {penalty!r} "
                              "(C is keyword-only, as in scikit-learn)")
+        else:  # scikit-learn 1.9's deprecation of an explicit penalty, in its words
+            warnings.warn("'penalty' was deprecated in version 1.8 and will be removed in 1.10. "
+                          "To avoid this warning, leave 'penalty' set to its default value and "
+                          "use 'l1_ratio' or 'C' instead. Use l1_ratio=0 instead of "
+                          "penalty='l2', l1_ratio=1 instead of penalty='l1', l1_ratio set to a "
+                          "float between 0 and 1 instead of penalty='elasticnet', and "
+                          "C=np.inf instead of penalty=None.", FutureWarning, stacklevel=3)
         l1 = self.l1_ratio
         if self.penalty != "deprecated" and isinstance(l1, numbers.Real):
             # scikit-learn's warnings for an explicit penalty that l1_ratio contradicts
