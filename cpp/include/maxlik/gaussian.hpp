@@ -93,6 +93,12 @@ template <class T> struct Model {
   std::vector<T> qshift, qa, qb, qc;  // D, K×D, K×D, K
 };
 
+// The GEMM form of the diag log-densities (diag_logdens_gemm): double, and
+// enough components and features for the register tile to pay.
+template <class T> inline bool use_diag_gemm(std::size_t K, std::size_t D) {
+  return sizeof(T) == 8 && K >= 4 && D >= 4;
+}
+
 // means: K×D; prec: full K×D×D, tied D×D, diag K×D, spherical K (all double);
 // log_weights: K or nullptr; center: D (tied only; nullptr -> 0).
 // The lower triangle of full/tied factors is ignored (treated as 0).
@@ -159,7 +165,7 @@ Model<T> make_model(CovType type, std::size_t K, std::size_t D, const double* me
   for (std::size_t k = 0; k < K; ++k)
     m.cst[k] = static_cast<T>((log_weights ? log_weights[k] : 0.0) + logdet[k] -
                               0.5 * static_cast<double>(D) * kLog2Pi);
-  if (m.type == CovType::diag && sizeof(T) == 8 && K >= 2) {
+  if (m.type == CovType::diag && use_diag_gemm<T>(K, D)) {
     // −½ Σ ((x − μ) p)² = −½ Σ p² (x' − d)² with d = μ − c
     //                   = Σ [ (d p²) x' + (−½ p²) x'² ] − ½ Σ (d p)²,
     // all coefficients formed in double from the double parameters. Near μ_k
@@ -513,7 +519,8 @@ template <class T> inline double model_bytes(CovType type, std::size_t D, std::s
   const double k = double(K), d = double(D);
   const double prec = type == CovType::full ? k * d * d : type == CovType::tied ? d * d
                     : type == CovType::diag ? k * d : k;
-  const double gemm = type == CovType::diag || type == CovType::spherical ? 2.0 * k * d + k + d : 0.0;
+  const bool diag = type == CovType::diag || type == CovType::spherical;
+  const double gemm = diag && use_diag_gemm<T>(K, D) ? 2.0 * k * d + k + d : 0.0;
   return (k * d + prec + 2.0 * k + d + gemm) * double(sizeof(T)) + k * 8.0;
 }
 
