@@ -509,8 +509,12 @@ def check_n_features(estimator, n_features: int, reset: bool) -> None:
                          f"expecting {estimator.n_features_in_} features as input.")
 
 
-def check_y(y, n_samples: int, *, allow_2d: bool, estimator_name: str) -> np.ndarray:
-    """Targets with one row per sample of X (a column vector warns and is flattened)."""
+def check_y(y, n_samples: int, *, allow_2d: bool, estimator_name: str,
+            stacklevel: int = 4) -> np.ndarray:
+    """Targets with one row per sample of X (a column vector warns and is flattened).
+
+    `stacklevel` of that warning: 4 names the caller of an estimator's fit
+    that calls check_y directly (check_y <- fit <- its wrapper <- caller)."""
     if y is None:
         raise ValueError(f"{estimator_name} requires y to be passed, but the target y is None")
     y = np.asarray(y)
@@ -521,7 +525,7 @@ def check_y(y, n_samples: int, *, allow_2d: bool, estimator_name: str) -> np.nda
 
         warnings.warn(exceptions.DataConversionWarning(
             "A column-vector y was passed when a 1d array was expected. Please change the "
-            "shape of y to (n_samples,), for example using ravel()."), stacklevel=4)
+            "shape of y to (n_samples,), for example using ravel()."), stacklevel=stacklevel)
         y = y.ravel()
     if y.ndim not in ((1, 2) if allow_2d else (1,)):
         raise ValueError(f"y must be 1-D{' or 2-D' if allow_2d else ''}; got shape {y.shape}")

@@ -677,7 +677,8 @@ class LogisticRegression(BaseEstimator):
             sparse = _sources.is_sparse(X)
             if not sparse:
                 X = _check_X(X, self, reset=reset)
-            y = check_y(y, np.shape(X)[0], allow_2d=False, estimator_name=type(self).__name__)
+            y = check_y(y, np.shape(X)[0], allow_2d=False, estimator_name=type(self).__name__,
+                        stacklevel=5)  # check_y <- _source <- fit / compute_stderr <- ...
             if y.dtype.kind == "O":
                 _engine.check_label_kinds(y)
             elif y.dtype.kind not in "biufUS":
