@@ -11,6 +11,9 @@
 namespace py = pybind11;
 using maxlik::bind::carray;
 using maxlik::bind::require;
+using maxlik::bind::LloydSums;
+using maxlik::bind::row_weights;
+using maxlik::bind::writeable_labels;
 
 namespace {
 
@@ -34,27 +37,14 @@ py::tuple lloyd_step(const carray<T>& X, const carray<T>& shift, const carray<T>
   check_common(X, shift, C);
   const std::size_t N = static_cast<std::size_t>(X.shape(0)), D = static_cast<std::size_t>(X.shape(1)),
                     K = static_cast<std::size_t>(C.shape(0));
-  require(labels.ndim() == 1 && static_cast<std::size_t>(labels.shape(0)) == N, "labels must have shape (n_samples,)");
-  require(labels.writeable(), "labels must be writeable");
-  const T* w = nullptr;
-  if (sample_weight) {
-    require(sample_weight->ndim() == 1 && static_cast<std::size_t>(sample_weight->shape(0)) == N,
-            "sample_weight must have shape (n_samples,)");
-    w = sample_weight->data();
-  }
-  py::array_t<double> S, W;
-  double* sp = nullptr;
-  double* wp = nullptr;
-  if (update) {
-    S = py::array_t<double>({K, D});
-    W = py::array_t<double>(K);
-    sp = S.mutable_data();
-    wp = W.mutable_data();
-  }
+  std::int32_t* lp = writeable_labels(labels, N);
+  const T* w = row_weights(sample_weight, N);
+  LloydSums sums(update, K, D);
+  double* sp = sums.s;
+  double* wp = sums.w;
   const T* xp = X.data();
   const T* hp = shift.data();
   const T* cp = C.data();
-  std::int32_t* lp = labels.mutable_data();
   double J;
   {
     // Safe without the GIL: only raw buffers kept alive by the arguments are
@@ -62,8 +52,7 @@ py::tuple lloyd_step(const carray<T>& X, const carray<T>& shift, const carray<T>
     py::gil_scoped_release release;
     J = maxlik::kmeans::lloyd_pass<T>(xp, w, N, D, hp, cp, K, lp, sp, wp, T(scale));
   }
-  if (update) return py::make_tuple(S, W, J);
-  return py::make_tuple(py::none(), py::none(), J);
+  return sums.tuple(J);
 }
 
 // Squared Euclidean distances (N, M) from the shifted rows of X to `centers`.

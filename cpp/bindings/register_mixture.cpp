@@ -8,6 +8,7 @@ namespace py = pybind11;
 using namespace maxlik;
 using maxlik::bind::carray;
 using maxlik::bind::require;
+using maxlik::bind::row_weights;
 
 namespace {
 
@@ -24,12 +25,7 @@ py::tuple em_stats_impl(carray<T> X, py::object sample_weight, int type, carray<
   require(static_cast<std::size_t>(shift.size()) == (tied ? D : K * D), "shift has the wrong size");
   std::vector<T> shift_t(shift.data(), shift.data() + shift.size());
   carray<T> w_arr;
-  const T* w = nullptr;
-  if (!sample_weight.is_none()) {
-    w_arr = sample_weight.cast<carray<T>>();
-    require(static_cast<std::size_t>(w_arr.size()) == N, "sample_weight must have N entries");
-    w = w_arr.data();
-  }
+  const T* w = row_weights(sample_weight, N, w_arr);
   mixture::RespSource src = mixture::RespSource::estep;
   gaussian::Model<T> model;
   carray<T> resp_arr;

@@ -9,6 +9,7 @@ namespace py = pybind11;
 using namespace maxlik;
 using maxlik::bind::carray;
 using maxlik::bind::require;
+using maxlik::bind::row_weights;
 
 namespace {
 
@@ -39,12 +40,7 @@ py::tuple em_missing_impl(carray<T> X, py::object sample_weight, int type, carra
   const bool tied = static_cast<gaussian::CovType>(type) == gaussian::CovType::tied;
   require(static_cast<std::size_t>(shift.size()) == (tied ? D : K * D), "shift has the wrong size");
   carray<T> w_arr;
-  const T* w = nullptr;
-  if (!sample_weight.is_none()) {
-    w_arr = sample_weight.cast<carray<T>>();
-    require(static_cast<std::size_t>(w_arr.size()) == N, "sample_weight must have N entries");
-    w = w_arr.data();
-  }
+  const T* w = row_weights(sample_weight, N, w_arr);
   mixture::Stats st;
   {
     py::gil_scoped_release nogil;

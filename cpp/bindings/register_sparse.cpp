@@ -16,6 +16,9 @@
 namespace py = pybind11;
 using maxlik::bind::carray;
 using maxlik::bind::require;
+using maxlik::bind::LloydSums;
+using maxlik::bind::row_weights;
+using maxlik::bind::writeable_labels;
 
 namespace {
 
@@ -59,33 +62,19 @@ py::tuple csr_lloyd_step(const carray<T>& data, const carray<I>& indices, const 
   const auto X = csr_view(data, indices, indptr, n_features);
   check_centres(shift, C, n_features);
   const std::size_t N = X.n, D = n_features, K = static_cast<std::size_t>(C.shape(0));
-  require(labels.ndim() == 1 && static_cast<std::size_t>(labels.shape(0)) == N, "labels must have shape (n_samples,)");
-  require(labels.writeable(), "labels must be writeable");
-  const T* w = nullptr;
-  if (sample_weight) {
-    require(sample_weight->ndim() == 1 && static_cast<std::size_t>(sample_weight->shape(0)) == N,
-            "sample_weight must have shape (n_samples,)");
-    w = sample_weight->data();
-  }
-  py::array_t<double> S, W;
-  double* sp = nullptr;
-  double* wp = nullptr;
-  if (update) {
-    S = py::array_t<double>({K, D});
-    W = py::array_t<double>(K);
-    sp = S.mutable_data();
-    wp = W.mutable_data();
-  }
+  std::int32_t* lp = writeable_labels(labels, N);
+  const T* w = row_weights(sample_weight, N);
+  LloydSums sums(update, K, D);
+  double* sp = sums.s;
+  double* wp = sums.w;
   const T* hp = shift.data();
   const T* cp = C.data();
-  std::int32_t* lp = labels.mutable_data();
   double J;
   {
     py::gil_scoped_release release;  // raw buffers kept alive by the arguments only
     J = maxlik::sparse::kmeans::lloyd_pass<T, I>(X, w, hp, cp, K, lp, sp, wp, scale);
   }
-  if (update) return py::make_tuple(S, W, J);
-  return py::make_tuple(py::none(), py::none(), J);
+  return sums.tuple(J);
 }
 
 // As kmeans_sq_distances for a CSR X: (N, M) squared distances of the shifted rows.

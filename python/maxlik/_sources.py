@@ -184,6 +184,17 @@ class _LocalSource:
     weighted = False
     y = None
 
+    def _one_block(self, shape, dtype, y, sample_weight):
+        """The attributes of a source of one block of all `shape[0]` rows."""
+        self.n_samples, self.n_features = shape
+        self.dtype = dtype
+        self.block_bounds = [(0, self.n_samples)]
+        self.y = y
+        self.weighted = sample_weight is not None
+        self.w = None
+        if sample_weight is not None:
+            self.w = check_sample_weight(sample_weight, self.n_samples, dtype=self.dtype)
+
     def map_reduce(self, fn, *args, per_block=None, with_y=False, merge=add):
         parts = self.map_blocks(fn, *args, per_block=per_block, with_y=with_y)
         out = parts[0]
@@ -215,14 +226,7 @@ class ArraySource(_LocalSource):
 
     def __init__(self, X, y=None, sample_weight=None):
         self.X = X
-        self.n_samples, self.n_features = X.shape
-        self.dtype = X.dtype
-        self.block_bounds = [(0, self.n_samples)]
-        self.y = y
-        self.weighted = sample_weight is not None
-        self.w = None
-        if sample_weight is not None:
-            self.w = check_sample_weight(sample_weight, self.n_samples, dtype=self.dtype)
+        self._one_block(X.shape, X.dtype, y, sample_weight)
 
     def map_blocks(self, fn, *args, per_block=None, with_y=False):
         extra = per_block(0, 0, self.n_samples) if per_block is not None else ()
@@ -283,14 +287,7 @@ class SparseSource(ArraySource):
 
     def __init__(self, X, y=None, sample_weight=None, *, dtype=None):
         self.X, self.rows = check_csr(X, dtype=dtype)
-        self.n_samples, self.n_features = self.rows.shape
-        self.dtype = self.rows.dtype
-        self.block_bounds = [(0, self.n_samples)]
-        self.y = y
-        self.weighted = sample_weight is not None
-        self.w = None
-        if sample_weight is not None:
-            self.w = check_sample_weight(sample_weight, self.n_samples, dtype=self.dtype)
+        self._one_block(self.rows.shape, self.rows.dtype, y, sample_weight)
 
     @classmethod
     def from_rows(cls, rows, sample_weight=None, like=None):
@@ -305,14 +302,7 @@ class SparseSource(ArraySource):
         out.X = like_type((rows.data[lo:hi], rows.indices[lo:hi], rows.indptr - rows.indptr[0]),
                           shape=rows.shape)
         out.rows = rows
-        out.n_samples, out.n_features = rows.shape
-        out.dtype = rows.dtype
-        out.block_bounds = [(0, out.n_samples)]
-        out.y = None
-        out.weighted = sample_weight is not None
-        out.w = None
-        if sample_weight is not None:
-            out.w = check_sample_weight(sample_weight, out.n_samples, dtype=out.dtype)
+        out._one_block(rows.shape, rows.dtype, None, sample_weight)
         return out
 
     def map_blocks(self, fn, *args, per_block=None, with_y=False):

@@ -86,15 +86,17 @@ def _n_free_parameters(covariance_type, K, D):
     return cov + K * D + K - 1
 
 
+def _stopping(args):
+    """The stopping options the user gave (--max-iter, --tol) as estimator keywords."""
+    return {k: v for k, v in (("max_iter", args.max_iter), ("tol", args.tol)) if v is not None}
+
+
 def _fit_gmm(X, K, args, show_progress=True):
     import maxlik
 
     params = dict(n_components=K, covariance_type=args.covariance, random_state=args.seed,
                   n_init=args.n_init)
-    if args.max_iter is not None:
-        params["max_iter"] = args.max_iter
-    if args.tol is not None:
-        params["tol"] = args.tol
+    params.update(_stopping(args))
     history = []
     bar = _progress(params.get("max_iter", 100), f"EM K={K}") if show_progress else None
 
@@ -163,10 +165,7 @@ def _select_gmm(X, args):
     types = (("full", "tied", "diag", "spherical") if args.covariance == "all"
              else (args.covariance,))
     params = {}
-    if args.max_iter is not None:
-        params["max_iter"] = args.max_iter
-    if args.tol is not None:
-        params["tol"] = args.tol
+    params.update(_stopping(args))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -184,10 +183,7 @@ def _fit_kmeans(X, K, args):
     import maxlik
 
     params = dict(n_clusters=K, random_state=args.seed, n_init=args.n_init)
-    if args.max_iter is not None:
-        params["max_iter"] = args.max_iter
-    if args.tol is not None:
-        params["tol"] = args.tol
+    params.update(_stopping(args))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
