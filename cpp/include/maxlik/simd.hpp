@@ -46,6 +46,8 @@ typedef double vf64 __attribute__((vector_size(kVecBytes)));
 typedef float vf32 __attribute__((vector_size(kVecBytes)));
 typedef std::int64_t vi64 __attribute__((vector_size(kVecBytes)));
 typedef std::int32_t vi32 __attribute__((vector_size(kVecBytes)));
+typedef std::uint64_t vu64 __attribute__((vector_size(kVecBytes)));
+typedef std::uint32_t vu32 __attribute__((vector_size(kVecBytes)));
 
 template <class T> struct vec_traits;
 template <> struct vec_traits<double> { using v = vf64; using vi = vi64; };
@@ -375,11 +377,22 @@ template <class T> MAXLIK_INLINE ivec<T> exp_slow_lanes(vec<T> x) {
 }
 }  // namespace detail
 
+namespace detail {
+// p * 2^k as the integer sum of p's bits and kb = k << mantissa bits, wrapping
+// (unsigned lanes): on the lanes exp_slow_lanes flags (|x| large, inf, NaN) kb
+// is out of range and the sum is discarded, but a signed sum would still be
+// undefined behaviour there. Same instruction (vpadd) as the signed sum.
+template <class T> MAXLIK_INLINE vec<T> add_exponent_bits(vec<T> p, ivec<T> kb) {
+  using U = std::conditional_t<sizeof(T) == 8, vu64, vu32>;
+  return __builtin_bit_cast(vec<T>, __builtin_bit_cast(U, as_int<T>(p)) + __builtin_bit_cast(U, kb));
+}
+}  // namespace detail
+
 // e^x for every x: <= 1 ulp, exp(-inf) = 0, exp(+inf) = inf, exp(NaN) = NaN.
 template <class T> MAXLIK_INLINE vec<T> exp(vec<T> x) {
   ivec<T> kb;
   const vec<T> p = detail::exp_core<T>(x, kb);
-  const vec<T> y = as_float<T>(as_int<T>(p) + kb);
+  const vec<T> y = detail::add_exponent_bits<T>(p, kb);
   const ivec<T> slow = detail::exp_slow_lanes<T>(x);
   if (__builtin_expect(any<T>(slow), 0)) return slow ? detail::exp_full<T>(x) : y;
   return y;
@@ -392,7 +405,7 @@ template <class T> MAXLIK_INLINE vec<T> exp(vec<T> x) {
 template <class T> MAXLIK_INLINE vec<T> exp_nonpositive(vec<T> x) {
   ivec<T> kb;
   const vec<T> p = detail::exp_core<T>(x, kb);
-  const vec<T> y = as_float<T>(as_int<T>(p) + kb);
+  const vec<T> y = detail::add_exponent_bits<T>(p, kb);
   const ivec<T> slow = detail::exp_slow_lanes<T>(x);
   if (__builtin_expect(any<T>(slow), 0)) {
     constexpr T lo = sizeof(T) == 8 ? T(-708.39) : T(-87.33);  // e^lo ~ the smallest normal
@@ -409,7 +422,7 @@ template <class T> MAXLIK_INLINE vec<T> exp_unchecked(vec<T> x, ivec<T>& slow) {
   ivec<T> kb;
   const vec<T> p = detail::exp_core<T>(x, kb);
   slow |= detail::exp_slow_lanes<T>(x);
-  return as_float<T>(as_int<T>(p) + kb);
+  return detail::add_exponent_bits<T>(p, kb);
 }
 
 // ---- log ------------------------------------------------------------------------
