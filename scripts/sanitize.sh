@@ -82,10 +82,15 @@ fi
 ASAN_LIB="$(g++ -print-file-name=libasan.so)"
 UBSAN_LIB="$(g++ -print-file-name=libubsan.so)"
 mkdir -p "$(dirname "$LOG")"
+# Reports go to files: pytest captures fd 2 per test,
+# and a sanitizer that halts the process takes the captured report with it
+# (exit 87 with no message). <prefix>.<pid> per reporting process.
+REPORTS="$(dirname "$LOG")/reports"
+rm -rf "$REPORTS"; mkdir -p "$REPORTS"
 set +e
 LD_PRELOAD="$ASAN_LIB:$UBSAN_LIB" \
-ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86:strict_init_order=1:detect_stack_use_after_return=1" \
-UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87" \
+ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86:strict_init_order=1:detect_stack_use_after_return=1:log_path=$REPORTS/asan" \
+UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87:log_path=$REPORTS/ubsan" \
 PYTHONMALLOC=malloc \
 MAXLIK_SANITIZED=1 \
   "$PY" -m pytest -q -p no:cacheprovider "${TESTS[@]}" 2>&1 | tee "$LOG"
@@ -97,6 +102,11 @@ echo "sanitize.sh: tests took $((end - built)) s (total $((end - start)) s), pyt
 # A report printed by a subprocess (the fuzz/interrupt tests run candidates in
 # child processes that inherit LD_PRELOAD) does not always change pytest's exit
 # code, so also scan the output.
+if compgen -G "$REPORTS/*" > /dev/null; then
+  head -c 20000 "$REPORTS"/* >&2
+  echo "sanitize.sh: SANITIZER REPORT FOUND (in $REPORTS)" >&2
+  exit 1
+fi
 if grep -qE "ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer|SUMMARY: (Address|UndefinedBehavior)Sanitizer" "$LOG"; then
   echo "sanitize.sh: SANITIZER REPORT FOUND (see $LOG)" >&2
   exit 1
