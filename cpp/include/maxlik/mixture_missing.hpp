@@ -15,8 +15,9 @@
 // Σ_oo, and the quadratic form is evaluated as ‖Uᵀ y‖² on the filled vector
 // (x̂ minimises (x − μ)ᵀΛ(x − μ) over x_m, so rounding in y_m enters only to
 // second order). Rows of a block are sorted by pattern, so rows that share a
-// pattern share the factorisation (for "tied" one factorisation serves every
-// component). For "diag"/"spherical" Λ is diagonal: x̂_m = μ_m, the
+// pattern share the factorisation, and the factorisations of all components
+// (and of several patterns with the same |m|) run side by side in SIMD lanes
+// (see pattern_batch). For "diag"/"spherical" Λ is diagonal: x̂_m = μ_m, the
 // conditional covariance is the prior variance, and no factorisation is needed.
 //
 // M-step statistics (expected sufficient statistics, Ghahramani & Jordan 1994),
@@ -54,16 +55,19 @@ struct Model {
   bool full = true;  // dense precision ("full", "tied") or diagonal ("diag", "spherical")
   bool tied = false;
   std::size_t K = 0, D = 0, Dp = 0;  // Dp: D rounded up to whole SIMD vectors
+  std::size_t Kp = 0;                // K rounded up to whole SIMD vectors
   std::vector<double> mean;   // K×Dp (zero padded)
   std::vector<double> U;      // full: (tied ? 1 : K)×D×D upper factor, precision = U Uᵀ
-  std::vector<double> P;      // full: (tied ? 1 : K)×D×Dp precision rows (zero padded)
+  // full: D×D×Kp, PT[(i*D + j)*Kp + k] = Λ_k[i][j], components in SIMD lanes
+  // ("tied": the same Λ in every lane; padding lanes: the identity)
+  std::vector<double> PT;
+  std::vector<double> muT;    // full: D×Kp, muT[i*Kp + k] = μ_k[i] (padding lanes 0)
   std::vector<double> p;      // diag: K×D, 1/σ
   std::vector<double> var;    // diag: K×D, σ²
   std::vector<double> logp;   // diag: K×D, log(1/σ)
   std::vector<double> logw;   // K: log π_k
   std::vector<double> cst;    // K: log π_k + log det U_k (diag: + Σ log p) − D/2 log 2π
   const double* Uk(std::size_t k) const { return U.data() + (tied ? 0 : k * D * D); }
-  const double* Pk(std::size_t k) const { return P.data() + (tied ? 0 : k * D * Dp); }
 };
 
 // means K×D, prec as for gaussian::make_model (full K×D×D, tied D×D, diag K×D,
@@ -75,6 +79,7 @@ inline Model make_model(CovType type, std::size_t K, std::size_t D, const double
   m.K = K;
   m.D = D;
   m.Dp = (D + L - 1) / L * L;
+  m.Kp = (K + L - 1) / L * L;
   m.mean.assign(K * m.Dp, 0.0);
   for (std::size_t k = 0; k < K; ++k)
     for (std::size_t i = 0; i < D; ++i) m.mean[k * m.Dp + i] = means[k * D + i];
@@ -84,9 +89,14 @@ inline Model make_model(CovType type, std::size_t K, std::size_t D, const double
   if (type == CovType::full || type == CovType::tied) {
     m.full = true;
     m.tied = type == CovType::tied;
-    const std::size_t nf = m.tied ? 1 : K;
+    const std::size_t nf = m.tied ? 1 : K, Kp = m.Kp;
     m.U.assign(nf * D * D, 0.0);
-    m.P.assign(nf * D * m.Dp, 0.0);
+    m.PT.assign(D * D * Kp, 0.0);
+    m.muT.assign(D * Kp, 0.0);
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t i = 0; i < D; ++i) m.muT[i * Kp + k] = means[k * D + i];
+    for (std::size_t k = K; k < Kp; ++k)
+      for (std::size_t i = 0; i < D; ++i) m.PT[(i * D + i) * Kp + k] = 1.0;
     std::vector<double> logdet(nf, 0.0);
     for (std::size_t f = 0; f < nf; ++f) {
       const double* src = prec + f * D * D;
@@ -94,12 +104,14 @@ inline Model make_model(CovType type, std::size_t K, std::size_t D, const double
       for (std::size_t i = 0; i < D; ++i)
         for (std::size_t j = i; j < D; ++j) U[i * D + j] = src[i * D + j];
       for (std::size_t i = 0; i < D; ++i) logdet[f] += std::log(U[i * D + i]);
-      double* P = m.P.data() + f * D * m.Dp;
       for (std::size_t i = 0; i < D; ++i)
         for (std::size_t j = 0; j < D; ++j) {
           double s = 0;  // (U Uᵀ)_ij = Σ_{l ≥ max(i, j)} U_il U_jl
           for (std::size_t l = std::max(i, j); l < D; ++l) s += U[i * D + l] * U[j * D + l];
-          P[i * m.Dp + j] = s;
+          if (m.tied)
+            for (std::size_t k = 0; k < K; ++k) m.PT[(i * D + j) * Kp + k] = s;
+          else
+            m.PT[(i * D + j) * Kp + f] = s;
         }
     }
     for (std::size_t k = 0; k < K; ++k)
@@ -124,61 +136,68 @@ inline Model make_model(CovType type, std::size_t K, std::size_t D, const double
   return m;
 }
 
-// Per-thread scratch for one block of at most kRowBlock rows.
+// Rows per sub-block: the passes below keep the blocks and tasks of
+// mixture::em_pass, and split each block into sub-blocks of kMissRows rows
+// (sorted and solved together), so that a sub-block's Y (K×D values per row)
+// and conditional covariances stay in L2 between the E-step and the statistics.
+inline constexpr std::size_t kMissRows = 128;
+
+// Per-thread scratch for one sub-block of at most kMissRows rows.
 struct Scratch {
   gaussian::Workspace<double> ws;  // LP (K×ld), W, G, XC, GW, idx
   std::size_t ld = 0, nr = 0, Bp = 0, ng = 0;
   std::vector<double> XT;    // D×ld observed values, 0 where missing (rows sorted by pattern)
   std::vector<double> M;     // D×ld: 1 observed, 0 missing (padded rows: 1)
   std::vector<double> XR;    // nr×Dp the same rows, row-major, 0 where missing or padding
-  std::vector<double> MR;    // nr×Dp row-major mask: 1 observed, 0 missing or padding
   std::vector<double> Y;     // K×D×ld: x̂_k − μ_k (observed: x − μ_k)
   std::vector<double> zero;  // D zeros
-  std::vector<double> c, drow;
+  std::vector<std::uint64_t> sortkey;  // D ≤ 48: |m|, pattern bits and row packed in one word
   std::vector<std::uint32_t> order;   // sorted position -> row of the block
   std::vector<std::uint64_t> keys;    // nr × nw missingness bit masks
   std::vector<std::uint32_t> nmiss;   // nr: missing entries per row
   std::vector<std::uint32_t> gstart;  // ng + 1: first sorted position of each pattern
   std::vector<std::uint32_t> miss;    // missing coordinates of each pattern, ascending
   std::vector<std::uint32_t> mofs;    // ng + 1 offsets into miss
-  std::vector<double> Lf;             // lower Cholesky factor of Λ_mm per (pattern, component)
-  std::vector<std::size_t> lofs;      // ng×K offsets into Lf
   std::vector<double> gcst;           // ng×K log-density constant of (pattern, component)
-  std::vector<double> inv;            // scratch for Λ_mm⁻¹
-  std::vector<std::uint32_t> single;  // patterns with one row and 0 < |m| < D, in order
-  std::vector<std::uint8_t> is_single;
-  std::vector<double> bA, bB, bR;     // lane-interleaved batch factors, right-hand sides, 1/L_aa
-  std::vector<double> bZ;             // lane-interleaved L⁻¹ of a batch
-  bool want_cov = false;              // batch_solve also stores Λ_mm⁻¹ (the EM pass)
+  // full covariances, one pattern at a time, components in SIMD lanes (×Kp):
+  // (P patterns side by side, see pattern_batch: ×P·Kp lanes)
+  std::size_t P = 1;
+  // one buffer, packed per call (A, Z, R, B, pivot product, x_o − μ_o): separate
+  // allocations put the arrays at equal offsets modulo 4 KiB, and every
+  // store then falsely aliases the loads of the next entry
+  std::vector<double> work;
+  std::vector<std::size_t> ooff;      // P×D: observed coordinates × Kp (offsets in a row of PT)
+  std::vector<double> Cinv;           // per pattern: upper triangle of Λ_mm⁻¹ (×Kp)
+  std::vector<std::size_t> cofs;      // ng offsets into Cinv
+  std::vector<double> Qt;             // D×D×Kp: Σ γ Λ_mm⁻¹ of a block (the M-step)
+  bool want_cov = false;              // block_estep also stores Λ_mm⁻¹ (the EM pass)
   void resize(std::size_t D, std::size_t K, std::size_t Dp) {
-    const std::size_t Bmax = gaussian::padded_rows(kRowBlock, gaussian::kRowTile<double>);
+    constexpr std::size_t L = simd::lanes<double>;
+    const std::size_t Kp = (K + L - 1) / L * L;
+    const std::size_t Bmax = gaussian::padded_rows(kMissRows, gaussian::kRowTile<double>);
     ws.resize(D, K, Bmax);
     ld = ws.ld;
     XT.resize(D * ld);
     M.resize(D * ld);
-    XR.resize(kRowBlock * Dp);
-    MR.resize(kRowBlock * Dp);
+    XR.resize(kMissRows * Dp);
     Y.resize(K * D * ld);
     zero.assign(D, 0.0);
-    c.resize(D);
-    drow.resize(Dp);
-    inv.resize(D * D);
-    constexpr std::size_t L = simd::lanes<double>;
-    bA.resize(D * D * L);
-    bB.resize(D * L);
-    bR.resize(D * L);
-    bZ.resize(D * D * L);
+    P = Kp / L <= 2 ? 8 / (Kp / L) : 1;  // as pattern_batch
+    const std::size_t S = P * Kp;
+    work.resize(2 * D * D * S + 2 * D * S + S + D * Kp);
+    ooff.resize(P * D);
   }
 };
 
 // Bytes of one Scratch (for the callers' memory guard).
 inline double scratch_bytes(std::size_t D, std::size_t K) {
-  const double ld = double(gaussian::padded_rows(kRowBlock, gaussian::kRowTile<double>) + 8);
-  const double d = double(D), k = double(K), rows = double(kRowBlock);
-  // Y, XT/M, XR, factors (worst case one D×D factor per row and component), keys.
+  const double ld = double(gaussian::padded_rows(kMissRows, gaussian::kRowTile<double>) + 8);
+  const double d = double(D), k = double(K + 8), rows = double(kMissRows);
+  // Y, XT/M, XR, Λ_mm⁻¹ (worst case one D×D triangle per row), Qt, keys.
   return gaussian::workspace_bytes<double>(D, K) +
-         8.0 * (k * d * ld + 2.0 * d * ld + 2.0 * rows * (d + 8.0) + rows * k * (2.0 + d * d + d)) +
-         rows * (8.0 * (d / 64.0 + 1.0) + 12.0);
+         8.0 * (k * d * ld + 2.0 * d * ld + rows * (d + 8.0) + rows * k * (1.0 + d * (d + 1) / 2) +
+                5.0 * d * d * k) +
+         rows * (8.0 * (d / 64.0 + 2.0) + 12.0);
 }
 
 // Rows r of X (nr×D, NaN = missing) into the scratch, sorted by pattern.
@@ -192,25 +211,48 @@ void prepare_block(const Model& m, const T* X, const T* w, std::size_t nr, bool 
   s.Bp = gaussian::padded_rows(nr, gaussian::kRowTile<double>);
   s.keys.assign(nr * nw, 0);
   s.nmiss.assign(nr, 0);
-  for (std::size_t r = 0; r < nr; ++r)
-    for (std::size_t i = 0; i < D; ++i)
-      if (std::isnan(X[r * D + i])) {
-        s.keys[r * nw + i / 64] |= std::uint64_t(1) << (i % 64);
-        ++s.nmiss[r];
+  {  // NaN bit masks, a vector of lanes at a time (lanes divide 64: no chunk straddles a word)
+    constexpr std::size_t LT = simd::lanes<T>;
+    const std::size_t Dv = D / LT * LT;
+    for (std::size_t r = 0; r < nr; ++r) {
+      const T* row = X + r * D;
+      std::uint64_t* key = s.keys.data() + r * nw;
+      std::size_t i = 0;
+      for (; i < Dv; i += LT) {
+        const simd::vec<T> v = simd::load(row + i);
+        key[i / 64] |= std::uint64_t(simd::movemask<T>(v != v)) << (i % 64);
       }
+      if (i < D) {
+        const simd::vec<T> v = simd::load_partial(row + i, int(D - i), T(0));
+        key[i / 64] |= std::uint64_t(simd::movemask<T>(v != v)) << (i % 64);
+      }
+      std::uint32_t cnt = 0;
+      for (std::size_t q = 0; q < nw; ++q) cnt += static_cast<std::uint32_t>(__builtin_popcountll(key[q]));
+      s.nmiss[r] = cnt;
+    }
+  }
   s.order.resize(nr);
-  std::iota(s.order.begin(), s.order.end(), 0u);
   const std::uint64_t* keys = s.keys.data();
   const std::uint32_t* nmiss = s.nmiss.data();
   // Sorted by the number of missing entries first: consecutive patterns then
   // run the small loops below with the same trip counts, which the branch
   // predictor follows (a random |m| per row costs several mispredictions each).
-  std::sort(s.order.begin(), s.order.end(), [&](std::uint32_t a, std::uint32_t b) {
-    if (nmiss[a] != nmiss[b]) return nmiss[a] < nmiss[b];
-    for (std::size_t q = 0; q < nw; ++q)
-      if (keys[a * nw + q] != keys[b * nw + q]) return keys[a * nw + q] < keys[b * nw + q];
-    return a < b;
-  });
+  if (D <= 48) {  // one word per row: |m| (6 bits), pattern (48), row (9 bits)
+    static_assert(kMissRows <= 512, "the packed sort key holds 9 bits of row index");
+    s.sortkey.resize(nr);
+    for (std::size_t r = 0; r < nr; ++r)
+      s.sortkey[r] = (std::uint64_t(nmiss[r]) << 57) | (keys[r] << 9) | std::uint64_t(r);
+    std::sort(s.sortkey.begin(), s.sortkey.end());
+    for (std::size_t p = 0; p < nr; ++p) s.order[p] = static_cast<std::uint32_t>(s.sortkey[p] & 511u);
+  } else {
+    std::iota(s.order.begin(), s.order.end(), 0u);
+    std::sort(s.order.begin(), s.order.end(), [&](std::uint32_t a, std::uint32_t b) {
+      if (nmiss[a] != nmiss[b]) return nmiss[a] < nmiss[b];
+      for (std::size_t q = 0; q < nw; ++q)
+        if (keys[a * nw + q] != keys[b * nw + q]) return keys[a * nw + q] < keys[b * nw + q];
+      return a < b;
+    });
+  }
   double* W = s.ws.W.data();
   for (std::size_t p = 0; p < nr; ++p) {
     const std::size_t r = s.order[p];
@@ -221,9 +263,8 @@ void prepare_block(const Model& m, const T* X, const T* w, std::size_t nr, bool 
       s.XT[i * ld + p] = obs ? v : 0.0;
       s.M[i * ld + p] = obs ? 1.0 : 0.0;
       s.XR[p * Dp + i] = obs ? v : 0.0;
-      s.MR[p * Dp + i] = obs ? 1.0 : 0.0;
     }
-    for (std::size_t i = D; i < Dp; ++i) s.XR[p * Dp + i] = s.MR[p * Dp + i] = 0.0;
+    for (std::size_t i = D; i < Dp; ++i) s.XR[p * Dp + i] = 0.0;
     W[p] = w ? static_cast<double>(w[r]) : 1.0;
   }
   for (std::size_t i = 0; i < D; ++i)
@@ -245,8 +286,9 @@ void prepare_block(const Model& m, const T* X, const T* w, std::size_t nr, bool 
       if (same) continue;
     }
     s.gstart.push_back(static_cast<std::uint32_t>(p));
-    for (std::size_t i = 0; i < D; ++i)
-      if ((keys[r * nw + i / 64] >> (i % 64)) & 1u) s.miss.push_back(static_cast<std::uint32_t>(i));
+    for (std::size_t q = 0; q < nw; ++q)
+      for (std::uint64_t bits = keys[r * nw + q]; bits != 0; bits &= bits - 1)
+        s.miss.push_back(static_cast<std::uint32_t>(64 * q + std::size_t(__builtin_ctzll(bits))));
     s.mofs.push_back(static_cast<std::uint32_t>(s.miss.size()));
   }
   s.ng = s.gstart.size();
@@ -255,148 +297,197 @@ void prepare_block(const Model& m, const T* X, const T* w, std::size_t nr, bool 
     for (std::size_t g = 0; g < s.ng; ++g)
       if (s.mofs[g + 1] - s.mofs[g] == D)
         for (std::size_t p = s.gstart[g]; p < s.gstart[g + 1]; ++p) W[p] = 0.0;
-  // patterns of a single row (most of them when entries are missing at random)
-  // are factorised SIMD-lane-parallel, one row per lane (see batch_solve)
-  s.single.clear();
-  s.is_single.assign(s.ng, 0);
-  for (std::size_t g = 0; g < s.ng; ++g) {
-    const std::size_t q = s.mofs[g + 1] - s.mofs[g];
-    if (s.gstart[g + 1] - s.gstart[g] == 1 && q > 0 && q < D) {
-      s.single.push_back(static_cast<std::uint32_t>(g));
-      s.is_single[g] = 1;
-    }
-  }
 }
 
-// In place: A (q×q, row-major, symmetric) -> its lower Cholesky factor L, and
-// rd[a] = 1 / L_aa (the solves multiply instead of dividing). Returns
-// Σ log L_aa (one log per factor: std::log costs as much as the factorisation
-// of a small block), or NaN if A is not numerically positive definite.
-inline double cholesky_lower(double* A, double* rd, std::size_t q) {
-  double prod = 1.0, logsum = 0.0;
-  for (std::size_t i = 0; i < q; ++i) {
-    for (std::size_t j = 0; j < i; ++j) {
-      double v = A[i * q + j];
-      for (std::size_t l = 0; l < j; ++l) v -= A[i * q + l] * A[j * q + l];
-      A[i * q + j] = v * rd[j];
-    }
-    double v = A[i * q + i];
-    for (std::size_t l = 0; l < i; ++l) v -= A[i * q + l] * A[i * q + l];
-    if (!(v > 0) || !std::isfinite(v)) return std::nan("");
-    const double d = std::sqrt(v);
-    A[i * q + i] = d;
-    rd[i] = 1.0 / d;
-    for (std::size_t j = i + 1; j < q; ++j) A[i * q + j] = 0.0;
-    prod *= d;
-    if (!(prod > 1e-150 && prod < 1e150)) {  // keep the running product in range
-      logsum += std::log(prod);
-      prod = 1.0;
-    }
-  }
-  return logsum + std::log(prod);
-}
-
-// For n ≤ L single-row patterns gs[0..n) with the same |m| = q, component k:
-// the factorisations of Λ_mm, the solves and the constants of block_estep,
-// with row `lane` of the batch in SIMD lane `lane` (the short dependent chains
-// of a |m| × |m| Cholesky and two triangular solves run L at a time; unused
-// lanes repeat the last row and are discarded). Writes the same per-pattern
-// results as the scalar path (Yk at the missing entries, gcst); the factor is
-// not kept (block_statistics recomputes it for the components that need it).
-inline void batch_solve(const Model& m, Scratch& s, std::size_t k, const std::uint32_t* gs,
-                        std::size_t n, std::size_t q) {
+// Full and tied covariances: n ≤ s.P consecutive patterns g0, …, g0+n−1 with
+// the same 0 < |m| = q < D, every component at once. Pattern j of the batch
+// holds lanes [j Kp, (j+1) Kp) and component k lane j Kp + k, so Λ_mm of all
+// components is one vector load per entry of PT (no gathers), and the short
+// dependent chains of the q × q Cholesky factorisation and of the triangular
+// solves run n Kp lanes wide with the lane loop innermost (independent chains
+// side by side). Sets gcst of the patterns, x̂_m − μ_m in Y for their rows,
+// and (want_cov) the upper triangles of Λ_mm⁻¹ in Cinv.
+// QC > 0: compiled for q = QC; KV > 0: compiled for Kp = KV lanes-wide vectors
+// and s.P = 8 / KV patterns, so that the lane loops (8 vectors) and the q loops
+// unroll (most rows of data missing at random have small q; the loop control
+// of the small runtime-length loops otherwise costs more than the arithmetic).
+// A batch of n < P patterns repeats its last pattern in the unused lanes
+// (computed, never written out). QC = 0 / KV = 0: any q / any K (then P = 1).
+template <std::size_t QC, std::size_t KV>
+void pattern_batch(const Model& m, Scratch& s, std::size_t g0, std::size_t n) {
   using V = simd::vec<double>;
+  using IV = simd::ivec<double>;
   constexpr std::size_t L = simd::lanes<double>;
-  const std::size_t D = m.D, Dp = m.Dp, ld = s.ld, K = m.K;
-  const double* Pk = m.Pk(k);
-  const double* mu = m.mean.data() + k * Dp;
-  double* A = s.bA.data();  // A[(a*q + c)*L + lane], lower triangle
-  double* B = s.bB.data();  // B[a*L + lane]
-  double* R = s.bR.data();  // R[a*L + lane] = 1 / L_aa
-  for (std::size_t lane = 0; lane < L; ++lane) {
-    const std::size_t g = gs[std::min(lane, n - 1)];
+  const std::size_t K = m.K, D = m.D, ld = s.ld, Dp = m.Dp;
+  const std::size_t Kp = KV > 0 ? KV * L : m.Kp, P = KV > 0 ? 8 / KV : 1, S = P * Kp, W = S;
+  const std::size_t q = QC > 0 ? QC : s.mofs[g0 + 1] - s.mofs[g0];
+  const std::size_t nw = (D + 63) / 64, no = D - q;
+  const double* PT = m.PT.data();
+  double* A = s.work.data();  // A[(a*q + c)*S + lane], lower triangle
+  double* Z = A + q * q * S;   // Z = L⁻¹, same layout
+  double* R = Z + q * q * S;   // R[a*S + lane] = 1 / L_aa
+  double* B = R + q * S;       // B[a*S + lane] right-hand sides
+  double* Pr = B + q * S;      // Pr[lane] product of the pivots
+  double* dl = Pr + S;         // dl[o*Kp + k] = x_o − μ_k,o of one row
+  // observed coordinates (offsets in a row of PT) and Λ_mm of each pattern
+  for (std::size_t j = 0; j < P; ++j) {
+    const std::size_t g = g0 + std::min(j, n - 1), r = s.order[s.gstart[g]];
     const std::uint32_t* mi = s.miss.data() + s.mofs[g];
-    const std::size_t p = s.gstart[g];
-    const double* xr = s.XR.data() + p * Dp;
-    const double* mr = s.MR.data() + p * Dp;
-    double* dt = s.drow.data();  // δ̃ = (x − μ) · mask
-    for (std::size_t i = 0; i < Dp; i += L)
-      simd::store(dt + i, (simd::load(xr + i) - simd::load(mu + i)) * simd::load(mr + i));
-    for (std::size_t a = 0; a < q; ++a) {
-      const double* pr = Pk + mi[a] * Dp;
-      for (std::size_t c = 0; c <= a; ++c) A[(a * q + c) * L + lane] = pr[mi[c]];
-      V acc{};  // (Λ δ̃)_a
-      for (std::size_t i = 0; i < Dp; i += L) acc += simd::load(pr + i) * simd::load(dt + i);
-      B[a * L + lane] = simd::hsum<double>(acc);
+    std::size_t* ooff = s.ooff.data() + j * D;
+    std::size_t cnt = 0;
+    for (std::size_t w = 0; w < nw; ++w) {
+      const std::size_t width = std::min<std::size_t>(64, D - 64 * w);
+      std::uint64_t bits = ~s.keys[r * nw + w];
+      if (width < 64) bits &= (std::uint64_t(1) << width) - 1;
+      for (; bits != 0; bits &= bits - 1)
+        ooff[cnt++] = (64 * w + std::size_t(__builtin_ctzll(bits))) * Kp;
     }
-  }
-  V logsum{};
-  for (std::size_t i = 0; i < q; ++i) {
-    for (std::size_t j = 0; j < i; ++j) {
-      V v = simd::load(A + (i * q + j) * L);
-      for (std::size_t l = 0; l < j; ++l)
-        v -= simd::load(A + (i * q + l) * L) * simd::load(A + (j * q + l) * L);
-      simd::store(A + (i * q + j) * L, v * simd::load(R + j * L));
-    }
-    V v = simd::load(A + (i * q + i) * L);
-    for (std::size_t l = 0; l < i; ++l) {
-      const V t = simd::load(A + (i * q + l) * L);
-      v -= t * t;
-    }
-    V d;
-    for (std::size_t lane = 0; lane < L; ++lane) {
-      if (!(v[lane] > 0) || !std::isfinite(v[lane]))
-        throw std::invalid_argument(
-            "the precision matrix of component " + std::to_string(k) +
-            " is numerically singular on a set of missing coordinates; increase reg_covar");
-      d[lane] = std::sqrt(v[lane]);
-    }
-    simd::store(A + (i * q + i) * L, d);
-    simd::store(R + i * L, simd::set1<double>(1.0) / d);
-    logsum += simd::log<double>(d);
-  }
-  if (s.want_cov) {
-    // Cov[x_m | x_o] = Λ_mm⁻¹ = L⁻ᵀ L⁻¹ for the M-step (upper triangle, per
-    // lane into the pattern's slot): Z = L⁻¹ by forward substitution, then ZᵀZ
-    double* Z = s.bZ.data();
-    for (std::size_t c = 0; c < q; ++c)
-      for (std::size_t a = c; a < q; ++a) {
-        V v = simd::set1<double>(a == c ? 1.0 : 0.0);
-        for (std::size_t j = c; j < a; ++j)
-          v -= simd::load(A + (a * q + j) * L) * simd::load(Z + (j * q + c) * L);
-        simd::store(Z + (a * q + c) * L, v * simd::load(R + a * L));
+    for (std::size_t a = 0; a < q; ++a)
+      for (std::size_t c = 0; c <= a; ++c) {
+        const double* src = PT + (mi[a] * D + mi[c]) * Kp;
+        double* dst = A + (a * q + c) * S + j * Kp;
+        for (std::size_t v = 0; v < Kp; v += L) simd::store(dst + v, simd::load(src + v));
       }
+  }
+  const V one = simd::set1<double>(1.0), inf = simd::set1<double>(HUGE_VAL);
+  // the log-determinant is the log of the product of the pivots, unless a
+  // pivot is outside [2^-60, 2^60] or q > 16 (the product could then leave the
+  // range of normal doubles, and the pivots' logs are summed instead)
+  const V lo = simd::set1<double>(0x1p-60), hi = simd::set1<double>(0x1p60);
+  IV fail{}, wide{};
+  for (std::size_t v = 0; v < W; v += L) simd::store(Pr + v, one);
+  for (std::size_t i = 0; i < q; ++i) {
+    for (std::size_t j = 0; j < i; ++j)
+      for (std::size_t v = 0; v < W; v += L) {
+        V t = simd::load(A + (i * q + j) * S + v);
+        for (std::size_t l = 0; l < j; ++l)
+          t -= simd::load(A + (i * q + l) * S + v) * simd::load(A + (j * q + l) * S + v);
+        simd::store(A + (i * q + j) * S + v, t * simd::load(R + j * S + v));
+      }
+    for (std::size_t v = 0; v < W; v += L) {
+      V t = simd::load(A + (i * q + i) * S + v);
+      for (std::size_t l = 0; l < i; ++l) {
+        const V u = simd::load(A + (i * q + l) * S + v);
+        t -= u * u;
+      }
+      fail |= ~((t > 0.0) & (t < inf));  // not positive definite (or NaN / inf)
+      const V d = simd::sqrt<double>(t);
+      wide |= (d < lo) | (d > hi);
+      simd::store(A + (i * q + i) * S + v, d);
+      simd::store(R + i * S + v, one / d);
+      simd::store(Pr + v, simd::load(Pr + v) * d);
+    }
+  }
+  if (simd::any<double>(fail)) {  // name the first failing (pattern, component)
+    std::size_t lane = W;
+    for (std::size_t v = 0; v < W && lane == W; ++v)
+      for (std::size_t i = 0; i < q; ++i) {
+        const double d = A[(i * q + i) * S + v];
+        if (!(d > 0.0 && d < HUGE_VAL)) {
+          lane = v;
+          break;
+        }
+      }
+    throw std::invalid_argument(
+        "the precision matrix of component " + std::to_string(lane % Kp) +
+        " is numerically singular on a set of missing coordinates; increase reg_covar");
+  }
+  const bool exact = q > 16 || simd::any<double>(wide);
+  const double hl2p_q = 0.5 * gaussian::kLog2Pi * static_cast<double>(q);
+  for (std::size_t v = 0; v < W; v += L) {
+    V logsum{};
+    if (!exact) {
+      logsum = simd::log<double>(simd::load(Pr + v));
+    } else {
+      for (std::size_t i = 0; i < q; ++i) logsum += simd::log<double>(simd::load(A + (i * q + i) * S + v));
+    }
+    simd::store(Pr + v, logsum);
+  }
+  for (std::size_t j = 0; j < n; ++j)
+    for (std::size_t k = 0; k < K; ++k) s.gcst[(g0 + j) * K + k] = m.cst[k] - Pr[j * Kp + k] + hl2p_q;
+  if (s.want_cov) {
+    // Cov[x_m | x_o] = Λ_mm⁻¹ = L⁻ᵀ L⁻¹: Z = L⁻¹ by forward substitution, then ZᵀZ
+    for (std::size_t c = 0; c < q; ++c)
+      for (std::size_t a = c; a < q; ++a)
+        for (std::size_t v = 0; v < W; v += L) {
+          V t = a == c ? one : V{};
+          for (std::size_t j = c; j < a; ++j)
+            t -= simd::load(A + (a * q + j) * S + v) * simd::load(Z + (j * q + c) * S + v);
+          simd::store(Z + (a * q + c) * S + v, t * simd::load(R + a * S + v));
+        }
     std::size_t idx = 0;
     for (std::size_t a = 0; a < q; ++a)
-      for (std::size_t c = a; c < q; ++c, ++idx) {
-        V v{};
-        for (std::size_t j = c; j < q; ++j)
-          v += simd::load(Z + (j * q + a) * L) * simd::load(Z + (j * q + c) * L);
-        for (std::size_t lane = 0; lane < n; ++lane)
-          s.Lf[s.lofs[gs[lane] * K + k] + idx] = v[lane];
+      for (std::size_t c = a; c < q; ++c, ++idx)
+        for (std::size_t j = 0; j < n; ++j) {
+          double* out = s.Cinv.data() + s.cofs[g0 + j] + idx * Kp;
+          for (std::size_t v = j * Kp; v < (j + 1) * Kp; v += L) {
+            V t{};
+            for (std::size_t l = c; l < q; ++l)
+              t += simd::load(Z + (l * q + a) * S + v) * simd::load(Z + (l * q + c) * S + v);
+            simd::store(out + (v - j * Kp), t);
+          }
+        }
+  }
+  // rows: b = (Λ δ̃)_m, c = L⁻¹ b, y = L⁻ᵀ c, x̂_m − μ_m = −y. The first row
+  // of every pattern in one sweep of the lanes, further rows (patterns shared
+  // by several rows) one pattern at a time.
+  const auto rhs = [&](std::size_t j, std::size_t p) {  // B of pattern j = (Λ δ̃)_m of row p
+    const std::uint32_t* mi = s.miss.data() + s.mofs[g0 + std::min(j, n - 1)];
+    const std::size_t* ooff = s.ooff.data() + j * D;
+    const double* xr = s.XR.data() + p * Dp;
+    for (std::size_t o = 0; o < no; ++o) {
+      const V x = simd::set1<double>(xr[ooff[o] / Kp]);
+      const double* mu = m.muT.data() + ooff[o];
+      for (std::size_t v = 0; v < Kp; v += L) simd::store(dl + o * Kp + v, x - simd::load(mu + v));
+    }
+    for (std::size_t a = 0; a < q; ++a) {
+      const double* pr = PT + mi[a] * D * Kp;
+      for (std::size_t v = 0; v < Kp; v += L) {
+        V t0{}, t1{}, t2{}, t3{};  // four chains: the sum is latency-bound otherwise
+        std::size_t o = 0;
+        for (; o + 4 <= no; o += 4) {
+          t0 += simd::load(pr + ooff[o] + v) * simd::load(dl + o * Kp + v);
+          t1 += simd::load(pr + ooff[o + 1] + v) * simd::load(dl + (o + 1) * Kp + v);
+          t2 += simd::load(pr + ooff[o + 2] + v) * simd::load(dl + (o + 2) * Kp + v);
+          t3 += simd::load(pr + ooff[o + 3] + v) * simd::load(dl + (o + 3) * Kp + v);
+        }
+        for (; o < no; ++o) t0 += simd::load(pr + ooff[o] + v) * simd::load(dl + o * Kp + v);
+        simd::store(B + a * S + j * Kp + v, (t0 + t1) + (t2 + t3));
       }
-  }
-  // forward and back substitution, in place in B
-  for (std::size_t a = 0; a < q; ++a) {
-    V v = simd::load(B + a * L);
-    for (std::size_t j = 0; j < a; ++j) v -= simd::load(A + (a * q + j) * L) * simd::load(B + j * L);
-    simd::store(B + a * L, v * simd::load(R + a * L));
-  }
-  for (std::size_t a = q; a-- > 0;) {
-    V v = simd::load(B + a * L);
-    for (std::size_t j = a + 1; j < q; ++j)
-      v -= simd::load(A + (j * q + a) * L) * simd::load(B + j * L);
-    simd::store(B + a * L, v * simd::load(R + a * L));
-  }
-  const double hl2p = 0.5 * gaussian::kLog2Pi;
-  double* Yk = s.Y.data() + k * D * ld;
-  for (std::size_t lane = 0; lane < n; ++lane) {
-    const std::size_t g = gs[lane];
-    const std::uint32_t* mi = s.miss.data() + s.mofs[g];
-    const std::size_t p = s.gstart[g];
-    for (std::size_t a = 0; a < q; ++a) Yk[mi[a] * ld + p] = -B[a * L + lane];
-    s.gcst[g * K + k] = m.cst[k] - logsum[lane] + hl2p * static_cast<double>(q);
-  }
+    }
+  };
+  const auto solve = [&](std::size_t v0, std::size_t v1) {  // lanes [v0, v1), in place in B
+    for (std::size_t a = 0; a < q; ++a)
+      for (std::size_t v = v0; v < v1; v += L) {
+        V t = simd::load(B + a * S + v);
+        for (std::size_t j = 0; j < a; ++j)
+          t -= simd::load(A + (a * q + j) * S + v) * simd::load(B + j * S + v);
+        simd::store(B + a * S + v, t * simd::load(R + a * S + v));
+      }
+    for (std::size_t a = q; a-- > 0;)
+      for (std::size_t v = v0; v < v1; v += L) {
+        V t = simd::load(B + a * S + v);
+        for (std::size_t j = a + 1; j < q; ++j)
+          t -= simd::load(A + (j * q + a) * S + v) * simd::load(B + j * S + v);
+        simd::store(B + a * S + v, t * simd::load(R + a * S + v));
+      }
+  };
+  const auto scatter = [&](std::size_t j, std::size_t p) {
+    const std::uint32_t* mi = s.miss.data() + s.mofs[g0 + j];
+    for (std::size_t k = 0; k < K; ++k) {
+      double* Yk = s.Y.data() + k * D * ld + p;
+      for (std::size_t a = 0; a < q; ++a) Yk[mi[a] * ld] = -B[a * S + j * Kp + k];
+    }
+  };
+  for (std::size_t j = 0; j < P; ++j) rhs(j, s.gstart[g0 + std::min(j, n - 1)]);
+  solve(0, W);
+  for (std::size_t j = 0; j < n; ++j) scatter(j, s.gstart[g0 + j]);
+  for (std::size_t j = 0; j < n; ++j)
+    for (std::size_t p = s.gstart[g0 + j] + 1; p < s.gstart[g0 + j + 1]; ++p) {
+      rhs(j, p);
+      solve(j * Kp, (j + 1) * Kp);
+      scatter(j, p);
+    }
 }
 
 // E-step of a prepared block: LP[k*ld + p] = log π_k + log N(x_o | μ_k,o, Σ_k,oo)
@@ -408,22 +499,7 @@ inline void block_estep(const Model& m, Scratch& s) {
   const double hl2p = 0.5 * gaussian::kLog2Pi;
   double* LP = s.ws.LP.data();
   s.gcst.resize(ng * K);
-  if (m.full) {
-    // factor offsets: one factor per pattern ("tied") or per (pattern, component)
-    s.lofs.resize(ng * K);
-    std::size_t tot = 0;
-    for (std::size_t g = 0; g < ng; ++g) {
-      const std::size_t q = s.mofs[g + 1] - s.mofs[g];
-      for (std::size_t k = 0; k < K; ++k) {
-        s.lofs[g * K + k] = (m.tied && k > 0) ? s.lofs[g * K] : tot;
-        if (!(m.tied && k > 0) && q < D) {
-          if (!s.is_single[g]) tot += q * q + q + 1;    // L, 1/L_aa, Σ log L_aa
-          else if (s.want_cov) tot += q * (q + 1) / 2;  // upper triangle of Λ_mm⁻¹
-        }
-      }
-    }
-    s.Lf.resize(tot);
-  }
+  // observed: x − μ_k; missing: 0 (filled below for full/tied)
   for (std::size_t k = 0; k < K; ++k) {
     double* Yk = s.Y.data() + k * D * ld;
     const double* mu = m.mean.data() + k * Dp;
@@ -435,82 +511,51 @@ inline void block_estep(const Model& m, Scratch& s) {
       for (std::size_t r = 0; r < Bp; r += L)
         simd::store(y + r, (simd::load(x + r) - mi) * simd::load(mk + r));
     }
+  }
+  if (m.full) {
+    if (s.want_cov) {
+      s.cofs.resize(ng);
+      std::size_t tot = 0;
+      for (std::size_t g = 0; g < ng; ++g) {
+        const std::size_t q = s.mofs[g + 1] - s.mofs[g];
+        s.cofs[g] = tot;
+        if (q < D) tot += q * (q + 1) / 2 * m.Kp;
+      }
+      s.Cinv.resize(tot);
+    }
+    for (std::size_t g = 0; g < ng;) {
+      const std::size_t q = s.mofs[g + 1] - s.mofs[g];
+      if (q == 0 || q == D) {  // complete row, or nothing observed: p(x_o) = 1
+        for (std::size_t k = 0; k < K; ++k) s.gcst[g * K + k] = q == 0 ? m.cst[k] : m.logw[k];
+        ++g;
+        continue;
+      }
+      std::size_t n = 1;  // patterns are sorted by q: batch consecutive ones with this q
+      while (n < s.P && g + n < ng && s.mofs[g + n + 1] - s.mofs[g + n] == q) ++n;
+      const std::size_t kv = m.Kp / L <= 2 ? m.Kp / L : 0;
+      switch (q * 4 + kv) {
+#define MAXLIK_PATTERN_CASES(Q) \
+  case Q * 4 + 1: pattern_batch<Q, 1>(m, s, g, n); break; \
+  case Q * 4 + 2: pattern_batch<Q, 2>(m, s, g, n); break; \
+  case Q * 4: pattern_batch<Q, 0>(m, s, g, n); break;
+        MAXLIK_PATTERN_CASES(1)
+        MAXLIK_PATTERN_CASES(2)
+        MAXLIK_PATTERN_CASES(3)
+        MAXLIK_PATTERN_CASES(4)
+        MAXLIK_PATTERN_CASES(5)
+#undef MAXLIK_PATTERN_CASES
+        default:
+          if (kv == 1) pattern_batch<0, 1>(m, s, g, n);
+          else if (kv == 2) pattern_batch<0, 2>(m, s, g, n);
+          else pattern_batch<0, 0>(m, s, g, n);
+      }
+      g += n;
+    }
+  }
+  for (std::size_t k = 0; k < K; ++k) {
+    double* Yk = s.Y.data() + k * D * ld;
     double* lp = LP + k * ld;
     if (m.full) {
-      const double* Pk = m.Pk(k);
-      // 1. one factorisation of Λ_mm per pattern (independent short chains,
-      //    which the CPU overlaps), then the constants of the log-density
-      for (std::size_t g = 0; g < ng; ++g) {
-        const std::size_t q = s.mofs[g + 1] - s.mofs[g];
-        double& gc = s.gcst[g * K + k];
-        if (q == 0) {
-          gc = m.cst[k];
-          continue;
-        }
-        if (q == D) {  // nothing observed: p(x_o) = 1
-          gc = m.logw[k];
-          continue;
-        }
-        if (s.is_single[g]) continue;  // batch_solve
-        double* Lg = s.Lf.data() + s.lofs[g * K + k];
-        double* rd = Lg + q * q;
-        if (!(m.tied && k > 0)) {
-          const std::uint32_t* mi = s.miss.data() + s.mofs[g];
-          for (std::size_t a = 0; a < q; ++a)
-            for (std::size_t c = 0; c <= a; ++c) Lg[a * q + c] = Pk[mi[a] * Dp + mi[c]];
-          rd[q] = cholesky_lower(Lg, rd, q);
-          if (std::isnan(rd[q]))
-            throw std::invalid_argument(
-                "the precision matrix of component " + std::to_string(k) +
-                " is numerically singular on a set of missing coordinates; increase reg_covar");
-        }
-        gc = m.cst[k] - rd[q] + hl2p * static_cast<double>(q);
-      }
-      // 2. per row: c = L⁻¹ (Λ δ̃)_m, y = L⁻ᵀ c, x̂_m − μ_m = −y
-      for (std::size_t g = 0; g < ng; ++g) {
-        const std::size_t q = s.mofs[g + 1] - s.mofs[g];
-        if (q == 0 || q == D || s.is_single[g]) continue;
-        const std::uint32_t* mi = s.miss.data() + s.mofs[g];
-        const double* Lg = s.Lf.data() + s.lofs[g * K + k];
-        const double* rd = Lg + q * q;
-        for (std::size_t p = s.gstart[g]; p < s.gstart[g + 1]; ++p) {
-          // δ̃ = (x − μ) · mask, row-major, in registers (no scalar stores
-          // followed by vector loads of the same bytes)
-          const double* xr = s.XR.data() + p * Dp;
-          const double* mr = s.MR.data() + p * Dp;
-          double* cv = s.c.data();
-          double* dt = s.drow.data();
-          for (std::size_t i = 0; i < Dp; i += L)
-            simd::store(dt + i, (simd::load(xr + i) - simd::load(mu + i)) * simd::load(mr + i));
-          for (std::size_t a = 0; a < q; ++a) {
-            const double* pr = Pk + mi[a] * Dp;
-            V acc{};
-            for (std::size_t i = 0; i < Dp; i += L) acc += simd::load(pr + i) * simd::load(dt + i);
-            cv[a] = simd::hsum<double>(acc);
-          }
-          for (std::size_t a = 0; a < q; ++a) {
-            double v = cv[a];
-            for (std::size_t j = 0; j < a; ++j) v -= Lg[a * q + j] * cv[j];
-            cv[a] = v * rd[a];
-          }
-          for (std::size_t a = q; a-- > 0;) {
-            double v = cv[a];
-            for (std::size_t j = a + 1; j < q; ++j) v -= Lg[j * q + a] * cv[j];
-            cv[a] = v * rd[a];
-          }
-          for (std::size_t a = 0; a < q; ++a) Yk[mi[a] * ld + p] = -cv[a];
-        }
-      }
-      // 3. single-row patterns: L rows at a time with the same |m|, one per lane
-      for (std::size_t i = 0; i < s.single.size();) {
-        const std::size_t q = s.mofs[s.single[i] + 1] - s.mofs[s.single[i]];
-        std::size_t j = i + 1;
-        while (j < s.single.size() && j - i < L &&
-               s.mofs[s.single[j] + 1] - s.mofs[s.single[j]] == q)
-          ++j;
-        batch_solve(m, s, k, s.single.data() + i, j - i, q);
-        i = j;
-      }
       gaussian::tri_maha<double>(Yk, D, ld, Bp, s.zero.data(), m.Uk(k), 0.0, lp);
     } else {
       const double* lpk = m.logp.data() + k * D;
@@ -541,7 +586,7 @@ inline void block_estep(const Model& m, Scratch& s) {
 inline void block_statistics(const Model& m, Scratch& s, mixture::Stats& st) {
   using V = simd::vec<double>;
   constexpr std::size_t L = simd::lanes<double>;
-  const std::size_t K = m.K, D = m.D, ld = s.ld, Bp = s.Bp;
+  const std::size_t K = m.K, D = m.D, ld = s.ld, Bp = s.Bp, Kp = m.Kp;
   std::vector<std::uint32_t>& idx = s.ws.idx;
   idx.resize(Bp);
   double* GW = s.ws.GW.data();
@@ -596,47 +641,48 @@ inline void block_statistics(const Model& m, Scratch& s, mixture::Stats& st) {
         st.sx[k * D + i] += simd::hsum<double>(a);
         st.sxx[k * D + i] += simd::hsum<double>(q);
       }
-    }
-    // conditional covariances: (Σ_pattern γ) Cov[x_m | x_o] in the (m, m) block
-    for (std::size_t g = 0; g < s.ng; ++g) {
-      const std::size_t q = s.mofs[g + 1] - s.mofs[g];
-      if (q == 0 || q == D) continue;
-      double sg = 0;
-      for (std::size_t p = s.gstart[g]; p < s.gstart[g + 1]; ++p) sg += gam[p];
-      if (sg == 0.0) continue;
-      const std::uint32_t* mi = s.miss.data() + s.mofs[g];
-      if (!m.full) {
+      // conditional variances: (Σ_pattern γ) σ²_m on the diagonal
+      for (std::size_t g = 0; g < s.ng; ++g) {
+        const std::size_t q = s.mofs[g + 1] - s.mofs[g];
+        if (q == 0 || q == D) continue;
+        double sg = 0;
+        for (std::size_t p = s.gstart[g]; p < s.gstart[g + 1]; ++p) sg += gam[p];
+        if (sg == 0.0) continue;
+        const std::uint32_t* mi = s.miss.data() + s.mofs[g];
         for (std::size_t a = 0; a < q; ++a) st.sxx[k * D + mi[a]] += sg * m.var[k * D + mi[a]];
-        continue;
       }
-      // Λ_mm⁻¹ = L⁻ᵀ L⁻¹: Z = L⁻¹ (lower) by forward substitution, then ZᵀZ
-      const double* Lg = s.Lf.data() + s.lofs[g * K + k];
-      double* Q = st.sxx.data() + k * D * D;
-      if (s.is_single[g]) {  // batch_solve stored Λ_mm⁻¹ (upper triangle)
-        std::size_t idx = 0;
-        for (std::size_t a = 0; a < q; ++a)
-          for (std::size_t c = a; c < q; ++c, ++idx) Q[mi[a] * D + mi[c]] += sg * Lg[idx];
-        continue;
-      }
-      const double* rd = Lg + q * q;
-      double* Z = s.inv.data();
-      for (std::size_t c = 0; c < q; ++c)
-        for (std::size_t a = 0; a < q; ++a) {
-          if (a < c) {
-            Z[a * q + c] = 0.0;
-            continue;
-          }
-          double v = a == c ? 1.0 : 0.0;
-          for (std::size_t j = c; j < a; ++j) v -= Lg[a * q + j] * Z[j * q + c];
-          Z[a * q + c] = v * rd[a];
-        }
-      for (std::size_t a = 0; a < q; ++a)
-        for (std::size_t c = a; c < q; ++c) {
-          double v = 0;
-          for (std::size_t j = c; j < q; ++j) v += Z[j * q + a] * Z[j * q + c];
-          Q[mi[a] * D + mi[c]] += sg * v;
-        }
     }
+  }
+  if (!m.full) return;
+  // conditional covariances: Σ_pattern (Σ γ) Λ_mm⁻¹ in the (m, m) block, every
+  // component at once (lanes), then added to the upper triangles of sxx
+  s.Qt.assign(D * D * Kp, 0.0);
+  double* Qt = s.Qt.data();
+  double* sg = s.work.data();  // Kp
+  const double* LP = s.ws.LP.data();
+  for (std::size_t g = 0; g < s.ng; ++g) {
+    const std::size_t q = s.mofs[g + 1] - s.mofs[g];
+    if (q == 0 || q == D) continue;
+    for (std::size_t k = 0; k < Kp; ++k) {
+      double t = 0;
+      if (k < K)
+        for (std::size_t p = s.gstart[g]; p < s.gstart[g + 1]; ++p) t += LP[k * ld + p];
+      sg[k] = t;
+    }
+    const std::uint32_t* mi = s.miss.data() + s.mofs[g];
+    const double* ci = s.Cinv.data() + s.cofs[g];
+    std::size_t id = 0;
+    for (std::size_t a = 0; a < q; ++a)
+      for (std::size_t c = a; c < q; ++c, ++id) {
+        double* dst = Qt + (mi[a] * D + mi[c]) * Kp;
+        for (std::size_t v = 0; v < Kp; v += L)
+          simd::store(dst + v, simd::load(dst + v) + simd::load(sg + v) * simd::load(ci + id * Kp + v));
+      }
+  }
+  for (std::size_t k = 0; k < K; ++k) {
+    double* Q = st.sxx.data() + k * D * D;
+    for (std::size_t i = 0; i < D; ++i)
+      for (std::size_t j = i; j < D; ++j) Q[i * D + j] += Qt[(i * D + j) * Kp + k];
   }
 }
 
@@ -657,8 +703,9 @@ mixture::Stats em_missing_pass(const Model& m, const T* X, const T* w, std::size
     mixture::Stats& st = slots[t];
     st.init(st_type, m.K, m.D);
     mixture::Stats blk;
-    for (std::size_t b = t * per_task; b < std::min(nb, (t + 1) * per_task); ++b) {
-      const std::size_t r0 = b * kRowBlock, nr = std::min(N, r0 + kRowBlock) - r0;
+    const std::size_t r_end = std::min(N, std::min(nb, (t + 1) * per_task) * kRowBlock);
+    for (std::size_t r0 = t * per_task * kRowBlock; r0 < r_end; r0 += kMissRows) {
+      const std::size_t nr = std::min(r_end, r0 + kMissRows) - r0;
       prepare_block(m, X + r0 * m.D, w ? w + r0 : nullptr, nr, true, s);
       blk.init(st_type, m.K, m.D);
       block_estep(m, s);
@@ -686,8 +733,9 @@ void rows_pass(const Model& m, const T* X, std::size_t N, double* out_lp, T* out
     thread_local Scratch s;
     s.resize(D, K, m.Dp);
     s.want_cov = false;
-    for (std::size_t b = t * per_task; b < std::min(nb, (t + 1) * per_task); ++b) {
-      const std::size_t r0 = b * kRowBlock, nr = std::min(N, r0 + kRowBlock) - r0;
+    const std::size_t r_end = std::min(N, std::min(nb, (t + 1) * per_task) * kRowBlock);
+    for (std::size_t r0 = t * per_task * kRowBlock; r0 < r_end; r0 += kMissRows) {
+      const std::size_t nr = std::min(r_end, r0 + kMissRows) - r0;
       prepare_block(m, X + r0 * D, static_cast<const T*>(nullptr), nr, false, s);
       block_estep(m, s);
       const std::size_t ld = s.ld;

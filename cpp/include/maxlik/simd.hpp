@@ -98,6 +98,12 @@ template <class T> MAXLIK_INLINE vec<T> as_float(ivec<T> v) { return __builtin_b
 template <class T> MAXLIK_INLINE vec<T> max(vec<T> a, vec<T> b) { return a > b ? a : b; }
 template <class T> MAXLIK_INLINE vec<T> min(vec<T> a, vec<T> b) { return a < b ? a : b; }
 template <class T> MAXLIK_INLINE vec<T> abs(vec<T> a) { return a < vec<T>{} ? -a : a; }
+// Lane-wise square root (with -fno-math-errno the loop compiles to one vsqrtp*).
+template <class T> MAXLIK_INLINE vec<T> sqrt(vec<T> a) {
+  vec<T> r;
+  for (int i = 0; i < lanes<T>; ++i) r[i] = std::sqrt(a[i]);
+  return r;
+}
 
 // Horizontal reductions by halving (fixed order: reproducible results).
 template <class T> MAXLIK_INLINE vec<T> swap_halves(vec<T> v, int w) {
