@@ -166,7 +166,6 @@ struct Scratch {
   // allocations put the arrays at equal offsets modulo 4 KiB, and every
   // store then falsely aliases the loads of the next entry
   std::vector<double> work;
-  std::vector<std::size_t> ooff;      // P×D: observed coordinates × Kp (offsets in a row of PT)
   std::vector<double> Cinv;           // per pattern: upper triangle of Λ_mm⁻¹ (×Kp)
   std::vector<std::size_t> cofs;      // ng offsets into Cinv
   std::vector<double> Qt;             // D×D×Kp: Σ γ Λ_mm⁻¹ of a block (the M-step)
@@ -185,7 +184,6 @@ struct Scratch {
     P = Kp / L <= 2 ? 8 / (Kp / L) : 1;  // as pattern_batch
     const std::size_t S = P * Kp;
     work.resize(2 * D * D * S + 2 * D * S + S + D * Kp);
-    ooff.resize(P * D);
   }
 };
 
@@ -254,7 +252,46 @@ void prepare_block(const Model& m, const T* X, const T* w, std::size_t nr, bool 
     });
   }
   double* W = s.ws.W.data();
-  for (std::size_t p = 0; p < nr; ++p) {
+  std::size_t p0 = 0;
+  if constexpr (std::is_same_v<T, double>) {
+    // L sorted rows at a time: masked values row-major (XR) and, through an
+    // in-register transpose, column-major (XT, M)
+    using V = simd::vec<double>;
+    constexpr std::size_t L = simd::lanes<double>;
+    const std::size_t Dv = D / L * L;
+    const V onev = simd::set1<double>(1.0), zerov{};
+    for (; p0 + L <= nr; p0 += L) {
+      for (std::size_t i = 0; i < Dv; i += L) {
+        V xz[L], mk[L];
+        for (std::size_t l = 0; l < L; ++l) {
+          const V v = simd::load(X + s.order[p0 + l] * D + i);
+          const auto ok = v == v;
+          xz[l] = simd::select<double>(ok, v, zerov);
+          mk[l] = simd::select<double>(ok, onev, zerov);
+          simd::store(s.XR.data() + (p0 + l) * Dp + i, xz[l]);
+        }
+        simd::transpose_tile<double>(xz);
+        simd::transpose_tile<double>(mk);
+        for (std::size_t c = 0; c < L; ++c) {
+          simd::store(s.XT.data() + (i + c) * ld + p0, xz[c]);
+          simd::store(s.M.data() + (i + c) * ld + p0, mk[c]);
+        }
+      }
+      for (std::size_t l = 0; l < L; ++l) {
+        const std::size_t p = p0 + l, r = s.order[p];
+        for (std::size_t i = Dv; i < D; ++i) {
+          const double v = X[r * D + i];
+          const bool obs = !std::isnan(v);
+          s.XT[i * ld + p] = obs ? v : 0.0;
+          s.M[i * ld + p] = obs ? 1.0 : 0.0;
+          s.XR[p * Dp + i] = obs ? v : 0.0;
+        }
+        for (std::size_t i = D; i < Dp; ++i) s.XR[p * Dp + i] = 0.0;
+        W[p] = w ? static_cast<double>(w[r]) : 1.0;
+      }
+    }
+  }
+  for (std::size_t p = p0; p < nr; ++p) {
     const std::size_t r = s.order[p];
     const T* row = X + r * D;
     for (std::size_t i = 0; i < D; ++i) {
@@ -321,7 +358,6 @@ void pattern_batch(const Model& m, Scratch& s, std::size_t g0, std::size_t n) {
   const std::size_t K = m.K, D = m.D, ld = s.ld, Dp = m.Dp;
   const std::size_t Kp = KV > 0 ? KV * L : m.Kp, P = KV > 0 ? 8 / KV : 1, S = P * Kp, W = S;
   const std::size_t q = QC > 0 ? QC : s.mofs[g0 + 1] - s.mofs[g0];
-  const std::size_t nw = (D + 63) / 64, no = D - q;
   const double* PT = m.PT.data();
   double* A = s.work.data();  // A[(a*q + c)*S + lane], lower triangle
   double* Z = A + q * q * S;   // Z = L⁻¹, same layout
@@ -329,19 +365,10 @@ void pattern_batch(const Model& m, Scratch& s, std::size_t g0, std::size_t n) {
   double* B = R + q * S;       // B[a*S + lane] right-hand sides
   double* Pr = B + q * S;      // Pr[lane] product of the pivots
   double* dl = Pr + S;         // dl[o*Kp + k] = x_o − μ_k,o of one row
-  // observed coordinates (offsets in a row of PT) and Λ_mm of each pattern
+  // Λ_mm of each pattern
   for (std::size_t j = 0; j < P; ++j) {
-    const std::size_t g = g0 + std::min(j, n - 1), r = s.order[s.gstart[g]];
+    const std::size_t g = g0 + std::min(j, n - 1);
     const std::uint32_t* mi = s.miss.data() + s.mofs[g];
-    std::size_t* ooff = s.ooff.data() + j * D;
-    std::size_t cnt = 0;
-    for (std::size_t w = 0; w < nw; ++w) {
-      const std::size_t width = std::min<std::size_t>(64, D - 64 * w);
-      std::uint64_t bits = ~s.keys[r * nw + w];
-      if (width < 64) bits &= (std::uint64_t(1) << width) - 1;
-      for (; bits != 0; bits &= bits - 1)
-        ooff[cnt++] = (64 * w + std::size_t(__builtin_ctzll(bits))) * Kp;
-    }
     for (std::size_t a = 0; a < q; ++a)
       for (std::size_t c = 0; c <= a; ++c) {
         const double* src = PT + (mi[a] * D + mi[c]) * Kp;
@@ -433,25 +460,27 @@ void pattern_batch(const Model& m, Scratch& s, std::size_t g0, std::size_t n) {
   // by several rows) one pattern at a time.
   const auto rhs = [&](std::size_t j, std::size_t p) {  // B of pattern j = (Λ δ̃)_m of row p
     const std::uint32_t* mi = s.miss.data() + s.mofs[g0 + std::min(j, n - 1)];
-    const std::size_t* ooff = s.ooff.data() + j * D;
     const double* xr = s.XR.data() + p * Dp;
-    for (std::size_t o = 0; o < no; ++o) {
-      const V x = simd::set1<double>(xr[ooff[o] / Kp]);
-      const double* mu = m.muT.data() + ooff[o];
-      for (std::size_t v = 0; v < Kp; v += L) simd::store(dl + o * Kp + v, x - simd::load(mu + v));
+    // δ̃ for every coordinate (contiguous loops, no index lists), 0 where missing
+    for (std::size_t i = 0; i < D; ++i) {
+      const V x = simd::set1<double>(xr[i]);
+      const double* mu = m.muT.data() + i * Kp;
+      for (std::size_t v = 0; v < Kp; v += L) simd::store(dl + i * Kp + v, x - simd::load(mu + v));
     }
+    for (std::size_t a = 0; a < q; ++a)
+      for (std::size_t v = 0; v < Kp; v += L) simd::store(dl + mi[a] * Kp + v, V{});
     for (std::size_t a = 0; a < q; ++a) {
       const double* pr = PT + mi[a] * D * Kp;
       for (std::size_t v = 0; v < Kp; v += L) {
         V t0{}, t1{}, t2{}, t3{};  // four chains: the sum is latency-bound otherwise
-        std::size_t o = 0;
-        for (; o + 4 <= no; o += 4) {
-          t0 += simd::load(pr + ooff[o] + v) * simd::load(dl + o * Kp + v);
-          t1 += simd::load(pr + ooff[o + 1] + v) * simd::load(dl + (o + 1) * Kp + v);
-          t2 += simd::load(pr + ooff[o + 2] + v) * simd::load(dl + (o + 2) * Kp + v);
-          t3 += simd::load(pr + ooff[o + 3] + v) * simd::load(dl + (o + 3) * Kp + v);
+        std::size_t i = 0;
+        for (; i + 4 <= D; i += 4) {
+          t0 += simd::load(pr + i * Kp + v) * simd::load(dl + i * Kp + v);
+          t1 += simd::load(pr + (i + 1) * Kp + v) * simd::load(dl + (i + 1) * Kp + v);
+          t2 += simd::load(pr + (i + 2) * Kp + v) * simd::load(dl + (i + 2) * Kp + v);
+          t3 += simd::load(pr + (i + 3) * Kp + v) * simd::load(dl + (i + 3) * Kp + v);
         }
-        for (; o < no; ++o) t0 += simd::load(pr + ooff[o] + v) * simd::load(dl + o * Kp + v);
+        for (; i < D; ++i) t0 += simd::load(pr + i * Kp + v) * simd::load(dl + i * Kp + v);
         simd::store(B + a * S + j * Kp + v, (t0 + t1) + (t2 + t3));
       }
     }
@@ -663,11 +692,16 @@ inline void block_statistics(const Model& m, Scratch& s, mixture::Stats& st) {
   for (std::size_t g = 0; g < s.ng; ++g) {
     const std::size_t q = s.mofs[g + 1] - s.mofs[g];
     if (q == 0 || q == D) continue;
-    for (std::size_t k = 0; k < Kp; ++k) {
-      double t = 0;
-      if (k < K)
-        for (std::size_t p = s.gstart[g]; p < s.gstart[g + 1]; ++p) t += LP[k * ld + p];
-      sg[k] = t;
+    for (std::size_t k0 = 0; k0 < Kp; k0 += L) {  // Σ γ over the rows of the pattern
+      V t{};
+      if (k0 + L <= K) {
+        for (std::size_t p = s.gstart[g]; p < s.gstart[g + 1]; ++p)
+          t += simd::load_strided(LP + k0 * ld + p, static_cast<std::ptrdiff_t>(ld));
+      } else {
+        for (std::size_t k = k0; k < K; ++k)
+          for (std::size_t p = s.gstart[g]; p < s.gstart[g + 1]; ++p) t[k - k0] += LP[k * ld + p];
+      }
+      simd::store(sg + k0, t);
     }
     const std::uint32_t* mi = s.miss.data() + s.mofs[g];
     const double* ci = s.Cinv.data() + s.cofs[g];
