@@ -284,6 +284,30 @@ def test_score_samples_is_the_marginal_density(ctype):
                                rtol=1e-12)
 
 
+@pytest.mark.parametrize("ctype", ["full", "diag"])
+def test_bic_aic_use_the_observed_data_likelihood(ctype):
+    X, _ = correlated_mixture(n=200, D=3, seed=25)
+    Xm = knock_out(X, 0.25, seed=26)
+    Xm[:3] = np.nan  # no observation: not counted in n
+    gm = fit_quiet(GaussianMixture(2, covariance_type=ctype, missing="marginalize",
+                                   random_state=0), Xm)
+    ll = logsumexp(reference_loglik(Xm, gm.weights_, gm.means_, fitted_full_covariances(gm)),
+                   axis=1).sum()
+    K, D = gm.means_.shape
+    p = (K - 1) + K * D + (K * D * (D + 1) // 2 if ctype == "full" else K * D)
+    n = int((~np.isnan(Xm)).any(axis=1).sum())
+    assert n <= Xm.shape[0] - 3
+    assert gm.bic(Xm) == pytest.approx(-2 * ll + p * np.log(n), rel=1e-10)
+    assert gm.aic(Xm) == pytest.approx(-2 * ll + 2 * p, rel=1e-10)
+    # without NaN: sklearn's formula on the same rows
+    full = ~np.isnan(Xm).any(axis=1)
+    ll_full = logsumexp(reference_loglik(Xm[full], gm.weights_, gm.means_,
+                                         fitted_full_covariances(gm)), axis=1).sum()
+    assert gm.bic(Xm[full]) == pytest.approx(-2 * ll_full + p * np.log(full.sum()), rel=1e-10)
+    with pytest.raises(ValueError, match="NaN"):  # the default still refuses NaN
+        GaussianMixture(2, covariance_type=ctype).fit(X).bic(Xm)
+
+
 def test_rows_with_nothing_observed_are_ignored_by_the_fit():
     X, _ = correlated_mixture(n=300, D=3, seed=17)
     Xm = knock_out(X, 0.2, seed=18)

@@ -766,15 +766,32 @@ class GaussianMixture(BaseEstimator):
     def _n_parameters(self) -> int:
         return _n_parameters(self.covariance_type, self.means_.shape[0], self.means_.shape[1])
 
+    def _loglik_and_rows(self, X: ArrayLike) -> tuple[float, int]:
+        """(Σ log p(x_n), number of rows that carry information) for bic/aic.
+
+        With ``missing="marginalize"`` log p is the density of each row's
+        observed entries, and a row with no observed entry (log p = 0) is not
+        counted in n: it is no observation.
+        """
+        X = self._check_X(X, reset=False, allow_nan=self._allow_nan())
+        if self._allow_nan() and np.isnan(X).any():
+            n = int((~np.isnan(X)).any(axis=1).sum())
+            return float(self.score_samples(X).sum()), n
+        return self.score(X) * X.shape[0], X.shape[0]
+
     def bic(self, X: ArrayLike) -> float:
-        """Bayesian information criterion on `X` (lower is better)."""
-        X = self._check_X(X, reset=False)
-        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+        """Bayesian information criterion on `X` (lower is better):
+        -2 log L + p log n. With ``missing="marginalize"``, X may hold NaN
+        (L is then the observed-data likelihood, and n counts the rows with at
+        least one observed entry)."""
+        ll, n = self._loglik_and_rows(X)
+        return -2 * ll + self._n_parameters() * np.log(n)
 
     def aic(self, X: ArrayLike) -> float:
-        """Akaike information criterion on `X` (lower is better)."""
-        X = self._check_X(X, reset=False)
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        """Akaike information criterion on `X` (lower is better): -2 log L + 2 p.
+        NaN entries are handled as in :meth:`bic`."""
+        ll, _ = self._loglik_and_rows(X)
+        return -2 * ll + 2 * self._n_parameters()
 
     def stderr(self, X: ArrayLike, sample_weight: ArrayLike | None = None
                ) -> dict[str, np.ndarray]:
