@@ -486,7 +486,12 @@ template <class T> MAXLIK_INLINE vec<T> log(vec<T> x) {
   const vec<T> s2 = s * s;
   const vec<T> hfsq = T(0.5) * g * g;
   const vec<T> R = s2 * detail::log_series(s2);
-  const vec<T> ef = __builtin_convertvector(e, vec<T>);
+  // e as a floating-point value: |e| < 2^11, so adding it to the bits of
+  // 1.5 * 2^mant and subtracting that constant is exact (no int64 -> double
+  // instruction before AVX-512DQ; the compiler's lane-by-lane fallback costs
+  // more than the rest of the function)
+  const T magic = T(1.5) * static_cast<T>(std::uint64_t(1) << C::mant);
+  const vec<T> ef = as_float<T>(as_int<T>(set1<T>(magic)) + e) - magic;
   vec<T> y = ef * C::ln2_hi + (g - (hfsq - (s * (hfsq + R) + ef * C::ln2_lo)));
   y = x == zero ? set1<T>(-inf) : y;
   y = x < zero ? set1<T>(std::numeric_limits<T>::quiet_NaN()) : y;
