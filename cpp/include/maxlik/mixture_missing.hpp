@@ -252,6 +252,19 @@ void prepare_block(const Model& m, const T* X, const T* w, std::size_t nr, bool 
     });
   }
   double* W = s.ws.W.data();
+  // sorted row p, columns [i0, D) one at a time; its padding and weight
+  const auto row_tail = [&](std::size_t p, std::size_t i0) {
+    const std::size_t r = s.order[p];
+    for (std::size_t i = i0; i < D; ++i) {
+      const double v = static_cast<double>(X[r * D + i]);
+      const bool obs = !std::isnan(v);
+      s.XT[i * ld + p] = obs ? v : 0.0;
+      s.M[i * ld + p] = obs ? 1.0 : 0.0;
+      s.XR[p * Dp + i] = obs ? v : 0.0;
+    }
+    for (std::size_t i = D; i < Dp; ++i) s.XR[p * Dp + i] = 0.0;
+    W[p] = w ? static_cast<double>(w[r]) : 1.0;
+  };
   std::size_t p0 = 0;
   if constexpr (std::is_same_v<T, double>) {
     // L sorted rows at a time: masked values row-major (XR) and, through an
@@ -277,33 +290,10 @@ void prepare_block(const Model& m, const T* X, const T* w, std::size_t nr, bool 
           simd::store(s.M.data() + (i + c) * ld + p0, mk[c]);
         }
       }
-      for (std::size_t l = 0; l < L; ++l) {
-        const std::size_t p = p0 + l, r = s.order[p];
-        for (std::size_t i = Dv; i < D; ++i) {
-          const double v = X[r * D + i];
-          const bool obs = !std::isnan(v);
-          s.XT[i * ld + p] = obs ? v : 0.0;
-          s.M[i * ld + p] = obs ? 1.0 : 0.0;
-          s.XR[p * Dp + i] = obs ? v : 0.0;
-        }
-        for (std::size_t i = D; i < Dp; ++i) s.XR[p * Dp + i] = 0.0;
-        W[p] = w ? static_cast<double>(w[r]) : 1.0;
-      }
+      for (std::size_t l = 0; l < L; ++l) row_tail(p0 + l, Dv);
     }
   }
-  for (std::size_t p = p0; p < nr; ++p) {
-    const std::size_t r = s.order[p];
-    const T* row = X + r * D;
-    for (std::size_t i = 0; i < D; ++i) {
-      const double v = static_cast<double>(row[i]);
-      const bool obs = !std::isnan(v);
-      s.XT[i * ld + p] = obs ? v : 0.0;
-      s.M[i * ld + p] = obs ? 1.0 : 0.0;
-      s.XR[p * Dp + i] = obs ? v : 0.0;
-    }
-    for (std::size_t i = D; i < Dp; ++i) s.XR[p * Dp + i] = 0.0;
-    W[p] = w ? static_cast<double>(w[r]) : 1.0;
-  }
+  for (std::size_t p = p0; p < nr; ++p) row_tail(p, 0);
   for (std::size_t i = 0; i < D; ++i)
     for (std::size_t p = nr; p < s.Bp; ++p) {
       s.XT[i * ld + p] = 0.0;
