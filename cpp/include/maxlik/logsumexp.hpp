@@ -414,7 +414,7 @@ MAXLIK_INLINE void rows_in_lanes_fixed(const T* const* rows, T* out, T* sign, bo
   // (exp_nonpositive's flush to zero, NaN propagation) for these rows.
   if (__builtin_expect(simd::any<T>(slow), 0)) return rows_in_lanes<T>(rows, L, out, sign, return_sign);
   const V S = s0 + s1;
-  const V w = __builtin_convertvector(w0 + w1, V);
+  const V w = simd::small_int_to_float<T>(w0 + w1);  // counts of maxima, at most L
   if (finalize_vec<T>(vm, S, w, out, sign)) return;
   T ms[Ln], Ss[Ln], Ws[Ln];
   simd::store<T>(ms, vm);

@@ -459,6 +459,15 @@ MAXLIK_INLINE vf32 log_series(vf32 s2) {
 }
 }  // namespace detail
 
+// Integer lanes with |v| < 2^(mant-1) (exponents, counts) as floating point,
+// exactly: added to the bits of 1.5 * 2^mant, minus that constant. There is
+// no int64 -> double instruction before AVX-512DQ, and the compiler's
+// lane-by-lane fallback for __builtin_convertvector costs more than a log.
+template <class T> MAXLIK_INLINE vec<T> small_int_to_float(ivec<T> v) {
+  const T magic = T(1.5) * static_cast<T>(std::uint64_t(1) << detail::exp_consts<T>::mant);
+  return as_float<T>(as_int<T>(set1<T>(magic)) + v) - magic;
+}
+
 template <class T> MAXLIK_INLINE vec<T> log(vec<T> x) {
   using C = detail::exp_consts<T>;
   using VI = ivec<T>;
@@ -486,12 +495,7 @@ template <class T> MAXLIK_INLINE vec<T> log(vec<T> x) {
   const vec<T> s2 = s * s;
   const vec<T> hfsq = T(0.5) * g * g;
   const vec<T> R = s2 * detail::log_series(s2);
-  // e as a floating-point value: |e| < 2^11, so adding it to the bits of
-  // 1.5 * 2^mant and subtracting that constant is exact (no int64 -> double
-  // instruction before AVX-512DQ; the compiler's lane-by-lane fallback costs
-  // more than the rest of the function)
-  const T magic = T(1.5) * static_cast<T>(std::uint64_t(1) << C::mant);
-  const vec<T> ef = as_float<T>(as_int<T>(set1<T>(magic)) + e) - magic;
+  const vec<T> ef = small_int_to_float<T>(e);
   vec<T> y = ef * C::ln2_hi + (g - (hfsq - (s * (hfsq + R) + ef * C::ln2_lo)));
   y = x == zero ? set1<T>(-inf) : y;
   y = x < zero ? set1<T>(std::numeric_limits<T>::quiet_NaN()) : y;
