@@ -774,9 +774,10 @@ class GaussianMixture(BaseEstimator):
         counted in n: it is no observation.
         """
         X = self._check_X(X, reset=False, allow_nan=self._allow_nan())
-        if self._allow_nan() and np.isnan(X).any():
-            n = int((~np.isnan(X)).any(axis=1).sum())
-            return float(self.score_samples(X).sum()), n
+        if self._allow_nan():
+            nan = np.isnan(X)
+            if nan.any():
+                return float(self.score_samples(X).sum()), int((~nan.all(axis=1)).sum())
         return self.score(X) * X.shape[0], X.shape[0]
 
     def bic(self, X: ArrayLike) -> float:

@@ -59,6 +59,19 @@ inline void merge(Acc& x, const Acc& y) {
 inline constexpr std::size_t kChunk = 1024;       // elements per chunk (8 KB in double)
 inline constexpr std::size_t kChunksPerRange = 64;  // chunks merged per range (fixed)
 
+// Running maxima of the whole vectors of x[0, nv) (nv a multiple of the lanes),
+// in two accumulators; the caller folds in its tail and reduces.
+template <class T>
+MAXLIK_INLINE void max_of_vectors(const T* x, std::size_t nv, simd::vec<T>& vm0, simd::vec<T>& vm1) {
+  constexpr int Ln = simd::lanes<T>;
+  std::size_t i = 0;
+  for (; i + 2 * Ln <= nv; i += 2 * Ln) {
+    vm0 = simd::max<T>(vm0, simd::load<T>(x + i));
+    vm1 = simd::max<T>(vm1, simd::load<T>(x + i + Ln));
+  }
+  if (i < nv) vm0 = simd::max<T>(vm0, simd::load<T>(x + i));
+}
+
 // ---- one contiguous chunk --------------------------------------------------------
 // Unweighted: the hot path. Padding lanes hold -inf: they add e^{-inf} = 0 to
 // S and never equal a finite max (for an all -inf chunk W is irrelevant).
@@ -73,12 +86,7 @@ MAXLIK_INLINE void chunk_core_unweighted(const T* x, std::size_t n, T& m_out, T&
   const std::size_t nv = n / Ln * Ln;
   const int tail = static_cast<int>(n - nv);
   V vm0 = vninf, vm1 = vninf;
-  std::size_t i = 0;
-  for (; i + 2 * Ln <= nv; i += 2 * Ln) {
-    vm0 = simd::max<T>(vm0, simd::load<T>(x + i));
-    vm1 = simd::max<T>(vm1, simd::load<T>(x + i + Ln));
-  }
-  if (i < nv) vm0 = simd::max<T>(vm0, simd::load<T>(x + i));
+  max_of_vectors<T>(x, nv, vm0, vm1);
   const V xt = tail ? simd::load_partial<T>(x + nv, tail, ninf) : vninf;
   vm1 = simd::max<T>(vm1, xt);
   const T m = simd::hmax<T>(simd::max<T>(vm0, vm1));
@@ -90,7 +98,8 @@ MAXLIK_INLINE void chunk_core_unweighted(const T* x, std::size_t n, T& m_out, T&
     s += eq ? zero : e;
     w += eq ? one : zero;
   };
-  for (i = 0; i + 2 * Ln <= nv; i += 2 * Ln) {
+  std::size_t i = 0;
+  for (; i + 2 * Ln <= nv; i += 2 * Ln) {
     step(simd::load<T>(x + i), s0, w0);
     step(simd::load<T>(x + i + Ln), s1, w1);
   }
@@ -767,12 +776,7 @@ inline void softmax_row(const T* x, std::size_t L, T* y, bool log_) {
   const std::size_t nv = L / Ln * Ln;
   const int tail = static_cast<int>(L - nv);
   V vm0 = simd::set1<T>(ninf), vm1 = vm0;
-  std::size_t i = 0;
-  for (; i + 2 * Ln <= nv; i += 2 * Ln) {
-    vm0 = simd::max<T>(vm0, simd::load<T>(x + i));
-    vm1 = simd::max<T>(vm1, simd::load<T>(x + i + Ln));
-  }
-  if (i < nv) vm0 = simd::max<T>(vm0, simd::load<T>(x + i));
+  max_of_vectors<T>(x, nv, vm0, vm1);
   const V xt = tail ? simd::load_partial<T>(x + nv, tail, ninf) : vm0;
   const T m = simd::hmax<T>(simd::max<T>(simd::max<T>(vm0, vm1), xt));
   if (!std::isfinite(m)) return softmax_special_row<T>(x, 1, L, y, 1, log_);
@@ -810,11 +814,11 @@ inline void softmax_row(const T* x, std::size_t L, T* y, bool log_) {
   if (S != S) return softmax_special_row<T>(x, 1, L, y, 1, log_);  // a NaN in the row
   if (!log_) {
     const V sc = simd::set1<T>(static_cast<T>(1.0 / (W + S)));
-    for (i = 0; i < nv; i += Ln) simd::store<T>(y + i, simd::load<T>(y + i) * sc);
+    for (std::size_t i = 0; i < nv; i += Ln) simd::store<T>(y + i, simd::load<T>(y + i) * sc);
     if (tail) simd::store_partial<T>(y + nv, simd::load_partial<T>(y + nv, tail, T(0)) * sc, tail);
   } else {
     const V lt = simd::set1<T>(static_cast<T>(std::log(W) + simd::log1p1<double>(S / W)));
-    for (i = 0; i < nv; i += Ln) simd::store<T>(y + i, (simd::load<T>(x + i) - vm) - lt);
+    for (std::size_t i = 0; i < nv; i += Ln) simd::store<T>(y + i, (simd::load<T>(x + i) - vm) - lt);
     if (tail) simd::store_partial<T>(y + nv, (xt - vm) - lt, tail);
   }
 }

@@ -142,6 +142,14 @@ inline Model make_model(CovType type, std::size_t K, std::size_t D, const double
 // and conditional covariances stay in L2 between the E-step and the statistics.
 inline constexpr std::size_t kMissRows = 128;
 
+// pattern_batch's compiled lane layouts: KV component vectors per pattern (1
+// or 2; 0 = any number) and then 8 / KV patterns side by side (1 for KV = 0).
+inline std::size_t batch_kv(std::size_t Kp) {
+  constexpr std::size_t L = simd::lanes<double>;
+  return Kp / L <= 2 ? Kp / L : 0;
+}
+inline constexpr std::size_t batch_patterns(std::size_t kv) { return kv > 0 ? 8 / kv : 1; }
+
 // Per-thread scratch for one sub-block of at most kMissRows rows.
 struct Scratch {
   gaussian::Workspace<double> ws;  // LP (K×ld), W, G, XC, GW, idx
@@ -181,7 +189,7 @@ struct Scratch {
     XR.resize(kMissRows * Dp);
     Y.resize(K * D * ld);
     zero.assign(D, 0.0);
-    P = Kp / L <= 2 ? 8 / (Kp / L) : 1;  // as pattern_batch
+    P = batch_patterns(batch_kv(Kp));
     const std::size_t S = P * Kp;
     work.resize(2 * D * D * S + 2 * D * S + S + D * Kp);
   }
@@ -346,7 +354,7 @@ void pattern_batch(const Model& m, Scratch& s, std::size_t g0, std::size_t n) {
   using IV = simd::ivec<double>;
   constexpr std::size_t L = simd::lanes<double>;
   const std::size_t K = m.K, D = m.D, ld = s.ld, Dp = m.Dp;
-  const std::size_t Kp = KV > 0 ? KV * L : m.Kp, P = KV > 0 ? 8 / KV : 1, S = P * Kp, W = S;
+  const std::size_t Kp = KV > 0 ? KV * L : m.Kp, P = batch_patterns(KV), S = P * Kp, W = S;
   const std::size_t q = QC > 0 ? QC : s.mofs[g0 + 1] - s.mofs[g0];
   const double* PT = m.PT.data();
   double* A = s.work.data();  // A[(a*q + c)*S + lane], lower triangle
@@ -551,7 +559,7 @@ inline void block_estep(const Model& m, Scratch& s) {
       }
       std::size_t n = 1;  // patterns are sorted by q: batch consecutive ones with this q
       while (n < s.P && g + n < ng && s.mofs[g + n + 1] - s.mofs[g + n] == q) ++n;
-      const std::size_t kv = m.Kp / L <= 2 ? m.Kp / L : 0;
+      const std::size_t kv = batch_kv(m.Kp);
       switch (q * 4 + kv) {
 #define MAXLIK_PATTERN_CASES(Q) \
   case Q * 4 + 1: pattern_batch<Q, 1>(m, s, g, n); break; \
