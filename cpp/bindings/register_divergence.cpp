@@ -136,18 +136,20 @@ py::tuple moments_impl(const py::array& X_in, const py::object& w_obj, bool full
     pw = w.data();
   }
   carray<double> mean(static_cast<py::ssize_t>(D));
+  carray<double> amax(static_cast<py::ssize_t>(D));
   carray<double> scatter = full ? carray<double>({X.shape(1), X.shape(1)}) : carray<double>(X.shape(1));
   const T* px = X.data();
   double* pm = mean.mutable_data();
   double* ps = scatter.mutable_data();
+  double* pa = amax.mutable_data();
   double W;
   int e = 0;
   {
     // Safe without the GIL: raw buffers of arrays owned by this frame only.
     py::gil_scoped_release release;
-    W = maxlik::moments::weighted_scatter<T>(px, pw, N, D, full, pm, ps, &e);
+    W = maxlik::moments::weighted_scatter<T>(px, pw, N, D, full, pm, ps, &e, pa);
   }
-  return py::make_tuple(mean, scatter, W, e);
+  return py::make_tuple(mean, scatter, W, e, amax);
 }
 
 py::tuple gaussian_moments(const py::array& X, const py::object& w, bool full) {
@@ -168,6 +170,7 @@ void register_divergence(py::module_& m) {
         "Returns (values, sum_p, sum_q, n_bad_p, n_bad_q).");
   m.def("gaussian_moments", &gaussian_moments, py::arg("X"), py::arg("sample_weight"), py::arg("full"),
         "Shifted two-pass weighted mean and scatter (sum of w (x-m)(x-m)^T, or its diagonal) "
-        "in float64. Returns (mean, scatter, weight_sum, e): the scatter is in units of "
-        "2**(2 e) (e = 0 unless max |X| is beyond 2**400 or below 2**-400).");
+        "in float64. Returns (mean, scatter, weight_sum, e, max_abs): the scatter is in units of "
+        "2**(2 e) (e = 0 unless max |X| is beyond 2**400 or below 2**-400); max_abs is max |x| "
+        "per column over the rows of nonzero weight (NaN entries are skipped).");
 }

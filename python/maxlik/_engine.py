@@ -276,17 +276,36 @@ def lloyd(source, shift, scale, centers, max_iter, tol, verbose=0, labels_out=No
     """Lloyd iterations until the centres stop moving (strict convergence: the labels
     are then those of the previous pass), their squared shift is within `tol`, or
     `max_iter`. One pass over the source per iteration; labels into `labels_out`."""
-    per_block = lambda i, r0, r1: ((labels_out[r0:r1] if labels_out is not None  # noqa: E731
-                                    else None),)
+    bounded = getattr(source, "in_memory", False)
+    if bounded:
+        # Hamerly bounds (kmeans.hpp): rows whose centre cannot have changed are not
+        # scored; same labels and sums as the plain pass, 20 bytes per row of state.
+        n = source.n_samples
+        check_output_size(2 * n, 8, "k-means bounds (2 float64 per sample)")
+        if labels_out is None:
+            labels_out = np.empty(n, dtype=np.int32)
+        upper, lower = np.empty(n), np.empty(n)
+    moved = None
+
+    def step(update):
+        if bounded:
+            return source.map_reduce(K.lloyd_block_bounded, shift, centers, update, scale, moved,
+                                     per_block=lambda i, r0, r1: (labels_out[r0:r1],
+                                                                  upper[r0:r1], lower[r0:r1]))
+        return source.map_reduce(K.lloyd_block, shift, centers, update, scale,
+                                 per_block=lambda i, r0, r1: ((labels_out[r0:r1] if labels_out
+                                                               is not None else None),))
+
     strict = relocated = False
     inertia, counts, i = None, None, 0
     for i in range(max_iter):
-        S, W, inertia, counts = source.map_reduce(K.lloyd_block, shift, centers, True, scale,
-                                                  per_block=per_block)
+        S, W, inertia, counts = step(True)
         new, relocated = _m_step(source, shift, scale, centers, S, W)
         if verbose:
             print(f"Iteration {i}, inertia {inertia}.")
-        shift_sq = float(np.sum((new.astype(np.float64) - centers) ** 2))
+        diff = new.astype(np.float64) - centers
+        shift_sq = float(np.sum(diff**2))
+        moved = np.sqrt(np.einsum("kd,kd->k", diff, diff))
         centers = new
         if shift_sq == 0.0:
             # the centres did not move <=> the labels equal the previous pass's:
@@ -302,8 +321,7 @@ def lloyd(source, shift, scale, centers, max_iter, tol, verbose=0, labels_out=No
             break
     if not strict or relocated:
         # an E-step with the final centres so that the labels and inertia match them
-        _, _, inertia, counts = source.map_reduce(K.lloyd_block, shift, centers, False, scale,
-                                                  per_block=per_block)
+        _, _, inertia, counts = step(False)
     assert inertia is not None and counts is not None  # max_iter >= 1
     return LloydRun(centers, float(inertia), i + 1, counts, labels_out)
 

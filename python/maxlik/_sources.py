@@ -224,6 +224,10 @@ class _LocalSource:
 class ArraySource(_LocalSource):
     """An in-memory (N, D) ndarray: one block of all rows, one kernel call per pass."""
 
+    # dense rows held in memory: fits may keep per-row state across passes
+    # (k-means bounds); out-of-core, sparse and Dask sources do not offer it
+    in_memory = True
+
     def __init__(self, X, y=None, sample_weight=None):
         self.X = X
         self._one_block(X.shape, X.dtype, y, sample_weight)
@@ -282,6 +286,8 @@ class SparseSource(ArraySource):
     views, ``take`` dense rows (the few an initialisation needs) and
     ``take_block`` CSR rows (mini-batches).
     """
+
+    in_memory = False  # the CSR kernels keep no per-row state
 
     sparse = True
 

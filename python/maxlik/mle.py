@@ -55,7 +55,7 @@ def _scatter(X: np.ndarray, w, full: bool):
     are scaled by 2**-e on the fly (exact), so squares that would overflow
     (underflow) do not; e = 0 otherwise.
     """
-    mean, scatter, _, e = _core.gaussian_moments(X, w, full)
+    mean, scatter, _, e, _ = _core.gaussian_moments(X, w, full)
     return mean, scatter, int(e)
 
 

@@ -30,9 +30,31 @@
 //   W_k = sum_{label(n)=k} w_n                 (double)
 //   J   = sum_n w_n ||x_n - shift - c_label(n)||^2  (direct form, exact)
 // The new centre is S_k / W_k (Lloyd 1982; Bishop PRML (9.4)).
+//
+// Bounds (optional; Hamerly 2010, "Making k-means even faster"): per row an
+// upper bound u >= ||x - c_label|| and a lower bound l <= min_{k != label}
+// ||x - c_k||, carried by the caller from pass to pass. Before a pass the
+// centres have moved by delta_k: u += delta_label, l -= max_{k != label} delta_k.
+// A row whose bounds still separate its centre from every other one by more
+// than the rounding error of the scores keeps its label without being scored;
+// the others are scored as without bounds. The skip test is conservative, so
+// the labels -- and the statistics, which always sum every row -- are the
+// same bits as a pass without bounds (tested). The rounding terms:
+//   g = (D + 4) eps_T bounds the relative error of a computed score
+//       -||c||^2/2 + x.c (error <= g (||c||^2 + ||x|| ||c||)) and of the
+//       direct ||x - c||^2;
+//   E = 2 g c_max (||x|| + c_max), ||x|| <= u + c_max, bounds the error of the
+//       difference of two scores; a row is skipped when (l^2 - u^2)/2 > E,
+//       i.e. when every other centre's true score is below its label's by
+//       more than both scores' errors.
+//   After scoring, l^2 = d_1^2 (1 - g) + 2 (s_1 - s_2) - 2E (s_1, s_2 the
+//   best and second-best computed scores), u^2 = d_1^2 (1 + g), with d_1^2 the
+//   direct squared distance of the update sweep. Bound arithmetic is in double
+//   with a relative slack of 1e-12 per step (kUp / kDown).
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -99,10 +121,11 @@ template <class T, int W = simd::lanes<T> / 2> MAXLIK_INLINE T lane_sum(simd::ve
   }
 }
 
-// xt[f * ld + i] = x[i * D + f] - shift[f] for rows [0, n): whole L x L tiles
-// in registers (L stores instead of L*L scalar ones), the edges scalar.
-template <class T>
-inline void transpose_shift(const T* x, std::size_t n, std::size_t D, T scale, const T* shift, T* xt,
+// xt[f * ld + i] = row(i)[f] * scale - shift[f] for i in [0, n): whole L x L
+// tiles in registers (L stores instead of L*L scalar ones), the edges scalar.
+// row(i) is the i-th row to copy: consecutive rows, or the rows of a list.
+template <class T, class Row>
+inline void transpose_shift(Row row, std::size_t n, std::size_t D, T scale, const T* shift, T* xt,
                             std::size_t ld) {
   using V = simd::vec<T>;
   constexpr std::size_t L = static_cast<std::size_t>(simd::lanes<T>);
@@ -112,7 +135,7 @@ inline void transpose_shift(const T* x, std::size_t n, std::size_t D, T scale, c
     const V sh = simd::load<T>(shift + f);
     for (std::size_t i = 0; i < nt; i += L) {
       V r[L];
-      for (std::size_t j = 0; j < L; ++j) r[j] = simd::load<T>(x + (i + j) * D + f) * sc - sh;
+      for (std::size_t j = 0; j < L; ++j) r[j] = simd::load<T>(row(i + j) + f) * sc - sh;
       simd::transpose_tile<T>(r);
       for (std::size_t j = 0; j < L; ++j) simd::store<T>(xt + (f + j) * ld + i, r[j]);
     }
@@ -120,9 +143,9 @@ inline void transpose_shift(const T* x, std::size_t n, std::size_t D, T scale, c
   const std::size_t i0 = nt, f0 = dt;
   // Edges: rows [i0, n) for the tiled features, and every row for features >= f0.
   for (std::size_t i = i0; i < n; ++i)
-    for (std::size_t f = 0; f < f0; ++f) xt[f * ld + i] = x[i * D + f] * scale - shift[f];
+    for (std::size_t f = 0; f < f0; ++f) xt[f * ld + i] = row(i)[f] * scale - shift[f];
   for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t f = f0; f < D; ++f) xt[f * ld + i] = x[i * D + f] * scale - shift[f];
+    for (std::size_t f = f0; f < D; ++f) xt[f * ld + i] = row(i)[f] * scale - shift[f];
 }
 }  // namespace detail
 
@@ -134,9 +157,19 @@ inline void transpose_shift(const T* x, std::size_t n, std::size_t D, T scale, c
 template <class T> struct Scratch {
   std::size_t ld = 0;
   std::vector<T> xt;
-  void reserve(std::size_t block_rows, std::size_t D) {
+  // With bounds: the rows to score, their best and second-best scores.
+  std::vector<std::uint32_t> rows;
+  std::vector<T> best, second;
+  std::vector<double> dist2;  // every row's direct squared distance to its centre
+  void reserve(std::size_t block_rows, std::size_t D, bool bounds = false) {
     ld = (block_rows + kStrip<T> - 1) / kStrip<T> * kStrip<T> + kStrip<T>;
     xt.assign(ld * D, T(0));
+    if (bounds) {
+      rows.assign(block_rows, 0);
+      best.assign(block_rows, T(0));
+      second.assign(block_rows, T(0));
+      dist2.assign(block_rows, 0.0);
+    }
   }
 };
 
@@ -149,9 +182,11 @@ namespace detail {
 // lowest index). Every accumulator starts at -||c||^2/2 and adds x_f c_f for
 // f = 0, 1, ... in that order, whatever RV and KC are, so the scores and hence
 // the labels do not depend on the blocking.
-template <class T, int RV, int KC>
+// With kSecond, second[j] also tracks the second-largest score of each lane
+// (a tie with the best gives second == best).
+template <class T, int RV, int KC, bool kSecond>
 MAXLIK_INLINE void score_group(const T* xs, std::size_t ld, std::size_t D, const T* C, const T* nh,
-                               std::size_t k, simd::vec<T>* best, simd::ivec<T>* idx) {
+                               std::size_t k, simd::vec<T>* best, simd::ivec<T>* idx, simd::vec<T>* second) {
   using V = simd::vec<T>;
   using IV = simd::ivec<T>;
   using I = typename std::remove_reference<decltype(std::declval<IV>()[0])>::type;
@@ -176,6 +211,7 @@ MAXLIK_INLINE void score_group(const T* xs, std::size_t ld, std::size_t D, const
     const IV kq = IV{} + I(k + static_cast<std::size_t>(q));
     for (int j = 0; j < RV; ++j) {
       const IV m = acc[q][j] > best[j];
+      if constexpr (kSecond) second[j] = m ? best[j] : simd::max<T>(second[j], acc[q][j]);
       best[j] = m ? acc[q][j] : best[j];
       idx[j] = m ? kq : idx[j];
     }
@@ -183,15 +219,47 @@ MAXLIK_INLINE void score_group(const T* xs, std::size_t ld, std::size_t D, const
 }
 
 // The last r < KC centres (r >= 1), still in increasing k: one tile of width r.
-template <class T, int RV, int KC>
+template <class T, int RV, int KC, bool kSecond>
 MAXLIK_INLINE void score_tail(std::size_t r, const T* xs, std::size_t ld, std::size_t D, const T* C,
-                              const T* nh, std::size_t k, simd::vec<T>* best, simd::ivec<T>* idx) {
+                              const T* nh, std::size_t k, simd::vec<T>* best, simd::ivec<T>* idx,
+                              simd::vec<T>* second) {
   if constexpr (KC >= 1) {
     if (r == static_cast<std::size_t>(KC)) {
-      score_group<T, RV, KC>(xs, ld, D, C, nh, k, best, idx);
+      score_group<T, RV, KC, kSecond>(xs, ld, D, C, nh, k, best, idx, second);
     } else {
-      score_tail<T, RV, KC - 1>(r, xs, ld, D, C, nh, k, best, idx);
+      score_tail<T, RV, KC - 1, kSecond>(r, xs, ld, D, C, nh, k, best, idx, second);
     }
+  }
+}
+
+// Scores the n rows row(0..n) (already transposed into scratch.xt) and writes
+// label(i) = argmax; with kSecond also best(i) and second(i).
+template <class T, bool kSecond, class Put>
+inline void score_rows(std::size_t n, const Prepared<T>& P, Scratch<T>& scratch, Put put) {
+  using V = simd::vec<T>;
+  using IV = simd::ivec<T>;
+  using I = typename std::remove_reference<decltype(std::declval<IV>()[0])>::type;
+  constexpr int L = simd::lanes<T>;
+  constexpr std::size_t S = kStrip<T>;
+  const std::size_t D = P.D, K = P.K, ld = scratch.ld;
+  const T* C = P.C;
+  const T* nh = P.neg_half_norm.data();
+  constexpr int KC = kCentreBlock;
+  for (std::size_t s0 = 0; s0 < n; s0 += S) {
+    V best[kRowVecs], second[kRowVecs];
+    IV idx[kRowVecs];
+    for (int j = 0; j < kRowVecs; ++j) {
+      best[j] = second[j] = simd::set1<T>(-std::numeric_limits<T>::infinity());
+      idx[j] = IV{} + I(0);
+    }
+    const T* xs = scratch.xt.data() + s0;
+    std::size_t k = 0;
+    for (; k + KC <= K; k += KC)
+      score_group<T, kRowVecs, KC, kSecond>(xs, ld, D, C, nh, k, best, idx, second);
+    if (k < K) score_tail<T, kRowVecs, KC - 1, kSecond>(K - k, xs, ld, D, C, nh, k, best, idx, second);
+    const std::size_t m = std::min(S, n - s0);
+    for (std::size_t i = 0; i < m; ++i)
+      put(s0 + i, static_cast<std::int32_t>(idx[i / L][i % L]), best[i / L][i % L], second[i / L][i % L]);
   }
 }
 }  // namespace detail
@@ -201,47 +269,129 @@ MAXLIK_INLINE void score_tail(std::size_t r, const T* xs, std::size_t ld, std::s
 template <class T>
 inline void assign_block(const T* x, std::size_t n, T scale, const T* shift, const Prepared<T>& P,
                          Scratch<T>& scratch, std::int32_t* labels) {
-  using V = simd::vec<T>;
-  using IV = simd::ivec<T>;
-  using I = typename std::remove_reference<decltype(std::declval<IV>()[0])>::type;
-  constexpr int L = simd::lanes<T>;
   constexpr std::size_t S = kStrip<T>;
-  const std::size_t D = P.D, K = P.K, ld = scratch.ld;
+  const std::size_t D = P.D, ld = scratch.ld;
   T* xt = scratch.xt.data();
-
   // Transposed, shifted copy; padding rows are zero (their labels are discarded).
   const std::size_t n_pad = (n + S - 1) / S * S;
-  detail::transpose_shift(x, n, D, scale, shift, xt, ld);
+  detail::transpose_shift<T>([x, D](std::size_t i) { return x + i * D; }, n, D, scale, shift, xt, ld);
   for (std::size_t f = 0; f < D; ++f)
     for (std::size_t i = n; i < n_pad; ++i) xt[f * ld + i] = T(0);
+  detail::score_rows<T, false>(n, P, scratch, [labels](std::size_t i, std::int32_t k, T, T) { labels[i] = k; });
+}
 
-  const T* C = P.C;
-  const T* nh = P.neg_half_norm.data();
-  constexpr int KC = kCentreBlock;
-  for (std::size_t s0 = 0; s0 < n; s0 += S) {
-    V best[kRowVecs];
-    IV idx[kRowVecs];
-    for (int j = 0; j < kRowVecs; ++j) {
-      best[j] = simd::set1<T>(-std::numeric_limits<T>::infinity());
-      idx[j] = IV{} + I(0);
+// As assign_block for the m rows listed in scratch.rows (positions in the
+// block), also keeping each listed row's best and second-best score in
+// scratch.best / scratch.second at its position.
+template <class T>
+inline void assign_listed(const T* x, std::size_t m, T scale, const T* shift, const Prepared<T>& P,
+                          Scratch<T>& scratch, std::int32_t* labels) {
+  constexpr std::size_t S = kStrip<T>;
+  const std::size_t D = P.D, ld = scratch.ld;
+  T* xt = scratch.xt.data();
+  const std::uint32_t* rows = scratch.rows.data();
+  const std::size_t m_pad = (m + S - 1) / S * S;
+  detail::transpose_shift<T>([x, D, rows](std::size_t i) { return x + std::size_t(rows[i]) * D; }, m, D, scale,
+                             shift, xt, ld);
+  for (std::size_t f = 0; f < D; ++f)
+    for (std::size_t i = m; i < m_pad; ++i) xt[f * ld + i] = T(0);
+  T* best = scratch.best.data();
+  T* second = scratch.second.data();
+  detail::score_rows<T, true>(m, P, scratch, [=](std::size_t i, std::int32_t k, T b, T s2) {
+    const std::uint32_t r = rows[i];
+    labels[r] = k;
+    best[r] = b;
+    second[r] = s2;
+  });
+}
+
+// Per-pass bound parameters (see the top): how far the centres moved since
+// the bounds were set (null on the first pass: every row is scored), the two
+// largest moves, the largest centre norm and the rounding factor g.
+struct Drift {
+  const double* moved = nullptr;
+  double top1 = 0, top2 = 0;
+  std::size_t arg1 = 0;
+  double cmax = 0, g = 0;
+};
+inline constexpr double kUp = 1.0 + 1e-12, kDown = 1.0 - 1e-12;
+
+template <class T> Drift make_drift(const Prepared<T>& P, const double* moved) {
+  Drift d;
+  d.moved = moved;
+  for (std::size_t k = 0; k < P.K; ++k) {
+    double c2 = 0;
+    for (std::size_t f = 0; f < P.D; ++f) c2 += double(P.C[k * P.D + f]) * double(P.C[k * P.D + f]);
+    d.cmax = std::max(d.cmax, std::sqrt(c2));
+    if (moved) {
+      const double v = moved[k];
+      if (v > d.top1 || k == 0) {
+        d.top2 = k == 0 ? 0.0 : d.top1;
+        d.top1 = v;
+        d.arg1 = k;
+      } else if (v > d.top2) {
+        d.top2 = v;
+      }
     }
-    const T* xs = xt + s0;
-    std::size_t k = 0;
-    for (; k + KC <= K; k += KC) detail::score_group<T, kRowVecs, KC>(xs, ld, D, C, nh, k, best, idx);
-    if (k < K) detail::score_tail<T, kRowVecs, KC - 1>(K - k, xs, ld, D, C, nh, k, best, idx);
-    const std::size_t m = std::min(S, n - s0);
-    for (std::size_t i = 0; i < m; ++i)
-      labels[s0 + i] = static_cast<std::int32_t>(idx[i / L][i % L]);
   }
+  d.cmax *= kUp;
+  d.top1 *= kUp;
+  d.top2 *= kUp;
+  d.g = double(P.D + 4) * double(std::numeric_limits<T>::epsilon());
+  return d;
 }
 
 // One block of a Lloyd iteration: labels, and (if st.S) the update statistics
 // added into `st`; the inertia J is always accumulated.
+// With bounds (upper, lower: the rows' bounds, offset to this block; drift:
+// see make_drift) only the rows the bounds cannot settle are scored, and the
+// bounds are refreshed for the new labels.
 template <class T>
 inline void lloyd_block(const T* x, const T* w, std::size_t n, T scale, const T* shift,
                         const Prepared<T>& P, Scratch<T>& scratch, std::int32_t* labels,
-                        const Stats& st) {
-  assign_block(x, n, scale, shift, P, scratch, labels);
+                        const Stats& st, double* upper = nullptr, double* lower = nullptr,
+                        const Drift* drift = nullptr) {
+  std::size_t n_listed = 0;
+  const std::uint32_t* listed = nullptr;
+  if (upper == nullptr) {
+    assign_block(x, n, scale, shift, P, scratch, labels);
+  } else {
+    std::uint32_t* rows = scratch.rows.data();
+    std::size_t i = 0;
+    if (drift->moved != nullptr) {
+      // The skip test, lanes<double> rows at a time (a scalar test per row cost
+      // about as much as the update sweep of a skipped row).
+      using VD = simd::vec<double>;
+      constexpr std::size_t LD = static_cast<std::size_t>(simd::lanes<double>);
+      const VD up = simd::set1(kUp), down = simd::set1(kDown), zero{};
+      const VD e0 = simd::set1(2 * drift->g * drift->cmax * kUp), c2 = simd::set1(2 * drift->cmax);
+      for (; i + LD <= n; i += LD) {
+        VD du, dl;
+        unsigned bad = 0;
+        for (std::size_t j = 0; j < LD; ++j) {
+          const auto a = static_cast<std::size_t>(labels[i + j]);
+          const bool ok = a < P.K;  // not a label of this pass: score the row
+          bad |= unsigned(!ok) << j;
+          du[j] = ok ? drift->moved[a] : 0.0;
+          dl[j] = a == drift->arg1 ? drift->top2 : drift->top1;
+        }
+        const VD u = (simd::load(upper + i) + du * up) * up;
+        const VD l = simd::max<double>(zero, simd::load(lower + i) - dl) * down;
+        const VD E = e0 * (u + c2);
+        const auto keep = (l > u) & ((l - u) * (l + u) * simd::set1(0.5 * kDown) > E);
+        simd::store(lower + i, l);
+        unsigned score = ~simd::movemask<double>(keep) & ((1u << LD) - 1u);
+        score |= bad;
+        while (score) {
+          rows[n_listed++] = static_cast<std::uint32_t>(i + unsigned(__builtin_ctz(score)));
+          score &= score - 1;
+        }
+      }
+    }
+    for (; i < n; ++i) rows[n_listed++] = static_cast<std::uint32_t>(i);  // tail (or first pass): score
+    assign_listed(x, n_listed, scale, shift, P, scratch, labels);
+    listed = rows;
+  }
   using V = simd::vec<T>;
   constexpr std::size_t L = static_cast<std::size_t>(simd::lanes<T>);
   const V sc = simd::set1<T>(scale);
@@ -281,10 +431,27 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, T scale, const T*
       if (s)
         for (int l = 0; l < r; ++l) s[f + l] += wi * static_cast<double>(xs[l]);
     }
-    J += wi * static_cast<double>(detail::lane_sum<T>(acc));
+    const T d2 = detail::lane_sum<T>(acc);
+    J += wi * static_cast<double>(d2);
     if (s) st.W[k] += wi;
+    if (upper != nullptr) scratch.dist2[i] = static_cast<double>(d2);
   }
   *st.J += J;
+  if (upper == nullptr) return;
+  // The bounds from the direct squared distances: one vectorised square root
+  // per row for u (a scalar one per row cost more than the rest of a skipped
+  // row), and l for the scored rows.
+  const double g = drift->g, cmax = drift->cmax;
+  const double* dist2 = scratch.dist2.data();
+  for (std::size_t i = 0; i < n; ++i) upper[i] = std::sqrt(dist2[i] * (1 + g)) * kUp;
+  for (std::size_t q = 0; q < n_listed; ++q) {
+    const std::size_t i = listed[q];
+    const double ub = upper[i], d2 = dist2[i];
+    const double E = 2 * g * cmax * (ub + 2 * cmax) * kUp;
+    const double gap = double(scratch.best[i]) - double(scratch.second[i]);  // +inf for K = 1
+    const double l2 = d2 * (1 - g) * kDown + 2 * gap * kDown - 2 * E;
+    lower[i] = l2 > 0 ? std::sqrt(l2) * kDown : 0.0;
+  }
 }
 
 // Rows per assignment/update sweep inside a block (a whole number of strips).
@@ -306,10 +473,16 @@ inline std::size_t rows_per_task(std::size_t N, std::size_t K, std::size_t D) {
 // One full Lloyd pass over X (parallel over tasks of fixed row ranges).
 // Outputs labels (N), and if S/W are non-null the merged statistics
 // S (K x D), W (K); returns the inertia J with respect to C.
+// With `upper` and `lower` (N each) the pass keeps Hamerly bounds: `moved`
+// (K) says how far each centre moved since the bounds were written, with
+// `labels` the labels of that pass; moved == nullptr (re)starts them.
 template <class T>
 inline double lloyd_pass(const T* X, const T* w, std::size_t N, std::size_t D, const T* shift, const T* C,
-                         std::size_t K, std::int32_t* labels, double* S, double* W, T scale = T(1)) {
+                         std::size_t K, std::int32_t* labels, double* S, double* W, T scale = T(1),
+                         double* upper = nullptr, double* lower = nullptr, const double* moved = nullptr) {
   const Prepared<T> P(C, K, D);
+  const bool bounded = upper != nullptr && lower != nullptr;
+  const Drift drift = make_drift(P, bounded ? moved : nullptr);
   const bool update = S != nullptr;
   const std::size_t rpt = rows_per_task(N, K, D);
   const std::size_t n_tasks = n_blocks(N, rpt);
@@ -317,7 +490,7 @@ inline double lloyd_pass(const T* X, const T* w, std::size_t N, std::size_t D, c
   std::vector<double> slots(n_tasks * slot, 0.0);
   parallel_for(n_tasks, [&](std::size_t t) {
     Scratch<T> scratch;
-    scratch.reserve(kSubBlock, D);
+    scratch.reserve(kSubBlock, D, bounded);
     double* base = slots.data() + t * slot;
     Stats st;
     st.K = K;
@@ -338,7 +511,7 @@ inline double lloyd_pass(const T* X, const T* w, std::size_t N, std::size_t D, c
       for (std::size_t q0 = r0; q0 < r1; q0 += kSubBlock) {
         const std::size_t q1 = std::min(r1, q0 + kSubBlock);
         lloyd_block(X + q0 * D, w ? w + q0 : nullptr, q1 - q0, scale, shift, P, scratch, labels + q0,
-                    st);
+                    st, bounded ? upper + q0 : nullptr, bounded ? lower + q0 : nullptr, &drift);
       }
     }
   });

@@ -47,23 +47,27 @@ inline std::size_t block_rows(std::size_t N, std::size_t D) {
 }
 
 // acc[j] += Σ_r w_r (x_rj s − shift_j) over rows [r0, r1); returns Σ w_r.
-// *amax (if given) becomes the largest |x_rj| over the rows with nonzero weight.
+// amax[j] (if given) becomes the largest |x_rj| over the rows with nonzero
+// weight (NaN in a column leaves it unchanged there: the sums carry the NaN).
+// The column loops are written over restrict-qualified arrays so that they
+// compile to SIMD loops (the earlier scalar running max kept them scalar).
 template <class T>
-double shifted_sum_rows(const T* X, const double* w, std::size_t r0, std::size_t r1, std::size_t D,
-                        const double* shift, double s, double* acc, double* amax = nullptr) {
-  double wsum = 0.0, m = 0.0;
+double shifted_sum_rows(const T* __restrict X, const double* __restrict w, std::size_t r0, std::size_t r1,
+                        std::size_t D, const double* __restrict shift, double s, double* __restrict acc,
+                        double* __restrict amax = nullptr) {
+  double wsum = 0.0;
   for (std::size_t r = r0; r < r1; ++r) {
     const double wr = w ? w[r] : 1.0;
     if (wr == 0.0) continue;  // weight-0 rows are absent rows (also skips their inf*0)
     wsum += wr;
-    const T* x = X + r * D;
-    for (std::size_t j = 0; j < D; ++j) {
-      const double xj = static_cast<double>(x[j]);
-      acc[j] += wr * (xj * s - shift[j]);
-      m = std::max(m, std::fabs(xj));
-    }
+    const T* __restrict x = X + r * D;
+    for (std::size_t j = 0; j < D; ++j) acc[j] += wr * (static_cast<double>(x[j]) * s - shift[j]);
+    if (amax)
+      for (std::size_t j = 0; j < D; ++j) {
+        const double a = std::fabs(static_cast<double>(x[j]));
+        amax[j] = amax[j] < a ? a : amax[j];
+      }
   }
-  if (amax) *amax = m;
   return wsum;
 }
 
@@ -82,21 +86,26 @@ inline int scale_exponent(double amax) {
 // full == false only the diagonal, stored as S[j]), d = x − mean, rows [r0, r1).
 // d is formed in double in `d` (D doubles of scratch).
 template <class T>
-void scatter_rows(const T* X, const double* w, std::size_t r0, std::size_t r1, std::size_t D,
-                  const double* mean, double s, bool full, double* b, double* S, double* d) {
+void scatter_rows(const T* __restrict X, const double* __restrict w, std::size_t r0, std::size_t r1,
+                  std::size_t D, const double* __restrict mean, double s, bool full, double* __restrict b,
+                  double* __restrict S, double* __restrict d) {
   using V = simd::vec<double>;
   constexpr std::size_t L = simd::lanes<double>;
   for (std::size_t r = r0; r < r1; ++r) {
     const double wr = w ? w[r] : 1.0;
     if (wr == 0.0) continue;
-    const T* x = X + r * D;
+    const T* __restrict x = X + r * D;
+    if (!full) {
+      for (std::size_t j = 0; j < D; ++j) {
+        const double dj = static_cast<double>(x[j]) * s - mean[j];
+        b[j] += wr * dj;
+        S[j] += wr * dj * dj;
+      }
+      continue;
+    }
     for (std::size_t j = 0; j < D; ++j) {
       d[j] = static_cast<double>(x[j]) * s - mean[j];
       b[j] += wr * d[j];
-    }
-    if (!full) {
-      for (std::size_t j = 0; j < D; ++j) S[j] += wr * d[j] * d[j];
-      continue;
     }
     // Upper triangle only, starting each row at the vector boundary at or
     // below the diagonal: about half the multiply-adds of the full outer product.
@@ -114,22 +123,27 @@ void scatter_rows(const T* X, const double* w, std::size_t r0, std::size_t r1, s
 // Full two-pass computation over N rows on the thread pool. Outputs: mean (D),
 // scatter (D×D, symmetric, or D diagonal entries) in units of 2^(2 e), and
 // *scale_exp = e (see the top; 0 for data of ordinary range, where the
-// scatter is the plain one); returns the weight sum.
+// scatter is the plain one), col_amax (D, if given) = max |x| per column over
+// the rows of nonzero weight; returns the weight sum.
 template <class T>
 double weighted_scatter(const T* X, const double* w, std::size_t N, std::size_t D, bool full,
-                        double* mean, double* scatter, int* scale_exp = nullptr) {
+                        double* mean, double* scatter, int* scale_exp = nullptr,
+                        double* col_amax = nullptr) {
   const std::size_t block = block_rows(N, D);
   const std::size_t nb = n_blocks(N, block);
   std::vector<double> shift(D);
   for (std::size_t j = 0; j < D; ++j) shift[j] = N ? static_cast<double>(X[j]) : 0.0;
 
   // pass 1: shifted sums (and max |x|, which decides the scale)
-  std::vector<double> s1(nb * D, 0.0), ws(nb, 0.0), am(nb, 0.0);
+  std::vector<double> s1(nb * D, 0.0), ws(nb, 0.0), am(nb * D, 0.0);
   double sc = 1.0;
   parallel_for_blocks(N, block, [&](std::size_t bi, std::size_t r0, std::size_t r1) {
-    ws[bi] = shifted_sum_rows<T>(X, w, r0, r1, D, shift.data(), 1.0, s1.data() + bi * D, &am[bi]);
+    ws[bi] = shifted_sum_rows<T>(X, w, r0, r1, D, shift.data(), 1.0, s1.data() + bi * D, am.data() + bi * D);
   });
-  const int e = scale_exponent(*std::max_element(am.begin(), am.end()));
+  for (std::size_t bi = 1; bi < nb; ++bi)
+    for (std::size_t j = 0; j < D; ++j) am[j] = std::max(am[j], am[bi * D + j]);
+  if (col_amax) std::copy(am.begin(), am.begin() + D, col_amax);
+  const int e = scale_exponent(*std::max_element(am.begin(), am.begin() + D));
   if (e != 0) {  // extreme range: pass 1 again on x 2^-e (its sums may have overflowed)
     sc = std::ldexp(1.0, -e);
     for (std::size_t j = 0; j < D; ++j) shift[j] *= sc;
