@@ -149,3 +149,37 @@ def test_fit_in_memory_equals_out_of_core(tmp_path):
     a, b = maxlik.KMeans(**kw).fit(X), maxlik.KMeans(**kw).fit(Xm)
     np.testing.assert_array_equal(a.labels_, b.labels_)
     np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pass_without_inertia_same_sums_and_nan_inertia(dtype):
+    # inertia=False: the rows the bounds settle are only summed; J is NaN, not 0.
+    rng = np.random.default_rng(8)
+    X = _data(rng, 3000, 7, 4, 3.0, dtype)
+    C = X[:4].copy()
+    n, s = X.shape[0], np.zeros(7, dtype)
+    la, lb = np.empty(n, np.int32), np.empty(n, np.int32)
+    up, lo = np.empty(n), np.empty(n)
+    _core.kmeans_lloyd_step(X, s, C, None, lb, True, 1.0, up, lo, None)
+    for _ in range(4):
+        Sa, Wa, Ja = _core.kmeans_lloyd_step(X, s, C, None, la, True, 1.0)
+        new = (Sa / Wa[:, None]).astype(dtype)
+        moved = np.sqrt(((new.astype(np.float64) - C) ** 2).sum(1))
+        C = new
+        Sa, Wa, Ja = _core.kmeans_lloyd_step(X, s, C, None, la, True, 1.0)
+        Sb, Wb, Jb = _core.kmeans_lloyd_step(X, s, C, None, lb, True, 1.0, up, lo, moved, False)
+        np.testing.assert_array_equal(la, lb)
+        np.testing.assert_array_equal(Sa, Sb)
+        np.testing.assert_array_equal(Wa, Wb)
+        assert np.isnan(Jb) and np.isfinite(Ja)
+
+
+def test_verbose_fit_reports_each_iterations_inertia(capsys):
+    # verbose asks the bounded passes for the inertia of every iteration
+    rng = np.random.default_rng(2)
+    X = _data(rng, 2000, 3, 3, 4.0, np.float64)
+    km = maxlik.KMeans(3, init=X[:3].copy(), n_init=1, verbose=1).fit(X)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("Iteration")]
+    assert len(lines) == km.n_iter_
+    values = [float(ln.split("inertia ")[1].rstrip(".")) for ln in lines]
+    assert all(np.isfinite(values)) and values[-1] == pytest.approx(km.inertia_, rel=1e-12)

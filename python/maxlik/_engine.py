@@ -287,9 +287,12 @@ def lloyd(source, shift, scale, centers, max_iter, tol, verbose=0, labels_out=No
         upper, lower = np.empty(n), np.empty(n)
     moved = None
 
-    def step(update):
+    def step(update, want_inertia=True):
+        # with bounds, the iterations' inertia is measured only for `verbose`: the
+        # rows the bounds settle are then just summed
         if bounded:
             return source.map_reduce(K.lloyd_block_bounded, shift, centers, update, scale, moved,
+                                     want_inertia,
                                      per_block=lambda i, r0, r1: (labels_out[r0:r1],
                                                                   upper[r0:r1], lower[r0:r1]))
         return source.map_reduce(K.lloyd_block, shift, centers, update, scale,
@@ -299,7 +302,7 @@ def lloyd(source, shift, scale, centers, max_iter, tol, verbose=0, labels_out=No
     strict = relocated = False
     inertia, counts, i = None, None, 0
     for i in range(max_iter):
-        S, W, inertia, counts = step(True)
+        S, W, inertia, counts = step(True, bool(verbose))
         new, relocated = _m_step(source, shift, scale, centers, S, W)
         if verbose:
             print(f"Iteration {i}, inertia {inertia}.")
@@ -319,8 +322,9 @@ def lloyd(source, shift, scale, centers, max_iter, tol, verbose=0, labels_out=No
                 print(f"Converged at iteration {i}: center shift {shift_sq} within "
                       f"tolerance {tol}.")
             break
-    if not strict or relocated:
+    if not strict or relocated or math.isnan(inertia):
         # an E-step with the final centres so that the labels and inertia match them
+        # (after a strict convergence too when that pass did not measure the inertia)
         _, _, inertia, counts = step(False)
     assert inertia is not None and counts is not None  # max_iter >= 1
     return LloydRun(centers, float(inertia), i + 1, counts, labels_out)

@@ -847,15 +847,19 @@ def lloyd_block(xb, wb, labels_out, shift, centers, update, scale=1.0):
     return _lloyd_result(S, W, J, wb, labels, centers.shape[0])
 
 
-def lloyd_block_bounded(xb, wb, labels, upper, lower, shift, centers, update, scale, moved):
+def lloyd_block_bounded(xb, wb, labels, upper, lower, shift, centers, update, scale, moved,
+                        inertia=True):
     """:func:`lloyd_block` keeping Hamerly bounds (dense blocks only).
 
     `upper` / `lower` (float64, one per row) are updated in place; `moved` is how
     far each centre moved since the pass that wrote them and `labels` (that
     pass's labels), or None to start them. Rows the bounds settle are not
     scored; the result is the same bits as :func:`lloyd_block` (kmeans.hpp).
+    With ``inertia=False`` the inertia is NaN (not measured) and the pass only
+    sums the rows the bounds settle.
     """
-    S, W, J = _core.kmeans_lloyd_step(xb, shift, centers, wb, labels, update, scale, upper, lower, moved)
+    S, W, J = _core.kmeans_lloyd_step(xb, shift, centers, wb, labels, update, scale, upper, lower, moved,
+                                      inertia)
     return _lloyd_result(S, W, J, wb, labels, centers.shape[0])
 
 

@@ -345,12 +345,13 @@ template <class T> Drift make_drift(const Prepared<T>& P, const double* moved) {
 // added into `st`; the inertia J is always accumulated.
 // With bounds (upper, lower: the rows' bounds, offset to this block; drift:
 // see make_drift) only the rows the bounds cannot settle are scored, and the
-// bounds are refreshed for the new labels.
+// bounds are refreshed for the new labels. want_inertia == false (bounds
+// only) leaves J at NaN and skips the distance of every row not scored.
 template <class T>
 inline void lloyd_block(const T* x, const T* w, std::size_t n, T scale, const T* shift,
                         const Prepared<T>& P, Scratch<T>& scratch, std::int32_t* labels,
                         const Stats& st, double* upper = nullptr, double* lower = nullptr,
-                        const Drift* drift = nullptr) {
+                        const Drift* drift = nullptr, bool want_inertia = true) {
   std::size_t n_listed = 0;
   const std::uint32_t* listed = nullptr;
   if (upper == nullptr) {
@@ -379,6 +380,7 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, T scale, const T*
         const VD l = simd::max<double>(zero, simd::load(lower + i) - dl) * down;
         const VD E = e0 * (u + c2);
         const auto keep = (l > u) & ((l - u) * (l + u) * simd::set1(0.5 * kDown) > E);
+        simd::store(upper + i, u);
         simd::store(lower + i, l);
         unsigned score = ~simd::movemask<double>(keep) & ((1u << LD) - 1u);
         score |= bad;
@@ -397,21 +399,27 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, T scale, const T*
   const V sc = simd::set1<T>(scale);
   const std::size_t D = P.D;
   const std::size_t Dv = D / L * L;
-  double J = 0;
-  for (std::size_t i = 0; i < n; ++i) {
+  // One sweep over row i: for the M-step S_k += w x (and W_k += w) and, with
+  // kD2, its squared distance to its centre (direct form, fixed-order vector sum).
+  // (Captures by value: by reference, every row reloaded them from the stack,
+  // since the stores into S may alias.)
+  double* const S = st.S;
+  double* const Wk = st.W;
+  const T* const C = P.C;
+  auto sweep = [=](auto d2_tag, std::size_t i, double wi) -> T {
+    constexpr bool kD2 = decltype(d2_tag)::value;
     const std::size_t k = static_cast<std::size_t>(labels[i]);
     const T* xi = x + i * D;
-    const T* c = P.C + k * D;
-    const double wi = w ? static_cast<double>(w[i]) : 1.0;
-    // One sweep over the row: squared distance to its centre (direct form,
-    // fixed-order vector sum) and, for the M-step, S_k += w x.
+    const T* c = C + k * D;
     V acc{};
-    double* s = st.S ? st.S + k * D : nullptr;
+    double* s = S ? S + k * D : nullptr;
     std::size_t f = 0;
     for (; f < Dv; f += L) {
       const V xs = simd::load<T>(xi + f) * sc - simd::load<T>(shift + f);
-      const V d = xs - simd::load<T>(c + f);
-      acc = d * d + acc;
+      if constexpr (kD2) {
+        const V d = xs - simd::load<T>(c + f);
+        acc = d * d + acc;
+      }
       if (s) {
         if constexpr (std::is_same_v<T, double>) {
           simd::store<double>(s + f, wi * xs + simd::load<double>(s + f));
@@ -426,27 +434,61 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, T scale, const T*
     if (f < D) {
       const int r = static_cast<int>(D - f);
       const V xs = simd::load_partial<T>(xi + f, r, T(0)) * sc - simd::load_partial<T>(shift + f, r, T(0));
-      const V d = xs - simd::load_partial<T>(c + f, r, T(0));
-      acc = d * d + acc;
+      if constexpr (kD2) {
+        const V d = xs - simd::load_partial<T>(c + f, r, T(0));
+        acc = d * d + acc;
+      }
       if (s)
         for (int l = 0; l < r; ++l) s[f + l] += wi * static_cast<double>(xs[l]);
     }
-    const T d2 = detail::lane_sum<T>(acc);
-    J += wi * static_cast<double>(d2);
-    if (s) st.W[k] += wi;
-    if (upper != nullptr) scratch.dist2[i] = static_cast<double>(d2);
+    if (s) Wk[k] += wi;
+    if constexpr (kD2) return detail::lane_sum<T>(acc);
+    return T(0);
+  };
+  const std::true_type with_d2;
+  const std::false_type without_d2;
+  double* dist2 = scratch.dist2.data();
+  // Every row's distance is needed for the inertia, or without bounds (then
+  // always: the plain pass returns the inertia); otherwise only the scored
+  // rows' (their new bounds), and a skipped row keeps its loosened bounds.
+  const bool all_d2 = upper == nullptr || want_inertia;
+  if (all_d2) {
+    double J = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double wi = w ? static_cast<double>(w[i]) : 1.0;
+      const T d2 = sweep(with_d2, i, wi);
+      J += wi * static_cast<double>(d2);
+      if (upper != nullptr) dist2[i] = static_cast<double>(d2);
+    }
+    *st.J += J;
+  } else {
+    if (S != nullptr || n_listed > 0) {
+      std::size_t q = 0;  // position in the (increasing) list of scored rows
+      for (std::size_t i = 0; i < n; ++i) {
+        const double wi = w ? static_cast<double>(w[i]) : 1.0;
+        if (q < n_listed && listed[q] == i) {
+          ++q;
+          dist2[i] = static_cast<double>(sweep(with_d2, i, wi));
+        } else {
+          sweep(without_d2, i, wi);
+        }
+      }
+    }
+    *st.J = std::numeric_limits<double>::quiet_NaN();  // not computed
   }
-  *st.J += J;
   if (upper == nullptr) return;
-  // The bounds from the direct squared distances: one vectorised square root
+  // The bounds from the direct squared distances: a vectorised square root
   // per row for u (a scalar one per row cost more than the rest of a skipped
   // row), and l for the scored rows.
   const double g = drift->g, cmax = drift->cmax;
-  const double* dist2 = scratch.dist2.data();
-  for (std::size_t i = 0; i < n; ++i) upper[i] = std::sqrt(dist2[i] * (1 + g)) * kUp;
+  if (all_d2) {
+    for (std::size_t i = 0; i < n; ++i) upper[i] = std::sqrt(dist2[i] * (1 + g)) * kUp;
+  }
   for (std::size_t q = 0; q < n_listed; ++q) {
     const std::size_t i = listed[q];
-    const double ub = upper[i], d2 = dist2[i];
+    const double d2 = dist2[i];
+    const double ub = all_d2 ? upper[i] : std::sqrt(d2 * (1 + g)) * kUp;
+    upper[i] = ub;
     const double E = 2 * g * cmax * (ub + 2 * cmax) * kUp;
     const double gap = double(scratch.best[i]) - double(scratch.second[i]);  // +inf for K = 1
     const double l2 = d2 * (1 - g) * kDown + 2 * gap * kDown - 2 * E;
@@ -475,11 +517,14 @@ inline std::size_t rows_per_task(std::size_t N, std::size_t K, std::size_t D) {
 // S (K x D), W (K); returns the inertia J with respect to C.
 // With `upper` and `lower` (N each) the pass keeps Hamerly bounds: `moved`
 // (K) says how far each centre moved since the bounds were written, with
-// `labels` the labels of that pass; moved == nullptr (re)starts them.
+// `labels` the labels of that pass; moved == nullptr (re)starts them. With
+// bounds and want_inertia == false the returned inertia is NaN (the rows the
+// bounds settle are not measured: the update sweep then only sums them).
 template <class T>
 inline double lloyd_pass(const T* X, const T* w, std::size_t N, std::size_t D, const T* shift, const T* C,
                          std::size_t K, std::int32_t* labels, double* S, double* W, T scale = T(1),
-                         double* upper = nullptr, double* lower = nullptr, const double* moved = nullptr) {
+                         double* upper = nullptr, double* lower = nullptr, const double* moved = nullptr,
+                         bool want_inertia = true) {
   const Prepared<T> P(C, K, D);
   const bool bounded = upper != nullptr && lower != nullptr;
   const Drift drift = make_drift(P, bounded ? moved : nullptr);
@@ -511,7 +556,8 @@ inline double lloyd_pass(const T* X, const T* w, std::size_t N, std::size_t D, c
       for (std::size_t q0 = r0; q0 < r1; q0 += kSubBlock) {
         const std::size_t q1 = std::min(r1, q0 + kSubBlock);
         lloyd_block(X + q0 * D, w ? w + q0 : nullptr, q1 - q0, scale, shift, P, scratch, labels + q0,
-                    st, bounded ? upper + q0 : nullptr, bounded ? lower + q0 : nullptr, &drift);
+                    st, bounded ? upper + q0 : nullptr, bounded ? lower + q0 : nullptr, &drift,
+                    want_inertia || !bounded);
       }
     }
   });
