@@ -322,7 +322,7 @@ def lloyd(source, shift, scale, centers, max_iter, tol, verbose=0, labels_out=No
                 print(f"Converged at iteration {i}: center shift {shift_sq} within "
                       f"tolerance {tol}.")
             break
-    if not strict or relocated or math.isnan(inertia):
+    if not strict or relocated or inertia is None or math.isnan(inertia):
         # an E-step with the final centres so that the labels and inertia match them
         # (after a strict convergence too when that pass did not measure the inertia)
         _, _, inertia, counts = step(False)
