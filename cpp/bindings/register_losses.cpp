@@ -55,8 +55,19 @@ template <class T> struct StagedOut {
   T* src = nullptr;  // the private buffer's data, or nullptr (no staging)
   std::size_t n = 0;
   py::array_t<T> buf;  // owns src; created and released with the GIL held
-  StagedOut(T* d, std::size_t size, bool stage) : dst(d), n(size) {
-    if (d != nullptr && stage && size > 0) {
+  // `stage`: False (write in place), True (allocate the private buffer here) or
+  // the private buffer itself (a C-contiguous writeable array of `size`
+  // elements of T: the Python layer passes reused memory, maxlik._buffers).
+  StagedOut(T* d, std::size_t size, const py::object& stage) : dst(d), n(size) {
+    if (d == nullptr || size == 0) return;
+    if (py::isinstance<py::array>(stage)) {
+      py::array a = py::reinterpret_borrow<py::array>(stage);
+      maxlik::bind::require(a.dtype().is(py::dtype::of<T>()) && static_cast<std::size_t>(a.size()) == size &&
+                                (a.flags() & py::array::c_style) && a.writeable(),
+                            "stage must be a writeable C-contiguous array of the gradient's dtype and size");
+      buf = py::reinterpret_borrow<py::array_t<T>>(stage);
+      src = static_cast<T*>(a.mutable_data());
+    } else if (py::cast<bool>(stage)) {
       buf = py::array_t<T>(static_cast<py::ssize_t>(size));  // MemoryError if refused
       src = buf.mutable_data();
     }
@@ -70,7 +81,7 @@ template <class T> struct StagedOut {
 template <class T>
 py::tuple ce_index(carray<T> logits, carray<std::int64_t> target, py::object class_w,
                    py::object row_w, std::int64_t ignore_index, double eps, bool mean,
-                   bool want_rows, py::object grad, bool stage) {
+                   bool want_rows, py::object grad, const py::object& stage) {
   require(logits.ndim() == 2, "logits must be 2-D (N, C)");
   const std::size_t N = logits.shape(0), C = logits.shape(1);
   require(C >= 1, "logits must have at least one class column");
@@ -101,7 +112,7 @@ py::tuple ce_index(carray<T> logits, carray<std::int64_t> target, py::object cla
 
 template <class T>
 py::tuple ce_prob(carray<T> logits, carray<T> target, py::object class_w, double eps, bool mean,
-                  bool want_rows, py::object grad, bool stage) {
+                  bool want_rows, py::object grad, const py::object& stage) {
   require(logits.ndim() == 2, "logits must be 2-D (N, C)");
   const std::size_t N = logits.shape(0), C = logits.shape(1);
   require(target.ndim() == 2 && static_cast<std::size_t>(target.shape(0)) == N &&
@@ -144,7 +155,7 @@ py::tuple ce_prob(carray<T> logits, carray<T> target, py::object class_w, double
 
 template <class T>
 py::tuple bce(carray<T> x, carray<T> t, py::object weight, py::object pos_weight, double scale,
-              bool want_elems, py::object grad, bool stage) {
+              bool want_elems, py::object grad, const py::object& stage) {
   const std::size_t n = x.size();
   require(static_cast<std::size_t>(t.size()) == n, "target must have the shape of logits");
   std::vector<carray<T>> keep;
@@ -193,7 +204,7 @@ py::tuple gnll(carray<T> mu, carray<T> t, carray<T> var, std::size_t R, std::siz
 
 template <class T>
 py::tuple mse(carray<T> x, carray<T> t, double scale, bool want_elems, py::object grad,
-              bool stage) {
+              const py::object& stage) {
   const std::size_t n = x.size();
   require(static_cast<std::size_t>(t.size()) == n, "target must have the shape of input");
   std::vector<carray<T>> keep;
@@ -260,27 +271,27 @@ void register_losses(py::module_& m) {
   // all-or-nothing; python/maxlik/losses.py sets it for a caller's grad_out.
   m.def("_softmax_ce_index", &ce_index<double>, py::arg("logits"), py::arg("target"),
         py::arg("weight"), py::arg("sample_weight"), py::arg("ignore_index"), py::arg("eps"),
-        py::arg("mean"), py::arg("want_rows"), py::arg("grad"), py::arg("stage") = false);
+        py::arg("mean"), py::arg("want_rows"), py::arg("grad"), py::arg("stage") = py::bool_(false));
   m.def("_softmax_ce_index", &ce_index<float>, py::arg("logits"), py::arg("target"),
         py::arg("weight"), py::arg("sample_weight"), py::arg("ignore_index"), py::arg("eps"),
-        py::arg("mean"), py::arg("want_rows"), py::arg("grad"), py::arg("stage") = false);
+        py::arg("mean"), py::arg("want_rows"), py::arg("grad"), py::arg("stage") = py::bool_(false));
   m.def("_softmax_ce_prob", &ce_prob<double>, py::arg("logits"), py::arg("target"),
         py::arg("weight"), py::arg("eps"), py::arg("mean"), py::arg("want_rows"), py::arg("grad"),
-        py::arg("stage") = false);
+        py::arg("stage") = py::bool_(false));
   m.def("_softmax_ce_prob", &ce_prob<float>, py::arg("logits"), py::arg("target"),
         py::arg("weight"), py::arg("eps"), py::arg("mean"), py::arg("want_rows"), py::arg("grad"),
-        py::arg("stage") = false);
+        py::arg("stage") = py::bool_(false));
   m.def("_bce_with_logits", &bce<double>, py::arg("logits"), py::arg("target"), py::arg("weight"),
         py::arg("pos_weight"), py::arg("scale"), py::arg("want_elems"), py::arg("grad"),
-        py::arg("stage") = false);
+        py::arg("stage") = py::bool_(false));
   m.def("_bce_with_logits", &bce<float>, py::arg("logits"), py::arg("target"), py::arg("weight"),
         py::arg("pos_weight"), py::arg("scale"), py::arg("want_elems"), py::arg("grad"),
-        py::arg("stage") = false);
+        py::arg("stage") = py::bool_(false));
   m.def("_gaussian_nll", &gnll<double>);
   m.def("_gaussian_nll", &gnll<float>);
   m.def("_mse", &mse<double>, py::arg("input"), py::arg("target"), py::arg("scale"),
-        py::arg("want_elems"), py::arg("grad"), py::arg("stage") = false);
+        py::arg("want_elems"), py::arg("grad"), py::arg("stage") = py::bool_(false));
   m.def("_mse", &mse<float>, py::arg("input"), py::arg("target"), py::arg("scale"),
-        py::arg("want_elems"), py::arg("grad"), py::arg("stage") = false);
+        py::arg("want_elems"), py::arg("grad"), py::arg("stage") = py::bool_(false));
   m.def("_linear_ce", &linear_ce);
 }

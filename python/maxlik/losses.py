@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
+from . import _buffers, _core
 from ._tensors import numpy_view
 from ._validation import (
     as_float_array,
@@ -55,10 +55,20 @@ __all__ = [
 _REDUCTIONS = ("mean", "sum", "none")
 
 
+def _stage(grad_out, g):
+    """The kernels' `stage` argument: a caller's grad_out is written all-or-nothing
+    through a private buffer (reused memory when large, _buffers); a fresh `g`
+    is written in place."""
+    if grad_out is None or g is None:
+        return False
+    return _buffers.empty(g.size, g.dtype)
+
+
 def _grad_buffer(grad_out, shape, dtype, name="grad_out"):
-    """A fresh gradient array, or the caller's buffer after checking it."""
+    """A fresh gradient array (reused memory when large: _buffers), or the caller's
+    buffer after checking it."""
     if grad_out is None:
-        return np.empty(shape, dtype=dtype)
+        return _buffers.empty(shape, dtype)
     if not isinstance(grad_out, np.ndarray):
         raise TypeError(f"{name} must be a numpy array; got {type(grad_out).__name__}")
     if grad_out.dtype != dtype or grad_out.shape != tuple(shape):
@@ -246,10 +256,10 @@ def softmax_cross_entropy(logits: npt.ArrayLike, target: npt.ArrayLike, *, weigh
     g = _grad_buffer(grad_out, (N, C), dtype) if return_grad else None
     if prob:
         total, denom, row_loss = _core._softmax_ce_prob(z, t, w, eps, mean, rows, g,
-                                                        grad_out is not None)
+                                                        _stage(grad_out, g))
     else:
         total, denom, row_loss = _core._softmax_ce_index(z, t, w, None, ignore_index, eps, mean,
-                                                         rows, g, grad_out is not None)
+                                                         rows, g, _stage(grad_out, g))
     if rows:
         loss = row_loss
     elif mean:
@@ -432,7 +442,7 @@ def binary_cross_entropy_with_logits(logits: npt.ArrayLike, target: npt.ArrayLik
                    per_element=int(reduction == "none"), grad=return_grad)
     g = _grad_buffer(grad_out, x.shape, dtype) if return_grad else None
     total, elems = _core._bce_with_logits(x, t, w, pw, scale, reduction == "none", g,
-                                          grad_out is not None)
+                                          _stage(grad_out, g))
     if reduction == "none":
         loss = elems.reshape(x.shape)
     elif mean:
@@ -549,8 +559,8 @@ def gaussian_nll(mean: npt.ArrayLike, target: npt.ArrayLike, var: npt.ArrayLike,
         vk = np.ascontiguousarray(np.broadcast_to(v, shape))
     if not per_row:
         R, K = n, 1  # elementwise mode: the grouping is irrelevant
-    gm = np.empty(shape, dtype) if return_grad else None
-    gv = (np.empty(vk.shape, dtype) if return_grad else None)
+    gm = _buffers.empty(shape, dtype) if return_grad else None
+    gv = (_buffers.empty(vk.shape, dtype) if return_grad else None)
     total, elems = _core._gaussian_nll(mu, t, vk, R, K, per_row, eps, full, scale,
                                        reduction == "none", gm, gv)
     if reduction == "none":
@@ -619,7 +629,7 @@ def mse(input: npt.ArrayLike, target: npt.ArrayLike, *, reduction: Literal["mean
     scale = 1.0 / n if (reduction == "mean" and n) else 1.0
     _check_outputs(n, dtype, "mse", per_element=int(reduction == "none"), grad=return_grad)
     g = _grad_buffer(grad_out, x.shape, dtype) if return_grad else None
-    total, elems = _core._mse(x, t, scale, reduction == "none", g, grad_out is not None)
+    total, elems = _core._mse(x, t, scale, reduction == "none", g, _stage(grad_out, g))
     if reduction == "none":
         loss = elems.reshape(x.shape)
     elif reduction == "mean":

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
+from . import _buffers, _core
 from ._tensors import numpy_view
 from ._validation import (
     as_float_array,
@@ -376,11 +376,11 @@ def _softmax_impl(x, axis, log: bool):
                           extra_bytes=0 if contiguous else x_arr.size * x_arr.itemsize)
         if not (x_arr.flags.c_contiguous or x_arr.flags.f_contiguous):
             x_arr = np.ascontiguousarray(x_arr)
-        out = np.empty_like(x_arr)
+        out = _buffers.empty_like(x_arr)  # reused memory when large (_buffers)
         v = _view3([x_arr, out], axes)
         if v is None or v[0].strides != v[1].strides or not _kernel_layout(v[0]):
             x_arr = np.ascontiguousarray(x_arr)
-            out = np.empty_like(x_arr)
+            out = _buffers.empty_like(x_arr)
             v = _view3([x_arr, out], axes)
             if v is None:  # reduced axes not adjacent: move them last
                 nd, k = x_arr.ndim, len(axes)
