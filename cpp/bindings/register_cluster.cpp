@@ -42,13 +42,15 @@ double* writeable_doubles(py::array a, std::size_t n, const char* name) {
 // upper / lower (N,) float64, optional, are Hamerly bounds kept in place
 // (kmeans.hpp); `moved` (K,) is how far each centre moved since they were
 // written (with `labels` from that pass), None to start them. inertia=False
-// (with bounds) returns J = NaN and spares the rows the bounds settle their distance.
+// (with bounds) returns J = NaN and spares the rows the bounds settle their distance;
+// delta=True (with moved, inertia=False) returns in S, W only the changes since
+// that pass (rows whose label changed), to be added to that pass's sums.
 template <class T>
 py::tuple lloyd_step(const carray<T>& X, const carray<T>& shift, const carray<T>& C,
                      const std::optional<carray<T>>& sample_weight, py::array_t<std::int32_t, py::array::c_style> labels,
                      bool update, double scale, const std::optional<py::array>& upper,
                      const std::optional<py::array>& lower, const std::optional<carray<double>>& moved,
-                     bool inertia) {
+                     bool inertia, bool delta) {
   check_common(X, shift, C);
   const std::size_t N = static_cast<std::size_t>(X.shape(0)), D = static_cast<std::size_t>(X.shape(1)),
                     K = static_cast<std::size_t>(C.shape(0));
@@ -74,7 +76,7 @@ py::tuple lloyd_step(const carray<T>& X, const carray<T>& shift, const carray<T>
     // Safe without the GIL: only raw buffers kept alive by the arguments are
     // touched, no Python objects or refcounts.
     py::gil_scoped_release release;
-    J = maxlik::kmeans::lloyd_pass<T>(xp, w, N, D, hp, cp, K, lp, sp, wp, T(scale), up, lo, mv, inertia);
+    J = maxlik::kmeans::lloyd_pass<T>(xp, w, N, D, hp, cp, K, lp, sp, wp, T(scale), up, lo, mv, inertia, delta);
   }
   return sums.tuple(J);
 }
@@ -104,11 +106,11 @@ void register_cluster(py::module_& m) {
   m.def("kmeans_lloyd_step", &lloyd_step<double>, py::arg("X"), py::arg("shift"), py::arg("centers"),
         py::arg("sample_weight"), py::arg("labels"), py::arg("update"), py::arg("scale") = 1.0,
         py::arg("upper") = py::none(), py::arg("lower") = py::none(), py::arg("moved") = py::none(),
-        py::arg("inertia") = true);
+        py::arg("inertia") = true, py::arg("delta") = false);
   m.def("kmeans_lloyd_step", &lloyd_step<float>, py::arg("X"), py::arg("shift"), py::arg("centers"),
         py::arg("sample_weight"), py::arg("labels"), py::arg("update"), py::arg("scale") = 1.0,
         py::arg("upper") = py::none(), py::arg("lower") = py::none(), py::arg("moved") = py::none(),
-        py::arg("inertia") = true);
+        py::arg("inertia") = true, py::arg("delta") = false);
   m.def("kmeans_sq_distances", &sq_distances<double>, py::arg("X"), py::arg("shift"), py::arg("centers"),
         py::arg("scale") = 1.0);
   m.def("kmeans_sq_distances", &sq_distances<float>, py::arg("X"), py::arg("shift"), py::arg("centers"),

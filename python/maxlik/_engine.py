@@ -279,20 +279,27 @@ def lloyd(source, shift, scale, centers, max_iter, tol, verbose=0, labels_out=No
     bounded = getattr(source, "in_memory", False)
     if bounded:
         # Hamerly bounds (kmeans.hpp): rows whose centre cannot have changed are not
-        # scored; same labels and sums as the plain pass, 20 bytes per row of state.
+        # scored; same labels as the plain pass, 20 bytes per row of state.
         n = source.n_samples
         check_output_size(2 * n, 8, "k-means bounds (2 float64 per sample)")
         if labels_out is None:
             labels_out = np.empty(n, dtype=np.int32)
         upper, lower = np.empty(n), np.empty(n)
     moved = None
+    # Unweighted, quiet fits also update the sums incrementally: a pass then reads
+    # only the rows the bounds do not settle, and adds the changes of the rows whose
+    # label changed to the previous pass's sums (exact counts; the sums agree with a
+    # full pass to rounding). Weighted sums could leave a cluster with a rounding
+    # residue instead of weight 0, so they are summed in full.
+    incremental = bounded and not source.weighted and not verbose
+    S_prev = W_prev = None
 
-    def step(update, want_inertia=True):
+    def step(update, want_inertia=True, delta=False):
         # with bounds, the iterations' inertia is measured only for `verbose`: the
-        # rows the bounds settle are then just summed
+        # rows the bounds settle are then just summed (or, with delta, not read)
         if bounded:
             return source.map_reduce(K.lloyd_block_bounded, shift, centers, update, scale, moved,
-                                     want_inertia,
+                                     want_inertia, delta,
                                      per_block=lambda i, r0, r1: (labels_out[r0:r1],
                                                                   upper[r0:r1], lower[r0:r1]))
         return source.map_reduce(K.lloyd_block, shift, centers, update, scale,
@@ -302,7 +309,12 @@ def lloyd(source, shift, scale, centers, max_iter, tol, verbose=0, labels_out=No
     strict = relocated = False
     inertia, counts, i = None, None, 0
     for i in range(max_iter):
-        S, W, inertia, counts = step(True, bool(verbose))
+        delta = incremental and moved is not None and S_prev is not None
+        S, W, inertia, counts = step(True, bool(verbose), delta)
+        if delta:
+            S, W = S_prev + S, W_prev + W
+        if incremental:  # the sums of this pass's labels (_m_step may change S, W)
+            S_prev, W_prev = S.copy(), W.copy()
         new, relocated = _m_step(source, shift, scale, centers, S, W)
         if verbose:
             print(f"Iteration {i}, inertia {inertia}.")

@@ -848,7 +848,7 @@ def lloyd_block(xb, wb, labels_out, shift, centers, update, scale=1.0):
 
 
 def lloyd_block_bounded(xb, wb, labels, upper, lower, shift, centers, update, scale, moved,
-                        inertia=True):
+                        inertia=True, delta=False):
     """:func:`lloyd_block` keeping Hamerly bounds (dense blocks only).
 
     `upper` / `lower` (float64, one per row) are updated in place; `moved` is how
@@ -856,10 +856,14 @@ def lloyd_block_bounded(xb, wb, labels, upper, lower, shift, centers, update, sc
     pass's labels), or None to start them. Rows the bounds settle are not
     scored; the result is the same bits as :func:`lloyd_block` (kmeans.hpp).
     With ``inertia=False`` the inertia is NaN (not measured) and the pass only
-    sums the rows the bounds settle.
+    sums the rows the bounds settle. With ``delta=True`` as well (and `moved`)
+    S and W are the changes since the pass that wrote the bounds (the rows whose
+    label changed; the others are not read), and the counts are None.
     """
     S, W, J = _core.kmeans_lloyd_step(xb, shift, centers, wb, labels, update, scale, upper, lower, moved,
-                                      inertia)
+                                      inertia, delta)
+    if delta and moved is not None and not inertia:
+        return S, W, float(J), None
     return _lloyd_result(S, W, J, wb, labels, centers.shape[0])
 
 

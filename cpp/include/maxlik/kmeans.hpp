@@ -161,6 +161,17 @@ template <class T> struct Scratch {
   std::vector<std::uint32_t> rows;
   std::vector<T> best, second;
   std::vector<double> dist2;  // every row's direct squared distance to its centre
+  std::vector<std::int32_t> old_label;  // the scored rows' labels before scoring (delta sums)
+  std::size_t rows_for = 0, d_for = 0;
+  bool bounds_for = false;
+  // reserve() unless the scratch already fits (block_rows, D, bounds).
+  void ensure(std::size_t block_rows, std::size_t D, bool bounds) {
+    if (rows_for == block_rows && d_for == D && (bounds_for || !bounds)) return;
+    reserve(block_rows, D, bounds);
+    rows_for = block_rows;
+    d_for = D;
+    bounds_for = bounds;
+  }
   void reserve(std::size_t block_rows, std::size_t D, bool bounds = false) {
     ld = (block_rows + kStrip<T> - 1) / kStrip<T> * kStrip<T> + kStrip<T>;
     xt.assign(ld * D, T(0));
@@ -169,6 +180,7 @@ template <class T> struct Scratch {
       best.assign(block_rows, T(0));
       second.assign(block_rows, T(0));
       dist2.assign(block_rows, 0.0);
+      old_label.assign(block_rows, 0);
     }
   }
 };
@@ -315,6 +327,7 @@ struct Drift {
   double cmax = 0, g = 0;
 };
 inline constexpr double kUp = 1.0 + 1e-12, kDown = 1.0 - 1e-12;
+inline constexpr std::size_t kNoLabel = ~std::size_t(0);
 
 template <class T> Drift make_drift(const Prepared<T>& P, const double* moved) {
   Drift d;
@@ -351,7 +364,7 @@ template <class T>
 inline void lloyd_block(const T* x, const T* w, std::size_t n, T scale, const T* shift,
                         const Prepared<T>& P, Scratch<T>& scratch, std::int32_t* labels,
                         const Stats& st, double* upper = nullptr, double* lower = nullptr,
-                        const Drift* drift = nullptr, bool want_inertia = true) {
+                        const Drift* drift = nullptr, bool want_inertia = true, bool delta = false) {
   std::size_t n_listed = 0;
   const std::uint32_t* listed = nullptr;
   if (upper == nullptr) {
@@ -391,6 +404,8 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, T scale, const T*
       }
     }
     for (; i < n; ++i) rows[n_listed++] = static_cast<std::uint32_t>(i);  // tail (or first pass): score
+    if (delta)
+      for (std::size_t q = 0; q < n_listed; ++q) scratch.old_label[q] = labels[rows[q]];
     assign_listed(x, n_listed, scale, shift, P, scratch, labels);
     listed = rows;
   }
@@ -406,13 +421,14 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, T scale, const T*
   double* const S = st.S;
   double* const Wk = st.W;
   const T* const C = P.C;
-  auto sweep = [=](auto d2_tag, std::size_t i, double wi) -> T {
+  // k: the centre (the row's label unless given); add == false: distance only.
+  auto sweep = [=](auto d2_tag, std::size_t i, double wi, std::size_t k = kNoLabel, bool add = true) -> T {
     constexpr bool kD2 = decltype(d2_tag)::value;
-    const std::size_t k = static_cast<std::size_t>(labels[i]);
+    if (k == kNoLabel) k = static_cast<std::size_t>(labels[i]);
     const T* xi = x + i * D;
     const T* c = C + k * D;
     V acc{};
-    double* s = S ? S + k * D : nullptr;
+    double* s = (S && add) ? S + k * D : nullptr;
     std::size_t f = 0;
     for (; f < Dv; f += L) {
       const V xs = simd::load<T>(xi + f) * sc - simd::load<T>(shift + f);
@@ -461,6 +477,23 @@ inline void lloyd_block(const T* x, const T* w, std::size_t n, T scale, const T*
       if (upper != nullptr) dist2[i] = static_cast<double>(d2);
     }
     *st.J += J;
+  } else if (delta) {
+    // Only the rows whose label changed move sums: -w x from the old label's,
+    // +w x into the new one's (st.S / st.W receive these differences); every
+    // scored row gets its distance for its new bounds.
+    for (std::size_t q = 0; q < n_listed; ++q) {
+      const std::size_t i = listed[q];
+      const double wi = w ? static_cast<double>(w[i]) : 1.0;
+      const auto was = static_cast<std::size_t>(scratch.old_label[q]);
+      const auto now = static_cast<std::size_t>(labels[i]);
+      if (S != nullptr && was != now && was < P.K) {
+        sweep(without_d2, i, -wi, was);
+        dist2[i] = static_cast<double>(sweep(with_d2, i, wi, now));
+      } else {  // unchanged label: the distance only (no sums move)
+        dist2[i] = static_cast<double>(sweep(with_d2, i, wi, now, false));
+      }
+    }
+    *st.J = std::numeric_limits<double>::quiet_NaN();  // not computed
   } else {
     if (S != nullptr || n_listed > 0) {
       std::size_t q = 0;  // position in the (increasing) list of scored rows
@@ -520,22 +553,30 @@ inline std::size_t rows_per_task(std::size_t N, std::size_t K, std::size_t D) {
 // `labels` the labels of that pass; moved == nullptr (re)starts them. With
 // bounds and want_inertia == false the returned inertia is NaN (the rows the
 // bounds settle are not measured: the update sweep then only sums them).
+// With delta (bounds, moved given, want_inertia false) S and W receive only
+// the changes since that pass: -w x from the old label and +w x into the new
+// one for each row whose label changed; the rows the bounds settle are not
+// read at all. The caller adds them to its sums of that pass.
 template <class T>
 inline double lloyd_pass(const T* X, const T* w, std::size_t N, std::size_t D, const T* shift, const T* C,
                          std::size_t K, std::int32_t* labels, double* S, double* W, T scale = T(1),
                          double* upper = nullptr, double* lower = nullptr, const double* moved = nullptr,
-                         bool want_inertia = true) {
+                         bool want_inertia = true, bool delta = false) {
   const Prepared<T> P(C, K, D);
   const bool bounded = upper != nullptr && lower != nullptr;
   const Drift drift = make_drift(P, bounded ? moved : nullptr);
+  delta = delta && bounded && moved != nullptr && !want_inertia;
   const bool update = S != nullptr;
   const std::size_t rpt = rows_per_task(N, K, D);
   const std::size_t n_tasks = n_blocks(N, rpt);
   const std::size_t slot = update ? K * D + K + 1 : 1;
   std::vector<double> slots(n_tasks * slot, 0.0);
   parallel_for(n_tasks, [&](std::size_t t) {
-    Scratch<T> scratch;
-    scratch.reserve(kSubBlock, D, bounded);
+    // One scratch per thread, kept between tasks and passes (allocating and
+    // zeroing it per 512-row task cost ~0.3 ms of a pass whose rows the bounds
+    // settle); every entry a sub-block reads is written by it first.
+    thread_local Scratch<T> scratch;
+    scratch.ensure(kSubBlock, D, bounded);
     double* base = slots.data() + t * slot;
     Stats st;
     st.K = K;
@@ -557,7 +598,7 @@ inline double lloyd_pass(const T* X, const T* w, std::size_t N, std::size_t D, c
         const std::size_t q1 = std::min(r1, q0 + kSubBlock);
         lloyd_block(X + q0 * D, w ? w + q0 : nullptr, q1 - q0, scale, shift, P, scratch, labels + q0,
                     st, bounded ? upper + q0 : nullptr, bounded ? lower + q0 : nullptr, &drift,
-                    want_inertia || !bounded);
+                    want_inertia || !bounded, delta);
       }
     }
   });
