@@ -369,3 +369,21 @@ def test_fit_warnings_point_at_the_caller():
             make()
         assert rec, make
         assert all(r.filename == __file__ for r in rec), [(r.filename, str(r.message)) for r in rec]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_summary_max_abs_from_the_moments_kernel(dtype):
+    # max |x| per column now comes from the C++ moments pass: against numpy, with
+    # negative extremes, a constant column, and a NaN (which the mean carries).
+    from maxlik import _kernels as K
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(3001, 7)) * [1, 10, 1e-3, 1e5, 1, 1, 3]).astype(dtype)
+    X[17, 3] = -4e6
+    X[:, 5] = 2.5
+    amax, n, mean, scatter, e = K.column_summary_block(X, None)
+    np.testing.assert_array_equal(amax, np.abs(X).max(axis=0).astype(np.float64))
+    assert n == 3001 and e == 0 and scatter[5] == 0.0
+    X[100, 2] = np.nan
+    amax = K.column_summary_block(X, None)[0]
+    assert np.isnan(amax[2]) and np.all(np.isfinite(np.delete(amax, 2)))

@@ -276,19 +276,27 @@ inline void score_rows(std::size_t n, const Prepared<T>& P, Scratch<T>& scratch,
 }
 }  // namespace detail
 
+namespace detail {
+// The n rows row(0..n) into scratch.xt, shifted and transposed, padded with
+// zero rows to whole strips (the padding's labels are discarded).
+template <class T, class Row>
+inline void stage_rows(Row row, std::size_t n, std::size_t D, T scale, const T* shift, Scratch<T>& scratch) {
+  constexpr std::size_t S = kStrip<T>;
+  const std::size_t ld = scratch.ld, n_pad = (n + S - 1) / S * S;
+  T* xt = scratch.xt.data();
+  transpose_shift<T>(row, n, D, scale, shift, xt, ld);
+  for (std::size_t f = 0; f < D; ++f)
+    for (std::size_t i = n; i < n_pad; ++i) xt[f * ld + i] = T(0);
+}
+}  // namespace detail
+
 // E-step for rows [0, n) of a block starting at `x` (row-major, D columns):
 // writes labels[0..n). The block must fit in `scratch` (n <= scratch.ld).
 template <class T>
 inline void assign_block(const T* x, std::size_t n, T scale, const T* shift, const Prepared<T>& P,
                          Scratch<T>& scratch, std::int32_t* labels) {
-  constexpr std::size_t S = kStrip<T>;
-  const std::size_t D = P.D, ld = scratch.ld;
-  T* xt = scratch.xt.data();
-  // Transposed, shifted copy; padding rows are zero (their labels are discarded).
-  const std::size_t n_pad = (n + S - 1) / S * S;
-  detail::transpose_shift<T>([x, D](std::size_t i) { return x + i * D; }, n, D, scale, shift, xt, ld);
-  for (std::size_t f = 0; f < D; ++f)
-    for (std::size_t i = n; i < n_pad; ++i) xt[f * ld + i] = T(0);
+  const std::size_t D = P.D;
+  detail::stage_rows<T>([x, D](std::size_t i) { return x + i * D; }, n, D, scale, shift, scratch);
   detail::score_rows<T, false>(n, P, scratch, [labels](std::size_t i, std::int32_t k, T, T) { labels[i] = k; });
 }
 
@@ -298,15 +306,10 @@ inline void assign_block(const T* x, std::size_t n, T scale, const T* shift, con
 template <class T>
 inline void assign_listed(const T* x, std::size_t m, T scale, const T* shift, const Prepared<T>& P,
                           Scratch<T>& scratch, std::int32_t* labels) {
-  constexpr std::size_t S = kStrip<T>;
-  const std::size_t D = P.D, ld = scratch.ld;
-  T* xt = scratch.xt.data();
+  const std::size_t D = P.D;
   const std::uint32_t* rows = scratch.rows.data();
-  const std::size_t m_pad = (m + S - 1) / S * S;
-  detail::transpose_shift<T>([x, D, rows](std::size_t i) { return x + std::size_t(rows[i]) * D; }, m, D, scale,
-                             shift, xt, ld);
-  for (std::size_t f = 0; f < D; ++f)
-    for (std::size_t i = m; i < m_pad; ++i) xt[f * ld + i] = T(0);
+  detail::stage_rows<T>([x, D, rows](std::size_t i) { return x + std::size_t(rows[i]) * D; }, m, D, scale,
+                        shift, scratch);
   T* best = scratch.best.data();
   T* second = scratch.second.data();
   detail::score_rows<T, true>(m, P, scratch, [=](std::size_t i, std::int32_t k, T b, T s2) {
