@@ -117,6 +117,11 @@ def test_argument_checks():
         _core.kmeans_lloyd_step(X, s, C, None, lab, False, 1.0, up, np.empty(9), None)
     with pytest.raises(ValueError, match="moved must have shape"):
         _core.kmeans_lloyd_step(X, s, C, None, lab, False, 1.0, up, lo, np.zeros(3))
+    _core.kmeans_lloyd_step(X, s, C, None, lab, True, 1.0, up, lo, None)
+    bad = lab.copy()
+    bad[3] = 5
+    with pytest.raises(ValueError, match="delta=True needs labels from the previous pass"):
+        _core.kmeans_lloyd_step(X, s, C, None, bad, True, 1.0, up, lo, np.zeros(2), False, True)
     # out-of-range labels with bounds are rescored, never used as an index
     _core.kmeans_lloyd_step(X, s, C, None, lab, False, 1.0, up, lo, None)
     lab[:] = 7

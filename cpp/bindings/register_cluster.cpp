@@ -64,6 +64,13 @@ py::tuple lloyd_step(const carray<T>& X, const carray<T>& shift, const carray<T>
     require(moved->ndim() == 1 && static_cast<std::size_t>(moved->shape(0)) == K, "moved must have shape (n_clusters,)");
     mv = moved->data();
   }
+  if (delta && mv != nullptr && !inertia) {
+    // incremental sums move each changed row out of its old label's sum: the
+    // labels must be that pass's (a label outside [0, K) would be silently lost)
+    for (std::size_t i = 0; i < N; ++i)
+      require(lp[i] >= 0 && static_cast<std::size_t>(lp[i]) < K,
+              "delta=True needs labels from the previous pass, in [0, n_clusters)");
+  }
   const T* w = row_weights(sample_weight, N);
   LloydSums sums(update, K, D);
   double* sp = sums.s;

@@ -73,8 +73,13 @@ template <class T> struct StagedOut {
     }
   }
   T* ptr() const { return src ? src : dst; }
-  void commit() const {  // raw memory only: safe without the GIL
-    if (src) std::memcpy(dst, src, n * sizeof(T));
+  void commit() const {  // the copy is raw memory: safe without the GIL (the check takes it itself)
+    if (!src) return;
+    // A Ctrl-C that arrived after the kernel's last poll (a kernel shorter
+    // than the poll interval never polls) raises here, before the caller's
+    // buffer is touched, instead of after it was overwritten.
+    maxlik::check_interrupt();
+    std::memcpy(dst, src, n * sizeof(T));
   }
 };
 
@@ -267,8 +272,9 @@ py::tuple linear_ce(carray<double> X, carray<double> W, py::object b, carray<std
 void register_losses(py::module_& m) {
   // float64 overloads first: pybind11 tries them in order and carray does not
   // convert dtypes (the Python layer has already chosen the dtype).
-  // The trailing `stage` flag (default False) makes the write into `grad`
-  // all-or-nothing; python/maxlik/losses.py sets it for a caller's grad_out.
+  // The trailing `stage` (default False; True or a private buffer, see
+  // StagedOut) makes the write into `grad` all-or-nothing;
+  // python/maxlik/losses.py passes a reused buffer for a caller's grad_out.
   m.def("_softmax_ce_index", &ce_index<double>, py::arg("logits"), py::arg("target"),
         py::arg("weight"), py::arg("sample_weight"), py::arg("ignore_index"), py::arg("eps"),
         py::arg("mean"), py::arg("want_rows"), py::arg("grad"), py::arg("stage") = py::bool_(false));

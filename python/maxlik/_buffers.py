@@ -50,10 +50,20 @@ def _limit_bytes() -> int:
     return limit
 
 
+def _count(lst, i: int) -> int:
+    return sys.getrefcount(lst[i])
+
+
+# What _count reports for an object referenced by its list alone, measured on
+# this interpreter rather than assumed (CPython versions differ in the
+# temporary references they hold).
+_ALONE = _count([object()], 0)
+
+
 def _free(i: int) -> bool:
-    """Slab i is referenced by ``_slabs`` and getrefcount's argument only: no view of
-    it (no array handed out) is alive."""
-    return sys.getrefcount(_slabs[i]) <= 2
+    """Slab i is referenced by ``_slabs`` alone: no view of it (no array handed out)
+    is alive."""
+    return _count(_slabs, i) <= _ALONE
 
 
 def empty(shape, dtype, order="C") -> np.ndarray:

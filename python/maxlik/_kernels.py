@@ -854,7 +854,8 @@ def lloyd_block_bounded(xb, wb, labels, upper, lower, shift, centers, update, sc
     `upper` / `lower` (float64, one per row) are updated in place; `moved` is how
     far each centre moved since the pass that wrote them and `labels` (that
     pass's labels), or None to start them. Rows the bounds settle are not
-    scored; the result is the same bits as :func:`lloyd_block` (kmeans.hpp).
+    scored; the labels are those of :func:`lloyd_block`, and without `delta`
+    so are the sums and inertia, bit for bit (kmeans.hpp).
     With ``inertia=False`` the inertia is NaN (not measured) and the pass only
     sums the rows the bounds settle. With ``delta=True`` as well (and `moved`)
     S and W are the changes since the pass that wrote the bounds (the rows whose

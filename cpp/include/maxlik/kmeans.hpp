@@ -38,8 +38,9 @@
 // A row whose bounds still separate its centre from every other one by more
 // than the rounding error of the scores keeps its label without being scored;
 // the others are scored as without bounds. The skip test is conservative, so
-// the labels -- and the statistics, which always sum every row -- are the
-// same bits as a pass without bounds (tested). The rounding terms:
+// the labels are those of a pass without bounds, and so are the statistics
+// (same bits) when they sum every row; with `delta` (incremental sums, see
+// lloyd_pass) they agree to rounding (tested). The rounding terms:
 //   g = (D + 4) eps_T bounds the relative error of a computed score
 //       -||c||^2/2 + x.c (error <= g (||c||^2 + ||x|| ||c||)) and of the
 //       direct ||x - c||^2;
@@ -274,9 +275,7 @@ inline void score_rows(std::size_t n, const Prepared<T>& P, Scratch<T>& scratch,
       put(s0 + i, static_cast<std::int32_t>(idx[i / L][i % L]), best[i / L][i % L], second[i / L][i % L]);
   }
 }
-}  // namespace detail
 
-namespace detail {
 // The n rows row(0..n) into scratch.xt, shifted and transposed, padded with
 // zero rows to whole strips (the padding's labels are discarded).
 template <class T, class Row>

@@ -231,6 +231,15 @@ class ThreadPool {
 // Install (or clear with nullptr) the hook polled by parallel_for's calling thread.
 inline void set_interrupt_check(interrupt_check_fn fn) { detail::interrupt_hook().store(fn); }
 
+// Asks the hook now (not rate-limited like parallel_for's polls) and throws
+// interrupted if it says so: for a caller about to publish a finished result
+// (an all-or-nothing commit), so that an interrupt that arrived after the last
+// poll still leaves the destination untouched.
+inline void check_interrupt() {
+  const interrupt_check_fn fn = detail::interrupt_hook().load(std::memory_order_relaxed);
+  if (fn != nullptr && fn()) throw interrupted();
+}
+
 inline int get_num_threads() { return detail::ThreadPool::instance().num_threads(); }
 inline void set_num_threads(int n) { detail::ThreadPool::instance().set_num_threads(n); }
 
